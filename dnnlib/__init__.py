@@ -1,0 +1,1 @@
+"""Plumbing with no torch in it: EasyDict, URL opening and caching, object construction from kwargs."""

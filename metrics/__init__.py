@@ -1,0 +1,1 @@
+"""What is measured: FID, KID, precision/recall, IS and PPL."""

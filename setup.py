@@ -1,0 +1,33 @@
+"""Packaging for the StyleGAN2 / image-squeeze-connection training framework."""
+
+import setuptools
+
+# A range, not a pin: where a torch >= 2.1 is already installed, pip keeps it instead of pulling
+# a multi-GB CUDA build. Fresh machines get the newest release for their platform.
+RUNTIME_REQUIREMENTS = [
+    'torch>=2.1',
+    'numpy>=1.22',
+    'click>=8.0',
+    'pillow>=9.0',
+    'scipy>=1.8',
+    'tensorboard>=2.10',
+    'ninja>=1.10',
+]
+
+setuptools.setup(
+    name='squeezegan',
+    version='0.1.0',
+    description='StyleGAN2-family GAN training with skip, residual and image squeeze connections.',
+    long_description=open('README.md', encoding='utf-8').read(),
+    long_description_content_type='text/markdown',
+    python_requires='>=3.9',
+    packages=setuptools.find_packages(include=['dnnlib', 'dnnlib.*', 'torch_utils', 'torch_utils.*',
+                                               'training', 'training.*', 'metrics', 'metrics.*']),
+    py_modules=['train', 'generate', 'calc_metrics', 'dataset_tool'],
+    package_data={'torch_utils.ops': ['*.cu', '*.cpp', '*.h']},
+    install_requires=RUNTIME_REQUIREMENTS,
+    extras_require={
+        'test': ['pytest>=7.0', 'scikit-learn>=1.0'],  # sklearn: the demo dataset is tested too.
+        'demo': ['scikit-learn>=1.0'],  # Ships the 1,797 handwritten digits the demo trains on, offline.
+    },
+)

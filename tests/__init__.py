@@ -1,0 +1,1 @@
+"""Test suite (CPU; GPU tests are marked and skipped without CUDA)."""

@@ -1,0 +1,1 @@
+"""Reusable PyTorch machinery: persistence, misc helpers, training statistics, custom-op building."""

@@ -1,0 +1,1 @@
+"""Custom ops with CUDA kernels and plain-PyTorch reference paths."""

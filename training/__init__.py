@@ -1,0 +1,1 @@
+"""What is trained: networks, losses, augmentation, datasets and the training loop."""
