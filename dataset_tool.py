@@ -1,0 +1,160 @@
+"""Converts image folders, zips, CIFAR-10, MNIST, LSUN and builtin sets into training datasets (PNGs + dataset.json)."""
+
+import io
+import json
+import os
+import sys
+
+import click
+
+from training.dataset_sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, convert_mode, open_source
+from training.dataset_transforms import RESIZE_FILTERS, TRANSFORMS, check_output_size, is_power_of_two, make_transform
+from training.dataset_writer import DatasetWriter, DestinationError
+
+#----------------------------------------------------------------------------
+
+def archive_name(index):
+    """stylegan2-ada layout: 1000 images per folder, '00001/img00001234.png'."""
+    return f'{index // 1000:05d}/img{index:08d}.png'
+
+
+def encode_png(image):
+    # Uncompressed PNG: larger files, but the training loop decodes them fastest.
+    buffer = io.BytesIO()
+    image.save(buffer, format='png', compress_level=0, optimize=False)
+    return buffer.getvalue()
+
+
+def check_label(label, name):
+    """Accepts an int class or a list of numbers; returns it JSON-ready."""
+    if isinstance(label, (int,)) and not isinstance(label, bool) and label >= 0:
+        return int(label)
+    if isinstance(label, list) and label and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in label):
+        return [float(x) for x in label]
+    raise click.ClickException(f'label of {name} is {label!r}; accepted: a non-negative integer class or a list of numbers')
+
+
+def check_paths_apart(source, dest):
+    """Refuses a destination that is, contains or lies inside the source: we must never touch the source."""
+    if source.startswith('builtin:'):
+        return
+    src, dst = os.path.realpath(source), os.path.realpath(dest)
+    if src == dst or dst.startswith(src + os.sep) or src.startswith(dst + os.sep):
+        raise click.ClickException(f'--dest {dest} overlaps --source {source}; write the dataset outside the source')
+
+#----------------------------------------------------------------------------
+
+class Tally:
+    """What the conversion did, for the summary."""
+    def __init__(self):
+        self.written = 0
+        self.unreadable = 0
+        self.too_small = 0
+        self.size = None       # (width, height) of every written image.
+        self.labels = []       # [archive_name, label] per written image.
+        self.unlabelled = []   # Source names of written images without a label.
+
+
+def convert_images(source, writer, transform, mode, max_images, skip_bad, progress):
+    """Reads, converts, checks and writes every image; raises ClickException on the first problem."""
+    tally = Tally()
+    for item in source:
+        if max_images is not None and tally.written >= max_images:
+            break
+        progress.update(1)
+        try:
+            image = convert_mode(item.load(), mode, item.name)
+        except BadImageError as exc:
+            if not skip_bad:
+                raise click.ClickException(f'cannot read image {exc}; fix or remove it, or pass --skip-bad to skip unreadable images') from None
+            tally.unreadable += 1
+            continue
+        image = transform(image)
+        if image is None:
+            tally.too_small += 1
+            continue
+        check_size(image.size, tally.size, item.name)
+        tally.size = image.size
+        name = archive_name(tally.written)
+        writer.write(name, encode_png(image))
+        if item.label is None:
+            tally.unlabelled.append(item.name)
+        else:
+            tally.labels.append([name, check_label(item.label, item.name)])
+        tally.written += 1
+    return tally
+
+
+def check_size(size, expected, name):
+    width, height = size
+    hint = 'pass --width and --height (and --transform=center-crop for non-square images) to resize every image'
+    if expected is None and (width != height or not is_power_of_two(width)):
+        raise click.ClickException(f'{name} is {width}x{height}; images must be square with a power-of-two side; {hint}')
+    if expected is not None and size != expected:
+        raise click.ClickException(f'{name} is {width}x{height} but earlier images are {expected[0]}x{expected[1]}; all images must share one size; {hint}')
+
+
+def describe_labels(tally):
+    if tally.unlabelled and tally.labels:
+        return f'none (the source labels {len(tally.labels)} of {tally.written} images; first unlabelled: {tally.unlabelled[0]})'
+    if not tally.labels:
+        return 'none'
+    if isinstance(tally.labels[0][1], int):
+        return f'{len({label for _name, label in tally.labels})} classes'
+    return f'{len(tally.labels[0][1])}-dim vectors'
+
+#----------------------------------------------------------------------------
+
+@click.command(context_settings={'max_content_width': 110})
+@click.option('--source',        required=True, metavar='PATH', help=f'What to convert: {SOURCE_HELP}.')
+@click.option('--dest',          required=True, metavar='PATH', help='Output folder, or a path ending in .zip (uncompressed zip).')
+@click.option('--max-images',    type=click.IntRange(min=1), help='Write at most this many images.')
+@click.option('--transform',     type=click.Choice(TRANSFORMS), help='Crop before resizing (center-crop-wide letterboxes wide images).')
+@click.option('--width',         type=click.IntRange(min=1), help='Output width in pixels (default: the source size).')
+@click.option('--height',        type=click.IntRange(min=1), help='Output height in pixels (default: --width).')
+@click.option('--resize-filter', type=click.Choice(sorted(RESIZE_FILTERS)), default='lanczos', show_default=True, help='Resampling filter for resizing.')
+@click.option('--overwrite',     is_flag=True, help='Replace an existing non-empty --dest once the new dataset is complete.')
+@click.option('--skip-bad',      is_flag=True, help='Skip and count unreadable images instead of stopping.')
+def main(source, dest, max_images, transform, width, height, resize_filter, overwrite, skip_bad):
+    """Convert images into a training dataset: PNGs named 00000/img00000000.png plus dataset.json labels.
+
+    \b
+    Examples:
+      python dataset_tool.py --source=builtin:digits --dest=datasets/digits32.zip
+      python dataset_tool.py --source=cifar-10-python.tar.gz --dest=datasets/cifar10-32x32.zip
+      python dataset_tool.py --source=mnist/ --dest=datasets/mnist-32x32.zip
+      python dataset_tool.py --source=photos/ --dest=datasets/photos256.zip --transform=center-crop --width=256
+    """
+    if transform != 'center-crop-wide' and (width is None) != (height is None):
+        width = height = width or height  # One side given: square output.
+    problem = check_output_size(transform, width, height)
+    if problem:
+        raise click.ClickException(problem)
+    check_paths_apart(source, dest)
+    try:
+        writer = DatasetWriter(dest, overwrite=overwrite)
+        reader = open_source(source)
+    except (SourceError, DestinationError) as exc:
+        raise click.ClickException(str(exc)) from None
+    if len(reader) == 0:
+        raise click.ClickException(f'--source {source} holds no images (accepted extensions: {" ".join(IMAGE_EXTENSIONS)})')
+
+    mode = reader.color_mode(limit=max_images)  # RGB if any image has colour: one channel count for all.
+    total = len(reader) if max_images is None else min(len(reader), max_images)
+    with writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
+        tally = convert_images(reader, writer, make_transform(transform, width, height, resize_filter), mode, max_images, skip_bad, progress)
+        if tally.written == 0:
+            raise click.ClickException(f'no image written: {tally.unreadable} unreadable, {tally.too_small} too small for --transform={transform}')
+        labels = tally.labels if not tally.unlabelled else None
+        writer.write('dataset.json', json.dumps({'labels': labels}))
+        writer.commit()
+
+    click.echo(f'Wrote {tally.written} images from {reader.description} to {dest}')
+    click.echo(f'  resolution: {tally.size[0]}x{tally.size[1]}, channels: {3 if mode == "RGB" else 1} ({mode})')
+    click.echo(f'  labels: {describe_labels(tally)}')
+    click.echo(f'  skipped: {tally.unreadable} unreadable, {tally.too_small} too small for the crop')
+
+#----------------------------------------------------------------------------
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

@@ -1,0 +1,408 @@
+"""Readers for the image sources dataset_tool.py converts: folders, zips, CIFAR-10, MNIST, LSUN, builtin sets."""
+
+import gzip
+import io
+import json
+import os
+import pickle
+import re
+import tarfile
+import zipfile
+
+import numpy as np
+import PIL.Image
+
+# Extensions read as images, by folders, zips and training.dataset alike. A fixed list keeps
+# behaviour the same across Pillow versions (Pillow also registers save-only formats such as .pdf).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm')
+
+# Pillow modes that hold colour; everything else we accept is grayscale.
+_COLOR_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'CMYK', 'YCbCr', 'LAB', 'HSV', 'P', 'PA')
+_GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
+
+BUILTIN_NAMES = ('digits',)
+
+#----------------------------------------------------------------------------
+
+class SourceError(Exception):
+    """The source as a whole cannot be read (missing, wrong format, broken archive)."""
+
+
+class BadImageError(Exception):
+    """One image cannot be read; `name` says which, the message says why."""
+    def __init__(self, name, reason):
+        super().__init__(f'{name}: {reason}')
+        self.name = name
+        self.reason = reason
+
+
+class SourceItem:
+    """One image of a source: a name for messages, a loader returning a decoded PIL image, a label."""
+    def __init__(self,
+        name,           # Where the image comes from, for messages ('photos/cat.png', 'data_batch_1[17]').
+        load,           # Callable returning a fully decoded PIL.Image; raises BadImageError.
+        label = None,   # int class, list of floats, or None.
+    ):
+        self.name = name
+        self.load = load
+        self.label = label
+
+#----------------------------------------------------------------------------
+# Pixel modes.
+
+def is_image_file(fname):
+    return os.path.splitext(fname)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_color_mode(mode):
+    return mode in _COLOR_MODES
+
+
+def convert_mode(image, target_mode, name):
+    """Returns `image` as 'L' or 'RGB'. Alpha is discarded; 16-bit grayscale is scaled to 8 bits."""
+    mode = image.mode
+    if mode not in _COLOR_MODES and mode not in _GRAY_MODES:
+        raise BadImageError(name, f'unsupported pixel format {mode}; accepted: 8/16-bit grayscale, palette, RGB, RGBA, CMYK')
+    if mode.startswith('I'):
+        # convert('L') clips wide integers at 255 instead of rescaling them.
+        values = np.asarray(image).astype(np.float64)
+        if values.max(initial=0) > 255:
+            values = values / 257.0
+        image = PIL.Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
+    elif mode == 'P' and 'transparency' in image.info:
+        image = image.convert('RGBA')  # Pillow asks palette transparency to go through RGBA.
+    return image if image.mode == target_mode else image.convert(target_mode)
+
+
+def decode_image(data_or_file, name):
+    """Fully decodes an encoded image (bytes or binary file); any failure becomes BadImageError."""
+    try:
+        stream = io.BytesIO(data_or_file) if isinstance(data_or_file, (bytes, bytearray)) else data_or_file
+        image = PIL.Image.open(stream)
+        image.load()  # Decode now so truncated data fails here, with the file's name.
+        return image
+    except Exception as exc:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...).
+        raise BadImageError(name, f'cannot decode image ({type(exc).__name__}: {exc})') from None
+
+
+def peek_mode(open_file, name):
+    """Reads only the header of an image and returns its Pillow mode, or None if it is unreadable."""
+    try:
+        with open_file() as f:
+            return PIL.Image.open(f).mode
+    except Exception:
+        return None  # The full decode later reports the problem, with its name.
+
+#----------------------------------------------------------------------------
+# Labels from a dataset.json next to the images.
+
+def parse_label_file(text, where):
+    """Parses dataset.json text into {relative_path: label}, or None if it declares no labels."""
+    try:
+        labels = json.loads(text)['labels']
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SourceError(f'{where} is not a valid dataset.json (expected {{"labels": [[path, label], ...]}}): {exc}') from None
+    if labels is None:
+        return None
+    if not isinstance(labels, list) or not all(isinstance(x, list) and len(x) == 2 for x in labels):
+        raise SourceError(f'{where}: "labels" must be a list of [relative_path, label] pairs or null')
+    return {str(path).replace('\\', '/'): label for path, label in labels}
+
+#----------------------------------------------------------------------------
+# Image folders and zips.
+
+class ImageFolderSource:
+    """All images under a folder, recursively, sorted by relative path; labels from its dataset.json."""
+    description = 'image folder'
+
+    def __init__(self, path):
+        self.path = path
+        names = []
+        for root, dirs, files in os.walk(path):
+            dirs.sort()
+            names += [os.path.relpath(os.path.join(root, f), path).replace(os.sep, '/') for f in files if is_image_file(f)]
+        self.names = sorted(names)
+        self.labels = None
+        label_path = os.path.join(path, 'dataset.json')
+        if os.path.isfile(label_path):
+            with open(label_path, 'r', encoding='utf-8') as f:
+                self.labels = parse_label_file(f.read(), label_path)
+
+    def _open(self, name):
+        return open(os.path.join(self.path, name), 'rb')
+
+    def __len__(self):
+        return len(self.names)
+
+    def color_mode(self, limit=None):
+        return _scan_color(self.names[:limit], lambda name: peek_mode(lambda: self._open(name), name))
+
+    def __iter__(self):
+        for name in self.names:
+            label = None if self.labels is None else self.labels.get(name)
+            yield SourceItem(name, self._loader(name), label)
+
+    def _loader(self, name):
+        def load():
+            try:
+                with self._open(name) as f:
+                    return decode_image(f.read(), name)
+            except OSError as exc:
+                raise BadImageError(name, f'cannot read file ({exc.strerror or exc})') from None
+        return load
+
+
+class ImageZipSource(ImageFolderSource):
+    """All images inside a zip archive, sorted by member name; labels from its dataset.json member."""
+    description = 'image zip'
+
+    def __init__(self, path):
+        self.path = path
+        self._zip = None
+        try:
+            with zipfile.ZipFile(path) as z:
+                members = z.namelist()
+                label_text = z.read('dataset.json').decode('utf-8') if 'dataset.json' in members else None
+        except (zipfile.BadZipFile, OSError) as exc:
+            raise SourceError(f'--source {path} is not a readable zip archive ({exc})') from None
+        self.names = sorted(m for m in members if not m.endswith('/') and is_image_file(m))
+        self.labels = None if label_text is None else parse_label_file(label_text, f'{path}:dataset.json')
+
+    def _open(self, name):
+        if self._zip is None:
+            self._zip = zipfile.ZipFile(self.path)
+        return self._zip.open(name)
+
+    def _loader(self, name):
+        def load():
+            try:
+                with self._open(name) as f:
+                    data = f.read()
+            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # Also CRC mismatches.
+                raise BadImageError(f'{self.path}:{name}', f'cannot read zip member ({exc})') from None
+            return decode_image(data, f'{self.path}:{name}')
+        return load
+
+
+def _scan_color(names, mode_of):
+    """'RGB' as soon as one image holds colour, else 'L'. Reads headers only."""
+    for name in names:
+        mode = mode_of(name)
+        if mode is not None and is_color_mode(mode):
+            return 'RGB'
+    return 'L'
+
+#----------------------------------------------------------------------------
+# Image arrays already in memory (CIFAR-10, MNIST, builtin sets).
+
+class ArraySource:
+    """Images held as an NHWC or NHW uint8 array, with optional integer labels."""
+    def __init__(self,
+        description,    # What the source is, for the summary ('CIFAR-10 tarball').
+        images,         # uint8 array, [N, H, W, 3] or [N, H, W].
+        labels,         # int array [N], or None.
+        names,          # Callable idx -> name for messages.
+    ):
+        self.description = description
+        self.images = images
+        self.labels = labels
+        self._names = names
+
+    def __len__(self):
+        return len(self.images)
+
+    def color_mode(self, limit=None):
+        return 'RGB' if self.images.ndim == 4 else 'L'
+
+    def __iter__(self):
+        for idx, pixels in enumerate(self.images):
+            label = None if self.labels is None else int(self.labels[idx])
+            yield SourceItem(self._names(idx), lambda pixels=pixels: PIL.Image.fromarray(pixels), label)
+
+#----------------------------------------------------------------------------
+# CIFAR-10 python tarball.
+
+class _ArrayUnpickler(pickle.Unpickler):
+    """Unpickles only plain containers and numpy arrays, so a tarball cannot run code."""
+    _ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
+                ('numpy._core.multiarray', '_reconstruct'), ('numpy._core.multiarray', 'scalar')}
+
+    def find_class(self, module, name):
+        module = module.replace('numpy.core.', 'numpy._core.')  # Python 2 / numpy 1 spelling.
+        if module == 'numpy.core.multiarray':
+            module = 'numpy._core.multiarray'
+        if (module, name) not in self._ALLOWED:
+            raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
+        return super().find_class(module, name)
+
+
+def _batch_field(batch, key):
+    for k in (key, key.encode('ascii')):
+        if k in batch:
+            return batch[k]
+    raise KeyError(key)
+
+
+def read_cifar10(path):
+    """Reads every data_batch_N pickle of a CIFAR-10 python tarball, in N order; sizes come from the data."""
+    try:
+        tar = tarfile.open(path, 'r:*')
+    except (tarfile.TarError, OSError) as exc:
+        raise SourceError(f'--source {path} is not a readable tar archive ({exc})') from None
+    images, labels = [], []
+    with tar:
+        batches = []
+        for member in tar.getmembers():
+            match = re.fullmatch(r'(?:.*/)?data_batch_(\d+)', member.name)
+            if match and member.isfile():
+                batches.append((int(match.group(1)), member))
+        if not batches:
+            raise SourceError(f'--source {path} has no data_batch_N members; accepted: the CIFAR-10 python tarball (cifar-10-python.tar.gz)')
+        for _number, member in sorted(batches, key=lambda b: b[0]):
+            where = f'{path}:{member.name}'
+            try:
+                batch = _ArrayUnpickler(tar.extractfile(member), encoding='latin1').load()
+                data = np.asarray(_batch_field(batch, 'data'))
+                batch_labels = np.asarray(_batch_field(batch, 'labels'), dtype=np.int64)
+            except Exception as exc:
+                raise SourceError(f'{where} is not a CIFAR-10 batch (a pickled dict with data and labels): {exc}') from None
+            side = int(round(np.sqrt(data.shape[-1] / 3))) if data.ndim == 2 else 0
+            if data.dtype != np.uint8 or side == 0 or data.shape[1] != 3 * side * side or len(batch_labels) != len(data):
+                raise SourceError(f'{where}: expected uint8 data of shape [N, 3*S*S] and N labels, got {data.dtype} {list(data.shape)} and {len(batch_labels)} labels')
+            images.append(data.reshape(-1, 3, side, side).transpose(0, 2, 3, 1))  # Rows are planar R, G, B.
+            labels.append(batch_labels)
+    if len({img.shape[1:] for img in images}) != 1:
+        raise SourceError(f'{path}: the data batches hold images of different sizes')
+    offsets = np.cumsum([0] + [len(x) for x in labels])
+    members = [m.name for _n, m in sorted(batches, key=lambda b: b[0])]
+    def name_of(idx):
+        b = int(np.searchsorted(offsets, idx, side='right')) - 1
+        return f'{members[b]}[{idx - offsets[b]}]'
+    return ArraySource('CIFAR-10 tarball', np.concatenate(images), np.concatenate(labels), name_of)
+
+#----------------------------------------------------------------------------
+# MNIST idx files.
+
+_MNIST_IMAGES = re.compile(r'(.*)images([-.])idx3-ubyte(\.gz)?')
+
+
+def _read_idx(path, ndim):
+    """Reads an idx file of uint8 values (gzipped or not) into an array with the dims its header gives."""
+    try:
+        with open(path, 'rb') as f:
+            raw = f.read()
+        if raw[:2] == b'\x1f\x8b':
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise SourceError(f'{path}: cannot read idx file ({exc})') from None
+    if len(raw) < 4 + 4 * ndim or raw[:4] != bytes([0, 0, 0x08, ndim]):
+        raise SourceError(f'{path} is not an idx file of uint8 with {ndim} dims (header {raw[:4].hex()}, expected 000008{ndim:02x})')
+    dims = [int(d) for d in np.frombuffer(raw, '>u4', count=ndim, offset=4)]
+    count = int(np.prod(dims))
+    if len(raw) < 4 + 4 * ndim + count:
+        raise SourceError(f'{path} is truncated: its header promises {dims} values')
+    return np.frombuffer(raw, np.uint8, count=count, offset=4 + 4 * ndim).reshape(dims)
+
+
+def find_mnist_images(folder):
+    """The images idx file in a folder (train split preferred), or None."""
+    found = sorted(f for f in os.listdir(folder) if _MNIST_IMAGES.fullmatch(f) and os.path.isfile(os.path.join(folder, f)))
+    train = [f for f in found if f.startswith('train')]
+    return os.path.join(folder, (train or found)[0]) if found else None
+
+
+def read_mnist(images_path):
+    """Reads an MNIST images idx file and its labels file next to it; pads images to a power of two (28 -> 32)."""
+    images = _read_idx(images_path, 3)
+    match = _MNIST_IMAGES.fullmatch(os.path.basename(images_path))
+    labels = None
+    if match:
+        stem = os.path.join(os.path.dirname(images_path), f'{match.group(1)}labels{match.group(2)}idx1-ubyte')
+        for candidate in (stem + (match.group(3) or ''), stem, stem + '.gz'):
+            if os.path.isfile(candidate):
+                labels = _read_idx(candidate, 1)
+                if len(labels) != len(images):
+                    raise SourceError(f'{candidate} holds {len(labels)} labels but {images_path} holds {len(images)} images')
+                break
+    height, width = images.shape[1:]
+    side = 1 << int(np.ceil(np.log2(max(height, width, 1))))
+    top, left = (side - height) // 2, (side - width) // 2
+    images = np.pad(images, [(0, 0), (top, side - height - top), (left, side - width - left)])
+    name = os.path.basename(images_path)
+    return ArraySource('MNIST idx files', images, labels, lambda idx: f'{name}[{idx}]')
+
+#----------------------------------------------------------------------------
+# LSUN lmdb folders.
+
+class LmdbSource:
+    """Encoded images stored as the values of an LMDB database (the LSUN scene and object sets)."""
+    description = 'LSUN lmdb folder'
+
+    def __init__(self, path):
+        try:
+            import lmdb  # Optional: only LSUN needs it.
+        except ImportError:
+            raise SourceError(f'--source {path} is an LMDB folder (LSUN); reading it needs the lmdb package: pip install lmdb') from None
+        self.path = path
+        try:
+            self._env = lmdb.open(path, readonly=True, lock=False, readahead=False)
+            with self._env.begin(write=False) as txn:
+                self._count = int(txn.stat()['entries'])
+        except lmdb.Error as exc:
+            raise SourceError(f'--source {path} is not a readable LMDB database ({exc})') from None
+        self.labels = None
+
+    def __len__(self):
+        return self._count
+
+    def color_mode(self, limit=None):
+        return 'RGB'  # LSUN images are colour photographs.
+
+    def __iter__(self):
+        with self._env.begin(write=False) as txn:
+            for key, value in txn.cursor():
+                name = f'{self.path}:{bytes(key).decode("utf-8", "replace")}'
+                yield SourceItem(name, lambda value=bytes(value), name=name: decode_image(value, name))
+
+#----------------------------------------------------------------------------
+# Builtin datasets shipped inside installed packages (no download).
+
+def read_builtin(name):
+    """builtin:digits: scikit-learn's 1,797 labelled 8x8 handwritten digits, upscaled to 32x32 RGB."""
+    if name not in BUILTIN_NAMES:
+        raise SourceError(f'--source builtin:{name} is unknown; accepted: ' + ', '.join(f'builtin:{n}' for n in BUILTIN_NAMES))
+    try:
+        from sklearn.datasets import load_digits  # Ships the digits in the wheel: works offline.
+    except ImportError:
+        raise SourceError('--source builtin:digits needs scikit-learn, which ships the digits: pip install scikit-learn') from None
+    digits = load_digits()
+    gray = np.clip(np.round(digits.images * (255 / 16)), 0, 255).astype(np.uint8)  # Values are 0..16.
+    upscaled = np.stack([np.asarray(PIL.Image.fromarray(g).resize((32, 32), PIL.Image.BICUBIC)) for g in gray])
+    rgb = np.repeat(upscaled[..., np.newaxis], 3, axis=3)
+    return ArraySource('builtin scikit-learn digits', rgb, digits.target.astype(np.int64), lambda idx: f'digits[{idx}]')
+
+#----------------------------------------------------------------------------
+
+SOURCE_HELP = ('a folder of images, a .zip of images, the CIFAR-10 python tarball, MNIST *-images-idx3-ubyte[.gz] '
+               '(or a folder holding them), an LSUN lmdb folder, or builtin:digits')
+
+
+def open_source(spec):
+    """Recognises a --source value by its content and returns a reader for it; raises SourceError."""
+    if spec.startswith('builtin:'):
+        return read_builtin(spec[len('builtin:'):])
+    if not os.path.exists(spec):
+        raise SourceError(f'--source {spec} does not exist; accepted: {SOURCE_HELP}')
+    if os.path.isdir(spec):
+        if os.path.isfile(os.path.join(spec, 'data.mdb')):
+            return LmdbSource(spec)
+        mnist = find_mnist_images(spec)
+        return read_mnist(mnist) if mnist else ImageFolderSource(spec)
+    base = os.path.basename(spec).lower()
+    if base.endswith('.zip'):
+        return ImageZipSource(spec)
+    if _MNIST_IMAGES.fullmatch(base):
+        return read_mnist(spec)
+    if tarfile.is_tarfile(spec):
+        return read_cifar10(spec)
+    raise SourceError(f'--source {spec} is not a recognised file; accepted: {SOURCE_HELP}')
