@@ -9,7 +9,7 @@ import PIL.Image
 import torch
 
 import dnnlib
-from training.dataset_sources import IMAGE_EXTENSIONS, is_image_file
+from training.dataset_sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
 from training.dataset_transforms import is_power_of_two
 
 _CONVERT_HINT = 'convert the images with dataset_tool.py'
@@ -201,7 +201,7 @@ class ImageFolderDataset(Dataset):
         except DatasetError:
             raise
         except Exception as exc:  # Pillow signals bad data with many types (OSError, SyntaxError, ...).
-            raise DatasetError(f'cannot decode image {where} ({type(exc).__name__}: {exc})') from None
+            raise DatasetError(f'cannot decode image {where}: {describe_decode_error(exc)}') from None
         pixels = pixels[np.newaxis] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # HW(C) -> CHW
         if expected_shape == ():
             expected_shape = self.image_shape

@@ -82,7 +82,13 @@ def decode_image(data_or_file, name):
         image.load()  # Decode now so truncated data fails here, with the file's name.
         return image
     except Exception as exc:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...).
-        raise BadImageError(name, f'cannot decode image ({type(exc).__name__}: {exc})') from None
+        raise BadImageError(name, describe_decode_error(exc)) from None
+
+
+def describe_decode_error(exc):
+    if isinstance(exc, PIL.UnidentifiedImageError):  # Its text names a BytesIO object, not the file.
+        return 'not a readable image (unknown format or corrupt header)'
+    return f'corrupt image data ({type(exc).__name__}: {exc})'
 
 
 def peek_mode(open_file, name):

@@ -2,8 +2,8 @@
 
 import contextlib
 import os
+import secrets
 import shutil
-import tempfile
 import zipfile
 
 import dnnlib
@@ -58,11 +58,16 @@ class DatasetWriter:
                 handle = self._stack.enter_context(dnnlib.util.atomic_write(self.dest, 'wb'))
                 self._zip = self._stack.enter_context(zipfile.ZipFile(handle, 'w', compression=zipfile.ZIP_STORED))
             else:
-                self._temp_dir = tempfile.mkdtemp(prefix=f'.{os.path.basename(self.dest)}.tmp-', dir=parent)
+                self._temp_dir = self._sibling('tmp')
+                os.mkdir(self._temp_dir)  # Not mkdtemp: the finished folder should get the usual permissions.
         except BaseException:
             self.abort()
             raise
         return self
+
+    def _sibling(self, tag):
+        # Same folder as dest, so the final rename is atomic; hidden, and unique per run.
+        return os.path.join(os.path.dirname(self.dest), f'.{os.path.basename(self.dest)}.{tag}-{os.getpid()}-{secrets.token_hex(4)}')
 
     def write(self, archive_name, data):
         """Stores bytes (or str, as UTF-8) at a '/'-separated path inside the dataset."""
@@ -87,8 +92,7 @@ class DatasetWriter:
     def _replace_folder(self):
         old = None
         if os.path.isdir(self.dest):
-            old = tempfile.mkdtemp(prefix=f'.{os.path.basename(self.dest)}.old-', dir=os.path.dirname(self.dest))
-            os.rmdir(old)
+            old = self._sibling('old')
             os.rename(self.dest, old)
         try:
             os.rename(self._temp_dir, self.dest)
