@@ -1,5 +1,6 @@
 """Converts image folders, zips, CIFAR-10, MNIST, LSUN and builtin sets into training datasets (PNGs + dataset.json)."""
 
+import contextlib
 import io
 import json
 import os
@@ -141,7 +142,7 @@ def main(source, dest, max_images, transform, width, height, resize_filter, over
 
     mode = reader.color_mode(limit=max_images)  # RGB if any image has colour: one channel count for all.
     total = len(reader) if max_images is None else min(len(reader), max_images)
-    with writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
+    with contextlib.closing(reader), writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
         tally = convert_images(reader, writer, make_transform(transform, width, height, resize_filter), mode, max_images, skip_bad, progress)
         if tally.written == 0:
             raise click.ClickException(f'no image written: {tally.unreadable} unreadable, {tally.too_small} too small for --transform={transform}')

@@ -132,6 +132,21 @@ def test_mixed_grayscale_and_rgb_inputs_all_become_rgb(tmp_path):
     assert ImageFolderDataset(dest).num_channels == 3
 
 
+def test_palette_and_alpha_formats_convert_to_the_common_channel_count(tmp_path):
+    src = tmp_path / 'formats'
+    src.mkdir()
+    palette = PIL.Image.fromarray(dh.pattern(8, 8, 3, 1)).quantize(colors=8)
+    palette.info['transparency'] = 0
+    palette.save(src / 'a_palette.png', transparency=0)
+    PIL.Image.fromarray(dh.pattern(8, 8, 3, 2)).convert('LA').save(src / 'b_gray_alpha.png')
+    PIL.Image.fromarray(dh.pattern(8, 8, 3, 3)).convert('1').save(src / 'c_bilevel.png')
+    result = dh.run_tool('--source', src, '--dest', tmp_path / 'out')
+    assert result.exit_code == 0, result.output
+    assert 'Wrote 3 images' in result.output and 'channels: 3 (RGB)' in result.output
+    written = dh.read_png_tree(str(tmp_path / 'out'))
+    assert set(np.unique(written['00000/img00000002.png'])) <= {0, 255}
+
+
 def test_all_grayscale_inputs_stay_single_channel(tmp_path):
     src = tmp_path / 'gray'
     dh.save_image(str(src / 'a.png'), dh.pattern(8, 8, 1, 1))

@@ -69,9 +69,14 @@ def convert_mode(image, target_mode, name):
         if values.max(initial=0) > 255:
             values = values / 257.0
         image = PIL.Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
-    elif mode == 'P' and 'transparency' in image.info:
-        image = image.convert('RGBA')  # Pillow asks palette transparency to go through RGBA.
-    return image if image.mode == target_mode else image.convert(target_mode)
+    elif mode == 'PA' or (mode == 'P' and 'transparency' in image.info):
+        image = image.convert('RGBA')  # Pillow converts palette transparency only via RGBA.
+    if image.mode == target_mode:
+        return image
+    try:
+        return image.convert(target_mode)
+    except ValueError:  # E.g. LAB and HSV need colour profiles to convert.
+        raise BadImageError(name, f'cannot convert pixel format {mode} to {target_mode}; save the image as RGB or grayscale') from None
 
 
 def decode_image(data_or_file, name):
@@ -102,10 +107,10 @@ def peek_mode(open_file, name):
 #----------------------------------------------------------------------------
 # Labels from a dataset.json next to the images.
 
-def parse_label_file(text, where):
-    """Parses dataset.json text into {relative_path: label}, or None if it declares no labels."""
+def parse_label_file(data, where):
+    """Parses dataset.json bytes into {relative_path: label}, or None if it declares no labels."""
     try:
-        labels = json.loads(text)['labels']
+        labels = json.loads(data)['labels']
     except (ValueError, KeyError, TypeError) as exc:
         raise SourceError(f'{where} is not a valid dataset.json (expected {{"labels": [[path, label], ...]}}): {exc}') from None
     if labels is None:
@@ -131,7 +136,7 @@ class ImageFolderSource:
         self.labels = None
         label_path = os.path.join(path, 'dataset.json')
         if os.path.isfile(label_path):
-            with open(label_path, 'r', encoding='utf-8') as f:
+            with open(label_path, 'rb') as f:
                 self.labels = parse_label_file(f.read(), label_path)
 
     def _open(self, name):
@@ -139,6 +144,9 @@ class ImageFolderSource:
 
     def __len__(self):
         return len(self.names)
+
+    def close(self):
+        pass
 
     def color_mode(self, limit=None):
         return _scan_color(self.names[:limit], lambda name: peek_mode(lambda: self._open(name), name))
@@ -168,7 +176,7 @@ class ImageZipSource(ImageFolderSource):
         try:
             with zipfile.ZipFile(path) as z:
                 members = z.namelist()
-                label_text = z.read('dataset.json').decode('utf-8') if 'dataset.json' in members else None
+                label_text = z.read('dataset.json') if 'dataset.json' in members else None
         except (zipfile.BadZipFile, OSError) as exc:
             raise SourceError(f'--source {path} is not a readable zip archive ({exc})') from None
         self.names = sorted(m for m in members if not m.endswith('/') and is_image_file(m))
@@ -178,6 +186,11 @@ class ImageZipSource(ImageFolderSource):
         if self._zip is None:
             self._zip = zipfile.ZipFile(self.path)
         return self._zip.open(name)
+
+    def close(self):
+        if self._zip is not None:
+            self._zip.close()
+            self._zip = None
 
     def _loader(self, name):
         def load():
@@ -216,6 +229,9 @@ class ArraySource:
 
     def __len__(self):
         return len(self.images)
+
+    def close(self):
+        pass
 
     def color_mode(self, limit=None):
         return 'RGB' if self.images.ndim == 4 else 'L'
@@ -360,6 +376,9 @@ class LmdbSource:
 
     def __len__(self):
         return self._count
+
+    def close(self):
+        self._env.close()
 
     def color_mode(self, limit=None):
         return 'RGB'  # LSUN images are colour photographs.
