@@ -57,8 +57,11 @@ CLASS_FOR_KEY = {
 
 def _to_plain(value, where):
     """Copy `value` into types that torch.load(weights_only=True) accepts (EasyDict -> dict, ...)."""
-    if value is None or isinstance(value, (bool, int, float, str)):
+    if value is None or isinstance(value, bool):
         return value
+    for plain_type in (int, float, str):  # Subclasses (torch.__version__ is one) would be pickled by class.
+        if isinstance(value, plain_type):
+            return plain_type(value)
     if isinstance(value, dict):
         plain = {}
         for key, item in value.items():
@@ -112,7 +115,7 @@ def weights_only_dict(networks, source=None):
     metadata = _describe_generator(generator)
     metadata['source'] = None if source is None else str(source)
     metadata['created'] = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')
-    metadata['torch_version'] = torch.__version__
+    metadata['torch_version'] = str(torch.__version__)
     records = {key: _network_record(networks[key], key)
                for key in NETWORK_KEYS if networks.get(key) is not None}
     training_set_kwargs = networks.get('training_set_kwargs')
@@ -147,6 +150,19 @@ def _local_filename(path_or_url):
         raise NetworkFileError(f'{path_or_url}: cannot fetch network file ({error})') from error
 
 
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _torch_load_reason(error):
+    """The informative line of a torch.load error (its first lines are generic advice)."""
+    for line in str(error).splitlines():
+        if 'WeightsUnpickler error' in line:
+            return line.strip().split('. Please use')[0]
+    return _first_line(error)
+
+
 def _rebuild(record, key, filename):
     """One of our modules, built from a stored record and loaded strictly with its weights."""
     try:
@@ -155,8 +171,8 @@ def _rebuild(record, key, filename):
             module = module_class(*record['init_args'], **record['init_kwargs'])
         module.load_state_dict(record['state_dict'], strict=True)
     except (KeyError, TypeError, RuntimeError, ValueError) as error:
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NetworkFileError(f'{filename}: cannot rebuild {key} from the weights-only file ({message})') from error
+        raise NetworkFileError(f'{filename}: cannot rebuild {key} from the weights-only file '
+                               f'({_first_line(error)})') from error
     module.train(bool(record.get('training', False)))
     module.requires_grad_(False)
     return module
@@ -167,8 +183,8 @@ def read_weights_only(filename):
     try:
         content = torch.load(filename, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises several types for foreign or damaged archives.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NetworkFileError(f'{filename}: not a readable weights-only network file ({first_line})') from error
+        raise NetworkFileError(f'{filename}: not a readable weights-only network file '
+                               f'({_torch_load_reason(error)})') from error
     if not isinstance(content, dict) or content.get('format') != FORMAT_NAME:
         raise NetworkFileError(f'{filename}: a torch file, but not a {FORMAT_NAME} network file '
                                f'(write one with: python -m training.export --network=PKL --dest=MODEL.pt)')
@@ -195,8 +211,8 @@ def read_pickle(filename):
         with open(filename, 'rb') as f:
             networks = legacy.load_network_pkl(f)
     except Exception as error:  # pickle raises almost any type on a damaged or foreign file.
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise NetworkFileError(f'{filename}: cannot read network pickle ({type(error).__name__}: {first_line})') from error
+        raise NetworkFileError(f'{filename}: cannot read network pickle '
+                               f'({type(error).__name__}: {_first_line(error)})') from error
     if not isinstance(networks, dict):
         raise NetworkFileError(f'{filename}: the pickle holds a {type(networks).__name__}, not a dict of networks')
     return networks

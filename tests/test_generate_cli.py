@@ -1,0 +1,197 @@
+"""generate.py end to end on tiny networks: seeds, truncation, grids, style mixing, projected ws, bad input."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import generate
+from tests import generate_helpers as helpers
+
+pytest.importorskip('training.networks')
+pytest.importorskip('training.legacy')
+
+
+@pytest.fixture(scope='module')
+def snapshot(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('snapshot')
+    networks = helpers.make_networks(c_dim=0)
+    return networks['G_ema'], helpers.write_snapshot(folder / 'network-snapshot-000000.pkl', networks)
+
+
+@pytest.fixture(scope='module')
+def conditional_snapshot(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('conditional')
+    networks = helpers.make_networks(c_dim=4)
+    return networks['G_ema'], helpers.write_snapshot(folder / 'conditional.pkl', networks)
+
+
+def run(network, outdir, *args):
+    return helpers.run_cli(generate.generate_images, [f'--network={network}', f'--outdir={outdir}',
+                                                      '--device=cpu', *args])
+
+
+def test_seed_images_match_the_official_recipe_pixel_for_pixel(snapshot, tmp_path):
+    G, pkl = snapshot
+    result = run(pkl, tmp_path, '--seeds=0-2,7')
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path)) == ['seed0000.png', 'seed0001.png', 'seed0002.png', 'seed0007.png']
+    for seed in [0, 1, 2, 7]:
+        expected = helpers.official_seed_image(G, seed)
+        assert np.array_equal(helpers.read_png(tmp_path / f'seed{seed:04d}.png'), expected)
+
+
+def test_same_seed_gives_identical_png_bytes(snapshot, tmp_path):
+    _G, pkl = snapshot
+    assert run(pkl, tmp_path / 'a', '--seeds=3,4').exit_code == 0
+    assert run(pkl, tmp_path / 'b', '--seeds=4').exit_code == 0
+    first, second = helpers.png_bytes(tmp_path / 'a'), helpers.png_bytes(tmp_path / 'b')
+    assert first['seed0004.png'] == second['seed0004.png']
+    assert first['seed0003.png'] != first['seed0004.png']
+
+
+def test_batched_generation_matches_one_image_at_a_time(snapshot, tmp_path):
+    _G, pkl = snapshot
+    assert run(pkl, tmp_path / 'single', '--seeds=0-4').exit_code == 0
+    assert run(pkl, tmp_path / 'batched', '--seeds=0-4', '--batch=3').exit_code == 0
+    assert helpers.png_bytes(tmp_path / 'single') == helpers.png_bytes(tmp_path / 'batched')
+
+
+def test_trunc_zero_gives_the_w_avg_image_for_every_seed(snapshot, tmp_path):
+    G, pkl = snapshot
+    assert run(pkl, tmp_path, '--seeds=0-2', '--trunc=0').exit_code == 0
+    with torch.no_grad():
+        ws = G.mapping.w_avg.reshape(1, 1, -1).repeat(1, G.num_ws, 1)
+        expected = generate.to_uint8(G.synthesis(ws, noise_mode='const'))[0]
+    for seed in [0, 1, 2]:
+        assert np.array_equal(helpers.read_png(tmp_path / f'seed{seed:04d}.png'), expected)
+
+
+def test_grid_writes_one_tiled_image(snapshot, tmp_path):
+    G, pkl = snapshot
+    assert run(pkl, tmp_path, '--seeds=0-4', '--grid').exit_code == 0
+    assert os.listdir(tmp_path) == ['grid.png']
+    grid = helpers.read_png(tmp_path / 'grid.png')
+    size = G.img_resolution
+    assert grid.shape == (2 * size, 3 * size, 3)
+    assert np.array_equal(grid[size:, :size], helpers.official_seed_image(G, 3))
+
+
+def test_existing_images_are_not_overwritten_without_flag(snapshot, tmp_path):
+    _G, pkl = snapshot
+    (tmp_path / 'seed0001.png').write_bytes(b'keep me')
+    line = helpers.error_line(run(pkl, tmp_path, '--seeds=0-1'))
+    assert 'seed0001.png exists' in line and '--overwrite' in line
+    assert (tmp_path / 'seed0001.png').read_bytes() == b'keep me'
+    assert run(pkl, tmp_path, '--seeds=0-1', '--overwrite').exit_code == 0
+    assert (tmp_path / 'seed0001.png').read_bytes().startswith(b'\x89PNG')
+
+
+def test_conditional_network_without_class_fails(conditional_snapshot, tmp_path):
+    _G, pkl = conditional_snapshot
+    line = helpers.error_line(run(pkl, tmp_path, '--seeds=0'))
+    assert 'conditional' in line and '--class=0..3' in line
+
+
+def test_class_out_of_range_fails(conditional_snapshot, tmp_path):
+    _G, pkl = conditional_snapshot
+    line = helpers.error_line(run(pkl, tmp_path, '--seeds=0', '--class=4'))
+    assert '--class' in line and '0..3' in line
+
+
+def test_class_on_unconditional_network_fails(snapshot, tmp_path):
+    _G, pkl = snapshot
+    line = helpers.error_line(run(pkl, tmp_path, '--seeds=0', '--class=1'))
+    assert 'unconditional' in line
+
+
+def test_conditional_class_selects_the_label(conditional_snapshot, tmp_path):
+    G, pkl = conditional_snapshot
+    assert run(pkl, tmp_path, '--seeds=5', '--class=2').exit_code == 0
+    assert np.array_equal(helpers.read_png(tmp_path / 'seed0005.png'), helpers.official_seed_image(G, 5, class_idx=2))
+
+
+def test_bad_seed_list_fails(snapshot, tmp_path):
+    _G, pkl = snapshot
+    line = helpers.error_line(run(pkl, tmp_path, '--seeds=5-2'))
+    assert '--seeds' in line and 'runs backwards' in line
+
+
+def test_missing_seeds_fails(snapshot, tmp_path):
+    _G, pkl = snapshot
+    assert '--seeds' in helpers.error_line(run(pkl, tmp_path))
+
+
+def test_unreadable_network_file_fails(tmp_path):
+    garbage = tmp_path / 'broken.pkl'
+    garbage.write_bytes(b'this is not a network')
+    line = helpers.error_line(run(garbage, tmp_path / 'out', '--seeds=0'))
+    assert 'broken.pkl' in line and 'cannot read network pickle' in line
+
+
+def test_missing_network_file_fails(tmp_path):
+    line = helpers.error_line(run(tmp_path / 'nowhere.pkl', tmp_path / 'out', '--seeds=0'))
+    assert 'nowhere.pkl: no such network file' in line
+
+
+def test_projected_w_renders_one_image_per_w(snapshot, tmp_path):
+    G, pkl = snapshot
+    ws = torch.randn([2, G.num_ws, G.w_dim]).numpy()
+    np.savez(tmp_path / 'projected_w.npz', w=ws)
+    assert run(pkl, tmp_path / 'out', f'--projected-w={tmp_path / "projected_w.npz"}').exit_code == 0
+    with torch.no_grad():
+        expected = generate.to_uint8(G.synthesis(torch.from_numpy(ws[1:2]), noise_mode='const'))[0]
+    assert sorted(os.listdir(tmp_path / 'out')) == ['proj00.png', 'proj01.png']
+    assert np.array_equal(helpers.read_png(tmp_path / 'out' / 'proj01.png'), expected)
+
+
+def test_projected_w_shape_mismatch_fails(snapshot, tmp_path):
+    G, pkl = snapshot
+    np.savez(tmp_path / 'wrong.npz', w=np.zeros([1, G.num_ws + 1, G.w_dim], dtype=np.float32))
+    line = helpers.error_line(run(pkl, tmp_path / 'out', f'--projected-w={tmp_path / "wrong.npz"}'))
+    assert 'wrong.npz' in line and f'[N, {G.num_ws}, {G.w_dim}]' in line
+
+
+def test_projected_w_with_seeds_is_a_usage_error(snapshot, tmp_path):
+    _G, pkl = snapshot
+    np.savez(tmp_path / 'w.npz', w=np.zeros([1, 1, 1], dtype=np.float32))
+    line = helpers.error_line(run(pkl, tmp_path / 'out', f'--projected-w={tmp_path / "w.npz"}', '--seeds=0'))
+    assert '--seeds does not apply to --projected-w' in line
+
+
+def test_style_mixing_grid_has_sources_on_the_edges(snapshot, tmp_path):
+    G, pkl = snapshot
+    result = run(pkl, tmp_path, '--rows=1,2', '--cols=3,4,5', '--styles=0-1')
+    assert result.exit_code == 0, result.output
+    assert os.listdir(tmp_path) == ['grid.png']
+    grid = helpers.read_png(tmp_path / 'grid.png')
+    size = G.img_resolution
+    assert grid.shape == (3 * size, 4 * size, 3)
+    assert (grid[:size, :size] == 0).all()
+    assert np.array_equal(grid[:size, 2 * size:3 * size], helpers.official_seed_image(G, 4))  # top row: column seed
+    assert np.array_equal(grid[2 * size:, :size], helpers.official_seed_image(G, 2))  # left column: row seed
+
+
+def test_style_mixing_takes_chosen_layers_from_the_column_seed(snapshot, tmp_path):
+    G, pkl = snapshot
+    assert run(pkl, tmp_path, '--rows=1', '--cols=3', '--styles=0-1', '--individual').exit_code == 0
+    assert sorted(os.listdir(tmp_path)) == ['1-1.png', '1-3.png', '3-3.png', 'grid.png']
+    with torch.no_grad():
+        w_row = G.mapping(generate.zs_from_seeds([1], G.z_dim, 'cpu'), None)
+        w_col = G.mapping(generate.zs_from_seeds([3], G.z_dim, 'cpu'), None)
+        w_row[:, :2] = w_col[:, :2]
+        expected = generate.to_uint8(G.synthesis(w_row, noise_mode='const'))[0]
+    assert np.array_equal(helpers.read_png(tmp_path / '1-3.png'), expected)
+    assert not np.array_equal(expected, helpers.read_png(tmp_path / '1-1.png'))
+
+
+def test_style_mixing_layer_out_of_range_fails(snapshot, tmp_path):
+    G, pkl = snapshot
+    line = helpers.error_line(run(pkl, tmp_path, '--rows=1', '--cols=2', f'--styles=0-{G.num_ws}'))
+    assert '--styles' in line and f'0..{G.num_ws - 1}' in line
+
+
+def test_style_mixing_needs_rows_and_cols(snapshot, tmp_path):
+    _G, pkl = snapshot
+    assert 'needs both --rows and --cols' in helpers.error_line(run(pkl, tmp_path, '--rows=1'))
