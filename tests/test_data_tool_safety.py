@@ -30,7 +30,7 @@ def test_corrupt_image_stops_with_its_name_and_leaves_no_output(tmp_path, source
     corrupt(source / 'img2.png')
     before = dh.listing(str(tmp_path))
     result = dh.run_tool('--source', source, '--dest', tmp_path / dest_name)
-    dh.assert_clean_failure(result, 'cannot read image img2.png', '--skip-bad')
+    dh.assert_clean_failure(result, f'cannot read image {source / "img2.png"}: not a readable image', '--skip-bad')
     assert dh.listing(str(tmp_path)) == before  # No dest, no temporary files.
 
 

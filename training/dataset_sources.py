@@ -1,6 +1,7 @@
 """Readers for the image sources dataset_tool.py converts: folders, zips, CIFAR-10, MNIST, LSUN, builtin sets."""
 
 import gzip
+import importlib
 import io
 import json
 import os
@@ -79,11 +80,10 @@ def convert_mode(image, target_mode, name):
         raise BadImageError(name, f'cannot convert pixel format {mode} to {target_mode}; save the image as RGB or grayscale') from None
 
 
-def decode_image(data_or_file, name):
-    """Fully decodes an encoded image (bytes or binary file); any failure becomes BadImageError."""
+def decode_image(data, name):
+    """Fully decodes an encoded image held in bytes; any failure becomes BadImageError."""
     try:
-        stream = io.BytesIO(data_or_file) if isinstance(data_or_file, (bytes, bytearray)) else data_or_file
-        image = PIL.Image.open(stream)
+        image = PIL.Image.open(io.BytesIO(data))
         image.load()  # Decode now so truncated data fails here, with the file's name.
         return image
     except Exception as exc:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...).
@@ -96,7 +96,7 @@ def describe_decode_error(exc):
     return f'corrupt image data ({type(exc).__name__}: {exc})'
 
 
-def peek_mode(open_file, name):
+def peek_mode(open_file):
     """Reads only the header of an image and returns its Pillow mode, or None if it is unreadable."""
     try:
         with open_file() as f:
@@ -129,8 +129,7 @@ class ImageFolderSource:
     def __init__(self, path):
         self.path = path
         names = []
-        for root, dirs, files in os.walk(path):
-            dirs.sort()
+        for root, _dirs, files in os.walk(path):
             names += [os.path.relpath(os.path.join(root, f), path).replace(os.sep, '/') for f in files if is_image_file(f)]
         self.names = sorted(names)
         self.labels = None
@@ -149,20 +148,24 @@ class ImageFolderSource:
         pass
 
     def color_mode(self, limit=None):
-        return _scan_color(self.names[:limit], lambda name: peek_mode(lambda: self._open(name), name))
+        return _scan_color(self.names[:limit], lambda name: peek_mode(lambda: self._open(name)))
 
     def __iter__(self):
         for name in self.names:
             label = None if self.labels is None else self.labels.get(name)
-            yield SourceItem(name, self._loader(name), label)
+            yield SourceItem(self._where(name), self._loader(name), label)
+
+    def _where(self, name):
+        return os.path.join(self.path, name)
 
     def _loader(self, name):
         def load():
             try:
                 with self._open(name) as f:
-                    return decode_image(f.read(), name)
-            except OSError as exc:
-                raise BadImageError(name, f'cannot read file ({exc.strerror or exc})') from None
+                    data = f.read()
+            except (OSError, EOFError, zipfile.BadZipFile) as exc:  # Zips also raise these on CRC mismatches.
+                raise BadImageError(self._where(name), f'cannot read file ({exc})') from None
+            return decode_image(data, self._where(name))
         return load
 
 
@@ -192,15 +195,8 @@ class ImageZipSource(ImageFolderSource):
             self._zip.close()
             self._zip = None
 
-    def _loader(self, name):
-        def load():
-            try:
-                with self._open(name) as f:
-                    data = f.read()
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:  # Also CRC mismatches.
-                raise BadImageError(f'{self.path}:{name}', f'cannot read zip member ({exc})') from None
-            return decode_image(data, f'{self.path}:{name}')
-        return load
+    def _where(self, name):
+        return f'{self.path}:{name}'
 
 
 def _scan_color(names, mode_of):
@@ -244,18 +240,24 @@ class ArraySource:
 #----------------------------------------------------------------------------
 # CIFAR-10 python tarball.
 
+def _numpy_multiarray_module():
+    try:
+        importlib.import_module('numpy._core.multiarray')  # numpy >= 2 (and late 1.26).
+        return 'numpy._core.multiarray'
+    except ImportError:
+        return 'numpy.core.multiarray'
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Unpickles only plain containers and numpy arrays, so a tarball cannot run code."""
     _ALLOWED = {('numpy', 'ndarray'), ('numpy', 'dtype'), ('_codecs', 'encode'),
-                ('numpy._core.multiarray', '_reconstruct'), ('numpy._core.multiarray', 'scalar')}
+                ('multiarray', '_reconstruct'), ('multiarray', 'scalar')}
 
     def find_class(self, module, name):
-        module = module.replace('numpy.core.', 'numpy._core.')  # Python 2 / numpy 1 spelling.
-        if module == 'numpy.core.multiarray':
-            module = 'numpy._core.multiarray'
-        if (module, name) not in self._ALLOWED:
+        is_multiarray = module in ('numpy.core.multiarray', 'numpy._core.multiarray')  # numpy 1 / numpy 2 spelling.
+        if (('multiarray' if is_multiarray else module), name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f'refusing to load {module}.{name}')
-        return super().find_class(module, name)
+        return super().find_class(_numpy_multiarray_module() if is_multiarray else module, name)
 
 
 def _batch_field(batch, key):
