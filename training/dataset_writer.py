@@ -13,6 +13,10 @@ class DestinationError(Exception):
     """The destination cannot be written as asked (exists, is the wrong kind of path)."""
 
 
+class _Aborted(Exception):
+    """Passed into the open contexts on abort, so they discard rather than finish their output."""
+
+
 def is_nonempty(path):
     if os.path.isdir(path):
         return len(os.listdir(path)) > 0
@@ -110,7 +114,8 @@ class DatasetWriter:
             return
         self._done = True
         # Exiting with an exception makes atomic_write delete its temporary file.
-        self._stack.__exit__(RuntimeError, RuntimeError('dataset conversion aborted'), None)
+        with contextlib.suppress(_Aborted):
+            self._stack.__exit__(_Aborted, _Aborted('dataset conversion aborted'), None)
         if self._temp_dir is not None:
             shutil.rmtree(self._temp_dir, ignore_errors=True)
         for folder in self._created_dirs:
