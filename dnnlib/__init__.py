@@ -1,1 +1,4 @@
-"""Plumbing with no torch in it: EasyDict, URL opening and caching, object construction from kwargs."""
+"""Plumbing shared by every part of the framework, with no torch in it."""
+
+from . import util
+from .util import EasyDict

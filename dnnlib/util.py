@@ -1,0 +1,289 @@
+"""Plumbing with no torch in it: attribute dicts, URL/file opening with a cache, objects built by name, atomic writes, logging."""
+
+import contextlib
+import hashlib
+import importlib
+import io
+import os
+import re
+import socket
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+
+#----------------------------------------------------------------------------
+
+class EasyDict(dict):
+    """A dict whose keys can also be read and written as attributes (`d.key`)."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+    def __delattr__(self, name):
+        del self[name]
+
+#----------------------------------------------------------------------------
+# Writing files so that a crash never leaves a half-written file under the final name.
+
+@contextlib.contextmanager
+def atomic_write(path, mode='wb'):
+    """Yield a file object on a temporary name beside `path`; rename it onto `path` only if the block succeeds."""
+    if mode not in ('w', 'wb', 'wt'):
+        raise ValueError(f'atomic_write: mode must be "w", "wt" or "wb", got {mode!r}')
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_path, 0o666 & ~_current_umask())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp_path)
+        raise
+
+
+def _current_umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+#----------------------------------------------------------------------------
+# Small formatting helpers.
+
+def format_time(seconds):
+    """Seconds as a short human-readable string: '42s', '3m 05s', '2h 07m 00s', '1d 02h 03m'."""
+    s = int(round(seconds))
+    if s < 60:
+        return f'{s}s'
+    if s < 60 * 60:
+        return f'{s // 60}m {s % 60:02d}s'
+    if s < 24 * 60 * 60:
+        return f'{s // 3600}h {(s // 60) % 60:02d}m {s % 60:02d}s'
+    return f'{s // 86400}d {(s // 3600) % 24:02d}h {(s // 60) % 60:02d}m'
+
+#----------------------------------------------------------------------------
+# Tee of stdout/stderr into a log file.
+
+class Logger:
+    """Copy everything written to stdout and stderr into `file_name` as well; use as a context manager."""
+
+    def __init__(self,
+        file_name    = None,    # Log file, or None to only pass output through.
+        file_mode    = 'w',     # 'w' starts a new log, 'a' appends to an existing one.
+        should_flush = True,    # Flush after every write, so the log is current if the run dies.
+    ):
+        self.file = open(file_name, file_mode) if file_name is not None else None
+        self.should_flush = should_flush
+        self.stdout = sys.stdout
+        self.stderr = sys.stderr
+        sys.stdout = self
+        sys.stderr = self
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc_value, traceback):
+        self.close()
+
+    def write(self, text):
+        if isinstance(text, bytes):
+            text = text.decode()
+        if len(text) == 0:
+            return
+        if self.file is not None:
+            self.file.write(text)
+        self.stdout.write(text)
+        if self.should_flush:
+            self.flush()
+
+    def flush(self):
+        if self.file is not None:
+            self.file.flush()
+        self.stdout.flush()
+
+    def isatty(self):
+        return False
+
+    def close(self):
+        self.flush()
+        if sys.stdout is self:
+            sys.stdout = self.stdout
+        if sys.stderr is self:
+            sys.stderr = self.stderr
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+
+#----------------------------------------------------------------------------
+# Objects built from dicts of kwargs, so configs can name a class and its arguments.
+
+def get_module_from_obj_name(obj_name):
+    """Split 'pkg.module.attr.sub' into (imported module, 'attr.sub') using the longest importable prefix."""
+    parts = obj_name.split('.')
+    for i in range(len(parts), 0, -1):
+        module_name = '.'.join(parts[:i])
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name is None or not (module_name == err.name or module_name.startswith(err.name + '.')):
+                raise  # The module exists but one of its own imports is missing: say so.
+            continue
+        rest = '.'.join(parts[i:])
+        try:
+            _get_attr_path(module, rest)
+        except AttributeError:
+            continue
+        return module, rest
+    raise ImportError(f'cannot find "{obj_name}": no importable module provides it')
+
+
+def _get_attr_path(obj, attr_path):
+    for part in attr_path.split('.') if attr_path else []:
+        obj = getattr(obj, part)
+    return obj
+
+
+def get_obj_by_name(name):
+    """The Python object (class, function, constant) named by a dotted path such as 'training.networks.Generator'."""
+    module, rest = get_module_from_obj_name(name)
+    return _get_attr_path(module, rest)
+
+
+def call_func_by_name(*args, func_name=None, **kwargs):
+    """Call the function named by `func_name` with the remaining arguments."""
+    if func_name is None:
+        raise ValueError('call_func_by_name: func_name is required')
+    func = get_obj_by_name(func_name)
+    if not callable(func):
+        raise TypeError(f'call_func_by_name: "{func_name}" is not callable')
+    return func(*args, **kwargs)
+
+
+def construct_class_by_name(*args, class_name=None, **kwargs):
+    """Instantiate the class named by `class_name` with the remaining arguments."""
+    if class_name is None:
+        raise ValueError('construct_class_by_name: class_name is required')
+    return call_func_by_name(*args, func_name=class_name, **kwargs)
+
+
+def get_top_level_function_name(obj):
+    """Dotted name 'module.function' of a top-level function, so it can be stored in a config."""
+    module = obj.__module__
+    if module == '__main__':
+        module = os.path.splitext(os.path.basename(sys.modules[module].__file__))[0]
+    return f'{module}.{obj.__name__}'
+
+#----------------------------------------------------------------------------
+# URLs and the download cache.
+
+def is_url(obj, allow_file_urls=False):
+    """True when `obj` is a string holding an http(s) URL (or a file:// URL when allowed)."""
+    if not isinstance(obj, str) or '://' not in obj:
+        return False
+    parsed = urllib.parse.urlparse(obj)
+    if parsed.scheme == 'file':
+        return allow_file_urls
+    return parsed.scheme in ('http', 'https') and bool(parsed.netloc)
+
+
+def make_cache_dir_path(*paths):
+    """Path inside the dnnlib cache: $DNNLIB_CACHE_DIR, else ~/.cache/dnnlib (or a temp folder without a home)."""
+    if 'DNNLIB_CACHE_DIR' in os.environ:
+        return os.path.join(os.environ['DNNLIB_CACHE_DIR'], *paths)
+    home = os.environ.get('HOME') or os.environ.get('USERPROFILE')
+    if home:
+        return os.path.join(home, '.cache', 'dnnlib', *paths)
+    return os.path.join(tempfile.gettempdir(), '.cache', 'dnnlib', *paths)
+
+
+def url_cache_path(url, cache_dir=None):
+    """Where `url` is (or would be) cached: '<cache_dir>/downloads/<md5 of url>_<file name>'."""
+    cache_dir = cache_dir if cache_dir is not None else make_cache_dir_path('downloads')
+    url_md5 = hashlib.md5(url.encode('utf-8')).hexdigest()
+    file_name = os.path.basename(urllib.parse.urlparse(url).path) or 'download'
+    file_name = re.sub(r'[^0-9a-zA-Z_.-]', '_', file_name)
+    return os.path.join(cache_dir, f'{url_md5}_{file_name}')
+
+
+def _local_path_of(url_or_path):
+    """The local file path for a plain path or a file:// URL."""
+    if url_or_path.startswith('file://'):
+        parsed = urllib.parse.urlparse(url_or_path)
+        path = urllib.request.url2pathname(parsed.path)
+        if parsed.netloc not in ('', 'localhost'):
+            path = f'//{parsed.netloc}{path}'
+        return path
+    return os.path.expanduser(url_or_path)
+
+
+def open_url(url_or_path, cache_dir=None, num_attempts=10, verbose=True, return_filename=False, cache=True):
+    """Open a local path, file:// URL or http(s) URL as a binary file object (or return its local file name).
+
+    http(s) URLs are downloaded once into the cache and then read from there, so a machine without
+    internet can use a file that was cached (or copied into the cache) beforehand.
+    """
+    if not isinstance(url_or_path, (str, os.PathLike)):
+        raise TypeError(f'open_url: expected a path or URL string, got {type(url_or_path).__name__}')
+    url_or_path = os.fspath(url_or_path)
+    if not is_url(url_or_path):
+        path = _local_path_of(url_or_path)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'{url_or_path}: no such file')
+        return path if return_filename else open(path, 'rb')
+
+    if return_filename and not cache:
+        raise ValueError('open_url: return_filename=True needs cache=True')
+    cached = url_cache_path(url_or_path, cache_dir)
+    if cache and os.path.isfile(cached):
+        return cached if return_filename else open(cached, 'rb')
+
+    data = _download(url_or_path, num_attempts=num_attempts, verbose=verbose, cached=cached)
+    if not cache:
+        return io.BytesIO(data)
+    os.makedirs(os.path.dirname(cached), exist_ok=True)
+    # Several processes may download at once: each writes its own temp file, the renames are atomic.
+    with atomic_write(cached, 'wb') as f:
+        f.write(data)
+    return cached if return_filename else open(cached, 'rb')
+
+
+def _download(url, num_attempts, verbose, cached):
+    last_error = None
+    for attempt in range(max(num_attempts, 1)):
+        if verbose:
+            print(f'Downloading {url} ...', end='', flush=True)
+        try:
+            request = urllib.request.Request(url, headers={'User-Agent': f'squeezegan-{uuid.uuid4().hex[:8]}'})
+            with urllib.request.urlopen(request, timeout=60) as response:
+                data = response.read()
+            if verbose:
+                print(' done')
+            return data
+        except (urllib.error.URLError, OSError) as err:
+            last_error = err
+            if verbose:
+                print(' failed')
+            if isinstance(err, urllib.error.HTTPError) and 400 <= err.code < 500:
+                break  # Retrying will not make a missing file appear.
+            if isinstance(getattr(err, 'reason', None), socket.gaierror):
+                break  # No name resolution: offline, retrying will not help.
+            if attempt + 1 < num_attempts:
+                time.sleep(min(2 ** attempt, 10) * 0.1)
+    raise OSError(f'cannot download {url} ({last_error}); without internet, download it elsewhere and '
+                  f'pass the local file path instead of the URL, or copy it to {cached}')
+
+#----------------------------------------------------------------------------
