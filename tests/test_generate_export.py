@@ -93,6 +93,15 @@ def test_round_trip_renders_bit_identical_pngs(exported, tmp_path):
     assert len(from_pickle) == 4 and from_pickle == from_weights
 
 
+@pytest.mark.gpu
+def test_round_trip_renders_bit_identical_pngs_on_cuda(exported, tmp_path):
+    _networks, pkl, dest = exported
+    args = ['--seeds=0-3', '--class=2', '--device=cuda', '--batch=2']
+    assert helpers.run_cli(generate.generate_images, [f'--network={pkl}', f'--outdir={tmp_path / "pkl"}', *args]).exit_code == 0
+    assert helpers.run_cli(generate.generate_images, [f'--network={dest}', f'--outdir={tmp_path / "pt"}', *args]).exit_code == 0
+    assert helpers.png_bytes(tmp_path / 'pkl') == helpers.png_bytes(tmp_path / 'pt')
+
+
 def test_reexporting_a_weights_only_file_keeps_it_loadable(exported, tmp_path):
     networks, _pkl, dest = exported
     export.save_weights_only(export.load_network(dest), tmp_path / 'again.pt')
