@@ -1,0 +1,144 @@
+"""Statistics reported by name from anywhere in training and collected, across processes, in one place.
+
+`report('Loss/G/loss', x)` adds the count, sum and sum of squares of x to a named counter; a
+`Collector` turns the counters into means and standard deviations, reduced over all processes
+(gloo or NCCL) when `init_multiprocessing` was called. Every process must report the same names
+(an empty value counts) and call `Collector.update()` together.
+"""
+
+import re
+
+import numpy as np
+import torch
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+_num_moments = 3                  # [count, sum, sum of squares]
+_counter_dtype = torch.float64    # Sums over a long run need double precision.
+_rank = 0                         # Set by init_multiprocessing.
+_sync_device = None               # Device for the cross-process reduction; None = no reduction.
+_counters = dict()                # name -> {device: moments tensor} since the last sync
+_cumulative = dict()              # name -> moments (CPU) summed over every sync so far
+
+#----------------------------------------------------------------------------
+
+def init_multiprocessing(rank, sync_device):
+    """Declare this process's rank and the device used for the reduction (cuda for NCCL, cpu for gloo).
+
+    Call once per process after torch.distributed is initialised; sync_device=None disables reduction.
+    """
+    global _rank, _sync_device
+    _rank = int(rank)
+    _sync_device = torch.device(sync_device) if sync_device is not None else None
+
+
+def report(name, value):
+    """Add the elements of `value` (a number, array or tensor; may be empty) to statistic `name`. Returns value."""
+    counters = _counters.setdefault(name, dict())
+    elems = torch.as_tensor(value.detach() if isinstance(value, torch.Tensor) else value)
+    if elems.numel() == 0:
+        return value
+    elems = elems.flatten().to(_counter_dtype)
+    moments = torch.stack([
+        torch.ones_like(elems).sum(),
+        elems.sum(),
+        elems.square().sum(),
+    ])
+    if moments.device not in counters:
+        counters[moments.device] = torch.zeros_like(moments)
+    counters[moments.device].add_(moments)
+    return value
+
+
+def report0(name, value):
+    """Like report(), but only rank 0's value counts (other ranks register the name with no data)."""
+    report(name, value if _rank == 0 else [])
+    return value
+
+#----------------------------------------------------------------------------
+
+def _sync(names):
+    """Fold the counters of `names` into their cumulative moments, summed over every process."""
+    if len(names) == 0:
+        return []
+    device = _sync_device if _sync_device is not None else torch.device('cpu')
+    deltas = torch.zeros([len(names), _num_moments], dtype=_counter_dtype, device=device)
+    for idx, name in enumerate(names):
+        for counter in _counters.get(name, {}).values():
+            deltas[idx].add_(counter.to(device))
+            counter.zero_()
+    if _sync_device is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(deltas)
+    deltas = deltas.cpu()
+    result = []
+    for idx, name in enumerate(names):
+        if name not in _cumulative:
+            _cumulative[name] = torch.zeros([_num_moments], dtype=_counter_dtype)
+        _cumulative[name].add_(deltas[idx])
+        result.append((name, _cumulative[name]))
+    return result
+
+
+class Collector:
+    """Means and standard deviations of the statistics whose names match `regex`, since the last update()."""
+
+    def __init__(self,
+        regex         = '.*',    # Which statistic names to collect (full match).
+        keep_previous = True,    # Keep a statistic's last value when nothing new was reported for it.
+    ):
+        self._regex = re.compile(regex)
+        self._keep_previous = keep_previous
+        self._cumulative = dict()
+        self._moments = dict()
+        self.update()
+        self._moments.clear()
+
+    def names(self):
+        """Names of all reported statistics that match the regex, sorted (the same order on every rank)."""
+        return sorted(name for name in _counters if self._regex.fullmatch(name))
+
+    def update(self):
+        """Take in everything reported since the last update (a collective call when multiprocessing)."""
+        if not self._keep_previous:
+            self._moments.clear()
+        for name, cumulative in _sync(self.names()):
+            previous = self._cumulative.setdefault(name, torch.zeros_like(cumulative))
+            delta = cumulative - previous
+            previous.copy_(cumulative)
+            if float(delta[0]) != 0:
+                self._moments[name] = delta
+
+    def _get(self, name):
+        moments = self._moments.get(name, None)
+        if moments is None:
+            return 0.0, np.nan, np.nan
+        count, total, total_sq = (float(m) for m in moments)
+        mean = total / count
+        variance = max(total_sq / count - mean ** 2, 0.0)
+        return count, mean, float(np.sqrt(variance))
+
+    def num(self, name):
+        """Number of scalars reported for `name` between the last two updates."""
+        return int(self._get(name)[0])
+
+    def mean(self, name):
+        return self._get(name)[1]
+
+    def std(self, name):
+        return self._get(name)[2]
+
+    def as_dict(self):
+        """{name: {num, mean, std}} for every statistic that has data, as stats.jsonl stores it."""
+        stats = dnnlib.EasyDict()
+        for name in self.names():
+            if name in self._moments:
+                num, mean, std = self._get(name)
+                stats[name] = dnnlib.EasyDict(num=num, mean=mean, std=std)
+        return stats
+
+    def __getitem__(self, name):
+        return self.mean(name)
+
+#----------------------------------------------------------------------------
