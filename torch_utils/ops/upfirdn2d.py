@@ -1,0 +1,164 @@
+"""Upsample, FIR-filter, downsample (upfirdn2d) on NCHW images, with a CUDA kernel and a PyTorch reference.
+
+One op covers the resampling StyleGAN2 needs: insert up-1 zeros between pixels, pad, convolve with a
+separable (1-D) or general (2-D) FIR filter, keep every down-th pixel.
+"""
+
+import os
+
+import numpy as np
+import torch
+
+from .. import custom_ops
+
+#----------------------------------------------------------------------------
+
+def _plugin():
+    return custom_ops.get_plugin(
+        module_name='upfirdn2d_plugin',
+        sources=['upfirdn2d.cpp', 'upfirdn2d.cu'],
+        headers=['upfirdn2d.h'],
+        source_dir=os.path.dirname(__file__),
+        extra_cuda_cflags=['--use_fast_math'],
+    )
+
+
+def _pair(value, name):
+    """An int or a pair as (x, y)."""
+    if isinstance(value, int):
+        return value, value
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return value[0], value[1]
+    raise ValueError(f'upfirdn2d: {name} must be an int or a pair [x, y], got {value!r}')
+
+
+def _parse_padding(padding):
+    """An int, [x, y] or [x0, x1, y0, y1] as (x0, x1, y0, y1)."""
+    if isinstance(padding, int):
+        return padding, padding, padding, padding
+    if isinstance(padding, (list, tuple)) and all(isinstance(p, int) for p in padding):
+        if len(padding) == 2:
+            return padding[0], padding[0], padding[1], padding[1]
+        if len(padding) == 4:
+            return tuple(padding)
+    raise ValueError(f'upfirdn2d: padding must be an int, [x, y] or [x0, x1, y0, y1], got {padding!r}')
+
+
+def _filter_size(f):
+    """(width, height) of a filter tensor (None counts as 1x1)."""
+    if f is None:
+        return 1, 1
+    assert isinstance(f, torch.Tensor) and f.ndim in (1, 2)
+    return f.shape[-1], f.shape[0]
+
+#----------------------------------------------------------------------------
+
+def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
+    """A filter tensor ready for upfirdn2d from a list, array or tensor of taps.
+
+    1-D taps stay separable (applied along x then y) when `separable` is true, or by default when
+    there are at least 8 taps; otherwise they become their 2-D outer product. `normalize` makes the
+    taps sum to 1, `gain` scales the overall response (split over the two axes when separable).
+    """
+    if f is None:
+        f = 1
+    f = torch.as_tensor(f, dtype=torch.float32)
+    assert f.ndim in (0, 1, 2) and f.numel() > 0
+    if f.ndim == 0:
+        f = f[np.newaxis]
+    if separable is None:
+        separable = f.ndim == 1 and f.numel() >= 8
+    if f.ndim == 1 and not separable:
+        f = torch.outer(f, f)
+    assert f.ndim == (1 if separable else 2)
+    if normalize:
+        f = f / f.sum()
+    if flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    f = f * (gain ** (f.ndim / 2))
+    return f.to(device=device)
+
+#----------------------------------------------------------------------------
+
+def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Upsample by `up`, pad, convolve with FIR filter `f`, downsample by `down` ([x, y] pairs allowed).
+
+    `padding` ([x0, x1, y0, y1], negative values crop) applies to the upsampled image. `f` is a 1-D
+    (separable) or 2-D filter from setup_filter, or None for identity. Without `flip_filter` the
+    filter is flipped, i.e. this is a true convolution. Gradients of any order are supported.
+    """
+    assert isinstance(x, torch.Tensor)
+    if impl not in ('ref', 'cuda'):
+        raise ValueError(f'upfirdn2d: impl must be "ref" or "cuda", got {impl!r}')
+    if impl == 'cuda' and x.device.type == 'cuda' and _plugin() is not None:
+        from . import upfirdn2d_cuda  # pylint: disable=import-outside-toplevel
+        return upfirdn2d_cuda.upfirdn2d_function(_plugin(), up=up, down=down, padding=padding,
+                                                 flip_filter=flip_filter, gain=gain).apply(x, f)
+    return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+
+
+def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """The reference: zero insertion, pad/crop, depthwise conv2d, strided slicing."""
+    assert isinstance(x, torch.Tensor) and x.ndim == 4
+    if f is None:
+        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
+    assert isinstance(f, torch.Tensor) and f.ndim in (1, 2) and f.dtype == torch.float32
+    batch_size, num_channels, in_height, in_width = x.shape
+    upx, upy = _pair(up, 'up')
+    downx, downy = _pair(down, 'down')
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    assert upx >= 1 and upy >= 1 and downx >= 1 and downy >= 1
+
+    # Zero insertion.
+    if upx > 1 or upy > 1:
+        x = x.reshape([batch_size, num_channels, in_height, 1, in_width, 1])
+        x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
+        x = x.reshape([batch_size, num_channels, in_height * upy, in_width * upx])
+
+    # Pad with zeros (positive) and crop (negative).
+    x = torch.nn.functional.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
+    x = x[:, :, max(-pady0, 0) : x.shape[2] - max(-pady1, 0), max(-padx0, 0) : x.shape[3] - max(-padx1, 0)]
+
+    # Depthwise convolution; conv2d correlates, so the filter is flipped for a true convolution.
+    f = f * (gain ** (f.ndim / 2))
+    f = f.to(x.dtype)
+    if not flip_filter:
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        x = torch.nn.functional.conv2d(x, f[None, None].repeat([num_channels, 1, 1, 1]), groups=num_channels)
+    else:
+        f = f[None, None].repeat([num_channels, 1, 1])
+        x = torch.nn.functional.conv2d(x, f.unsqueeze(2), groups=num_channels)
+        x = torch.nn.functional.conv2d(x, f.unsqueeze(3), groups=num_channels)
+
+    # Decimation.
+    return x[:, :, ::downy, ::downx]
+
+#----------------------------------------------------------------------------
+
+def filter2d(x, f, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Filter with `f`, padding so that the output has the input's size (plus `padding`)."""
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [padx0 + fw // 2, padx1 + (fw - 1) // 2, pady0 + fh // 2, pady1 + (fh - 1) // 2]
+    return upfirdn2d(x, f, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+
+def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Upsample by `up` with interpolation filter `f`; output size is input size times `up` (plus `padding`)."""
+    upx, upy = _pair(up, 'up')
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [padx0 + (fw + upx - 1) // 2, padx1 + (fw - upx) // 2, pady0 + (fh + upy - 1) // 2, pady1 + (fh - upy) // 2]
+    return upfirdn2d(x, f, up=up, padding=p, flip_filter=flip_filter, gain=gain * upx * upy, impl=impl)
+
+
+def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'):
+    """Anti-alias with `f` and downsample by `down`; output size is input size over `down` (plus `padding`)."""
+    downx, downy = _pair(down, 'down')
+    padx0, padx1, pady0, pady1 = _parse_padding(padding)
+    fw, fh = _filter_size(f)
+    p = [padx0 + (fw - downx + 1) // 2, padx1 + (fw - downx) // 2, pady0 + (fh - downy + 1) // 2, pady1 + (fh - downy) // 2]
+    return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
