@@ -1,27 +1,28 @@
-"""Pickling of networks together with their constructor arguments and source, in stylegan2-ada-pytorch's format.
+"""Pickling of objects together with the source code of their defining module (stylegan2-ada pickle format)."""
 
-A class decorated with `@persistent_class` pickles as a call to `_reconstruct_persistent_obj(meta)`,
-where meta = {type: 'class', version: 4, module_src, class_name, state}. stylegan2-ada-pytorch
-writes the same meta, so its snapshot pickles resolve to this module's function. Unpickling looks
-for the class in this order, and never runs pickled source code unless asked to:
+# A class decorated with @persistent_class pickles its instances as a call to
+# `_reconstruct_persistent_obj(meta)`, where meta is a plain dict:
+#
+#   type        'class'
+#   version     format number (we write 6, the number stylegan2-ada-pytorch writes and asserts)
+#   module_src  full source text of the module that defined the class
+#   class_name  name of the class inside that module
+#   state       the instance's __dict__ (nested persistent objects are pickled the same way)
+#   module_name importable name of that module (written by us only; official pickles lack it)
+#
+# Official stylegan2-ada-pytorch pickles name `torch_utils.persistence._reconstruct_persistent_obj`,
+# so that function is the entry point for them too. Their loader executes `module_src`. Ours does not,
+# unless the caller opts in: see `_resolve_class` for the order in which a class is looked up.
 
-1. our own pickles name their module (`module_name`); when it imports, the object is restored as is;
-2. a class name that a persistent class of this package carries (official pickles: `Generator`,
-   `SynthesisLayer`, ...) is rebuilt from the pickled constructor arguments, and its parameters and
-   buffers are copied in by name, so official networks run on our code;
-3. otherwise, only inside `with allow_code_execution():`, the pickled source is executed as a fresh
-   module and the class taken from it (the way to load a network whose code is gone);
-4. otherwise unpickling stops with an error naming the class.
-"""
-
+import ast
 import contextlib
+import contextvars
 import copy
 import hashlib
 import importlib
 import inspect
 import pickle
 import sys
-import threading
 import types
 
 import torch
@@ -30,37 +31,127 @@ import dnnlib
 
 #----------------------------------------------------------------------------
 
-_version = 4                    # Meta format version; stylegan2-ada-pytorch writes 4 as well.
-_known_classes = dict()         # Class name -> our persistent class (filled by the decorator at import).
-_decorators = set()             # Every class the decorator produced.
-_import_hooks = []              # Callables meta -> meta, applied before reconstruction.
-_exec_modules = dict()          # Source hash -> module made from pickled source (only with permission).
-_permission = threading.local() # Depth of `allow_code_execution` blocks in this thread.
+WRITE_VERSION = 6               # Version written into new pickles (what the official loader asserts).
+READ_VERSIONS = (4, 5, 6)       # Versions whose meta layout is the one above.
 
-# Modules whose persistent classes official pickles name. They sit above torch_utils, so they are
-# imported by name, and only when a pickle names a class that is not registered yet.
-_provider_modules = ['training.networks', 'training.augment']
+_decorators = set()             # Every class produced by persistent_class().
+_decorator_of = dict()          # Original class -> its persistent subclass, so each is wrapped once.
+_import_hooks = []              # Permanent meta rewriters registered with import_hook().
+_source_of_module = dict()      # Module name -> source text.
+_module_of_source = dict()      # Source text -> module (modules we know, or that we executed).
+
+# Scoped settings for loading, set only by the context managers below (no process-wide flags).
+_class_resolvers = contextvars.ContextVar('persistence_class_resolvers', default=())
+_source_execution_allowed = contextvars.ContextVar('persistence_source_execution', default=False)
+
+
+class PersistenceError(pickle.UnpicklingError):
+    """A persistent object in a pickle cannot be rebuilt; the message says why and what to do."""
 
 #----------------------------------------------------------------------------
+# Public API.
+
+def is_persistent(obj):
+    """True for a class made by @persistent_class and for instances of such classes."""
+    if isinstance(obj, type) and obj in _decorators:
+        return True
+    return type(obj) in _decorators
+
+
+def import_hook(hook):
+    """Register `hook(meta) -> meta`, run on every persistent object before its class is looked up.
+
+    Hooks may patch old meta (e.g. rewrite module_src or state) and must return the meta they were
+    given or a replacement. Registration lasts for the process, as in stylegan2-ada-pytorch.
+    """
+    if not callable(hook):
+        raise TypeError(f'import_hook: expected a callable, got {type(hook).__name__}')
+    _import_hooks.append(hook)
+
+
+@contextlib.contextmanager
+def class_resolver(resolver, rebuild=False):
+    """Within the block, ask `resolver(meta)` first which class rebuilds each persistent object.
+
+    `meta` is a dnnlib.EasyDict with the keys listed at the top of this file; `meta.state` is the
+    instance's attribute dict (for an nn.Module: _parameters, _buffers, _modules, _init_kwargs, ...).
+    The resolver returns a class, or None to let the next resolver (then the default rules) decide.
+    No source from the pickle is executed. With rebuild=False the object is made with
+    `cls.__new__(cls)` and given the pickled state as is (`__setstate__` or a __dict__ update); with
+    rebuild=True it is constructed by our code and only its tensors come from the pickle
+    (see `rebuild_from_state`), so the pickled attribute layout need not match ours.
+
+    This is how training/legacy.py loads official stylegan2-ada-pytorch pickles onto our classes:
+    official meta has no module_name, so a resolver recognises the module by `class_name` and by
+    `defined_names(meta.module_src)` (parsed, not executed). Resolvers nest; the innermost is asked first.
+    """
+    if not callable(resolver):
+        raise TypeError(f'class_resolver: expected a callable, got {type(resolver).__name__}')
+    token = _class_resolvers.set(((resolver, bool(rebuild)),) + _class_resolvers.get())
+    try:
+        yield
+    finally:
+        _class_resolvers.reset(token)
+
+
+@contextlib.contextmanager
+def allow_source_execution():
+    """Within the block, a pickle's embedded module source may be executed to rebuild its classes.
+
+    Unpickling already trusts the file; this is the extra step stylegan2-ada-pytorch always took.
+    Use it only for files you trust and whose classes no resolver or installed module provides.
+    """
+    token = _source_execution_allowed.set(True)
+    try:
+        yield
+    finally:
+        _source_execution_allowed.reset(token)
+
+
+allow_code_execution = allow_source_execution  # Earlier name of the same switch.
+
+
+def defined_names(module_src):
+    """Names of the top-level classes and functions that `module_src` defines, found by parsing only."""
+    try:
+        tree = ast.parse(module_src)
+    except SyntaxError:
+        return frozenset()
+    kinds = (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
+    return frozenset(node.name for node in tree.body if isinstance(node, kinds))
+
+#----------------------------------------------------------------------------
+# The decorator.
 
 def persistent_class(orig_class):
-    """Class decorator: instances pickle with their constructor arguments and defining module's source."""
-    assert isinstance(orig_class, type)
+    """Class decorator: instances remember their constructor arguments and pickle with their module's source.
+
+    The arguments are kept as `obj.init_args` / `obj.init_kwargs` (deep copies), so an object can be
+    rebuilt from them (`type(obj)(*obj.init_args, **obj.init_kwargs)`), e.g. to export or transfer it.
+    """
+    if not isinstance(orig_class, type):
+        raise TypeError(f'persistent_class: expected a class, got {type(orig_class).__name__}')
     if is_persistent(orig_class):
         return orig_class
-    module = sys.modules[orig_class.__module__]
+    if orig_class in _decorator_of:
+        return _decorator_of[orig_class]
+    module = sys.modules.get(orig_class.__module__)
+    if module is None:
+        raise ValueError(f'persistent_class: module {orig_class.__module__!r} of {orig_class.__name__} is not imported')
     module_src = _module_source(module)
+    class_name = orig_class.__name__
 
-    class Decorator(orig_class):
-        _orig_module_name = module.__name__
+    class Persistent(orig_class):
         _orig_module_src = module_src
-        _orig_class_name = orig_class.__name__
+        _orig_module_name = module.__name__
+        _orig_class_name = class_name
 
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
+            _check_pickleable(class_name, args, kwargs)
+            # Same attribute names as stylegan2-ada-pytorch, so official state dicts fit.
             self._init_args = copy.deepcopy(args)
             self._init_kwargs = copy.deepcopy(kwargs)
-            assert isinstance(self._init_kwargs, dict)
 
         @property
         def init_args(self):
@@ -71,176 +162,194 @@ def persistent_class(orig_class):
             return dnnlib.EasyDict(copy.deepcopy(self._init_kwargs))
 
         def __reduce__(self):
-            fields = list(super().__reduce__())
-            fields += [None] * max(3 - len(fields), 0)
-            if fields[0] is not _reconstruct_persistent_obj:
-                meta = dict(type='class', version=_version, module_src=self._orig_module_src,
-                            class_name=self._orig_class_name, state=fields[2],
-                            module_name=self._orig_module_name)
-                fields[0] = _reconstruct_persistent_obj
-                fields[1] = (meta,)
-                fields[2] = None
-            return tuple(fields)
+            meta = dict(type='class', version=WRITE_VERSION, module_src=self._orig_module_src,
+                        class_name=self._orig_class_name, state=_get_state(self),
+                        module_name=self._orig_module_name)
+            return (_reconstruct_persistent_obj, (meta,))
 
-    Decorator.__name__ = orig_class.__name__
-    Decorator.__qualname__ = orig_class.__qualname__
-    Decorator.__module__ = orig_class.__module__
-    Decorator.__doc__ = orig_class.__doc__
-    _decorators.add(Decorator)
-    # The first definition of a name wins, so a test module cannot shadow the networks' classes.
-    _known_classes.setdefault(orig_class.__name__, Decorator)
-    return Decorator
+    Persistent.__name__ = class_name
+    Persistent.__qualname__ = orig_class.__qualname__
+    Persistent.__module__ = orig_class.__module__
+    Persistent.__doc__ = orig_class.__doc__
+    _decorators.add(Persistent)
+    _decorator_of[orig_class] = Persistent
+    return Persistent
 
 
-def is_persistent(obj):
-    """True for a persistent class or an instance of one."""
-    try:
-        if obj in _decorators:
-            return True
-    except TypeError:
-        pass
-    return type(obj) in _decorators
+def _get_state(obj):
+    # Python >= 3.11 gives every object __getstate__; nn.Module defines its own on all versions.
+    getstate = getattr(obj, '__getstate__', None)
+    state = getstate() if getstate is not None else obj.__dict__.copy()
+    return dict(state) if state is not None else {}
 
 
-def import_hook(hook):
-    """Register `hook(meta) -> meta`, applied to every persistent object's meta before it is rebuilt.
-
-    Use it to rename classes or patch constructor arguments of old pickles.
-    """
-    assert callable(hook)
-    _import_hooks.append(hook)
-
-
-@contextlib.contextmanager
-def allow_code_execution():
-    """Within this block, unpickling may execute the source code stored in a pickle (trusted files only)."""
-    _permission.depth = getattr(_permission, 'depth', 0) + 1
-    try:
-        yield
-    finally:
-        _permission.depth -= 1
-
-
-def code_execution_allowed():
-    return getattr(_permission, 'depth', 0) > 0
+def _check_pickleable(class_name, args, kwargs):
+    """Fail at construction, not at the first snapshot, when a constructor argument cannot be pickled."""
+    def strip(value):
+        if isinstance(value, (list, tuple, set)):
+            return [strip(item) for item in value]
+        if isinstance(value, dict):
+            return [[strip(key), strip(item)] for key, item in value.items()]
+        if value is None or isinstance(value, (str, bytes, bytearray, bool, int, float, complex)):
+            return None
+        if type(value).__module__.split('.')[0] in ('torch', 'numpy') or is_persistent(value):
+            return None  # Tensors, arrays and persistent objects pickle by their own means.
+        return value
+    for where, value in [(f'argument {i}', arg) for i, arg in enumerate(args)] + list(kwargs.items()):
+        try:
+            pickle.dumps(strip(value))
+        except Exception as error:
+            raise TypeError(f'{class_name}: constructor argument {where!r} cannot be pickled ({error}); '
+                            f'persistent objects keep their arguments') from None
 
 #----------------------------------------------------------------------------
+# Loading.
 
 def _reconstruct_persistent_obj(meta):
-    """Unpickling entry point (its name and meta format are what stylegan2-ada-pytorch pickles refer to)."""
+    """Rebuild one persistent object from its meta dict (the function every such pickle calls)."""
     meta = dnnlib.EasyDict(meta)
-    meta.state = dnnlib.EasyDict(meta.state) if isinstance(meta.state, dict) else meta.state
+    meta.state = dnnlib.EasyDict(meta.state)
     for hook in _import_hooks:
         meta = hook(meta)
-        assert meta is not None
-    if meta.type != 'class':
-        raise pickle.UnpicklingError(f'unknown persistent object type "{meta.type}"')
-    if meta.version not in (1, 2, 3, 4):
-        raise pickle.UnpicklingError(f'unsupported persistent object version {meta.version}')
-
-    own_class = _own_class(meta)
-    if own_class is not None:
-        return _restore(own_class, meta.state)
-    if meta.class_name not in _known_classes:
-        _import_providers()
-    if meta.class_name in _known_classes:
-        return _rebuild(_known_classes[meta.class_name], meta.state)
-    if code_execution_allowed():
-        module = _module_from_source(meta.module_src)
-        return _restore(getattr(module, meta.class_name), meta.state)
-    raise pickle.UnpicklingError(
-        f'the pickle holds class "{meta.class_name}", which this package does not provide; loading it would '
-        f'execute the source code stored in the pickle: only for a trusted file, load it inside '
-        f'torch_utils.persistence.allow_code_execution()')
-
-
-def _own_class(meta):
-    """Our class when the pickle was written by this package and the module still provides it."""
-    module_name = meta.get('module_name', None)
-    if module_name is None:
-        return None
-    try:
-        module = __import__(module_name, fromlist=['_'])
-    except ImportError:
-        return None
-    cls = getattr(module, meta.class_name, None)
-    return cls if is_persistent(cls) else None
-
-
-def _import_providers():
-    for name in _provider_modules:
-        try:
-            importlib.import_module(name)
-        except ImportError:
-            pass
-
-
-def _restore(cls, state):
+        if meta is None:
+            raise PersistenceError(f'import hook {getattr(hook, "__name__", hook)!r} returned None instead of the meta dict')
+    if meta.get('type') != 'class':
+        raise PersistenceError(f'persistent object of type {meta.get("type")!r} is not supported; only "class" is')
+    if meta.get('version') not in READ_VERSIONS:
+        raise PersistenceError(f'persistent object {meta.get("class_name")!r} has format version '
+                               f'{meta.get("version")!r}; supported versions are {list(READ_VERSIONS)}')
+    cls, rebuild = _resolve_class(meta)
+    if rebuild:
+        return rebuild_from_state(cls, meta.state)
     obj = cls.__new__(cls)
     setstate = getattr(obj, '__setstate__', None)
     if callable(setstate):
-        setstate(state)
+        setstate(dict(meta.state))
     else:
-        obj.__dict__.update(state)
+        obj.__dict__.update(meta.state)
     return obj
 
 
-def _rebuild(cls, state):
-    """Construct `cls` from the pickled constructor arguments and copy the pickled tensors into it by name."""
-    args = state.get('_init_args', ())
-    kwargs = state.get('_init_kwargs', {})
+def rebuild_from_state(cls, state):
+    """Construct `cls(*state['_init_args'], **state['_init_kwargs'])` and copy the pickled tensors into it.
+
+    For an nn.Module every parameter and buffer is taken, by name, from the pickled `_parameters`,
+    `_buffers` and `_modules`; a tensor missing on either side, or of another shape, is an error.
+    """
+    name = getattr(cls, '__name__', repr(cls))
     try:
-        obj = cls(*args, **kwargs)
-    except TypeError as err:
-        raise pickle.UnpicklingError(f'cannot rebuild "{cls.__name__}" from the pickled arguments: {err}') from None
+        obj = cls(*state.get('_init_args', ()), **state.get('_init_kwargs', {}))
+    except Exception as error:
+        raise PersistenceError(f'cannot construct {name} from the pickled constructor arguments: {error}') from None
     if not isinstance(obj, torch.nn.Module):
-        obj.__dict__.update({k: v for k, v in state.items() if k not in obj.__dict__})
         return obj
-    tensors = dict(_named_tensors_in_state(state))
+    pickled = dict(_pickled_tensors(state))
+    ours = dict(list(obj.named_parameters()) + list(obj.named_buffers()))
+    missing = sorted(set(ours) - set(pickled))
+    extra = sorted(set(pickled) - set(ours))
+    if missing or extra:
+        raise PersistenceError(f'pickled {name} does not match ours: missing in the pickle {missing}, '
+                               f'not in ours {extra}')
     with torch.no_grad():
-        for name, dst in list(obj.named_parameters()) + list(obj.named_buffers()):
-            if name not in tensors:
-                raise pickle.UnpicklingError(f'the pickled "{cls.__name__}" has no tensor "{name}" that ours needs')
-            src = tensors[name]
+        for key, dst in ours.items():
+            src = pickled[key]
             if src.shape != dst.shape:
-                raise pickle.UnpicklingError(f'the pickled "{cls.__name__}" has "{name}" of shape {list(src.shape)}, '
-                                             f'ours expects {list(dst.shape)}')
-            dst.copy_(src.detach())
-            dst.requires_grad_(src.requires_grad)
-    obj.train(state.get('training', True))
+                raise PersistenceError(f'pickled {name}: "{key}" has shape {list(src.shape)}, ours {list(dst.shape)}')
+            dst.copy_(src)
+    obj.train(bool(state.get('training', True)))
     return obj
 
 
-def _named_tensors_in_state(state, prefix=''):
-    """(name, tensor) for the parameters and buffers held in a pickled module's state, recursively."""
+def _pickled_tensors(state):
+    """(name, tensor) for the parameters and buffers in a pickled module's attribute dict, recursively."""
     for key in ('_parameters', '_buffers'):
         for name, tensor in (state.get(key) or {}).items():
             if tensor is not None:
-                yield prefix + name, tensor
-    for name, child in (state.get('_modules') or {}).items():
+                yield name, tensor
+    for child_name, child in (state.get('_modules') or {}).items():
         if isinstance(child, torch.nn.Module):
-            for sub_name, tensor in list(child.named_parameters()) + list(child.named_buffers()):
-                yield f'{prefix}{name}.{sub_name}', tensor
-
-#----------------------------------------------------------------------------
-
-def _module_source(module):
-    try:
-        return inspect.getsource(module)
-    except (OSError, TypeError):
-        return None
+            for name, tensor in list(child.named_parameters()) + list(child.named_buffers()):
+                yield f'{child_name}.{name}', tensor
 
 
-def _module_from_source(module_src):
-    if module_src is None:
-        raise pickle.UnpicklingError('the pickle stores no source code for its class')
-    key = hashlib.sha256(module_src.encode('utf-8')).hexdigest()[:16]
-    module = _exec_modules.get(key, None)
+def _resolve_class(meta):
+    """(class, rebuild) for `meta`, looked up in this order; the pickle's source runs only in step 4.
+
+    1. resolvers active through class_resolver() (innermost first);
+    2. meta.module_name, when that module is importable ('__main__' only when its source matches,
+       since every script is '__main__'); a module of ours that changed since is used as it is now;
+    3. a module we already know with exactly this source (e.g. one executed earlier in this process);
+    4. inside allow_source_execution(): execute module_src in a fresh module (once per source).
+    Otherwise a PersistenceError says how to load the file.
+    """
+    class_name = meta.get('class_name')
+    module_src = meta.get('module_src')
+    for resolver, rebuild in _class_resolvers.get():
+        cls = resolver(meta)
+        if cls is not None:
+            if not isinstance(cls, type):
+                raise PersistenceError(f'class resolver returned {cls!r} for {class_name!r}, not a class')
+            return cls, rebuild
+
+    module = _import_named_module(meta.get('module_name'), module_src)
     if module is None:
-        module = types.ModuleType(f'_persistence_module_{key}')
-        sys.modules[module.__name__] = module  # So that classes in it can be pickled again.
-        exec(compile(module_src, module.__name__, 'exec'), module.__dict__)  # pylint: disable=exec-used
-        _exec_modules[key] = module
+        module = _module_of_source.get(module_src)
+    if module is None and _source_execution_allowed.get():
+        module = _execute_source(module_src)
+    if module is None:
+        origin = f' from module {meta.module_name!r}' if meta.get('module_name') else ''
+        raise PersistenceError(
+            f'persistent object {class_name!r}{origin} embeds the source code of its module and no installed '
+            f'module provides it; load networks with training.legacy.load_network_pkl(), or, for a file you trust, '
+            f'unpickle inside torch_utils.persistence.allow_source_execution()')
+    orig_class = module.__dict__.get(class_name)
+    if not isinstance(orig_class, type):
+        raise PersistenceError(f'module {module.__name__!r} defines no class {class_name!r}')
+    return persistent_class(orig_class), False
+
+
+def _import_named_module(module_name, module_src):
+    if not module_name:
+        return None
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as error:
+        if error.name is not None and (module_name == error.name or module_name.startswith(error.name + '.')):
+            return None  # The module itself is not installed here.
+        raise  # It exists but one of its own imports is missing: say so.
+    if module_name == '__main__' and _module_source(module, missing_ok=True) != module_src:
+        return None
+    return module
+
+
+def _module_source(module, missing_ok=False):
+    src = _source_of_module.get(module.__name__)
+    if src is None:
+        try:
+            src = inspect.getsource(module)
+        except (OSError, TypeError):
+            if missing_ok:
+                return None
+            raise ValueError(f'persistent_class: cannot read the source of module {module.__name__!r}') from None
+        _source_of_module[module.__name__] = src
+        _module_of_source.setdefault(src, module)
+    return src
+
+
+def _execute_source(module_src):
+    if not isinstance(module_src, str):
+        raise PersistenceError('persistent object has no module source to execute')
+    module_name = '_persistent_src_' + hashlib.sha256(module_src.encode('utf-8')).hexdigest()[:16]
+    module = types.ModuleType(module_name)
+    # Registered before executing, so @persistent_class inside the source finds its module and source.
+    sys.modules[module_name] = module
+    _source_of_module[module_name] = module_src
+    _module_of_source[module_src] = module
+    try:
+        exec(compile(module_src, f'<pickled module {module_name}>', 'exec'), module.__dict__)  # pylint: disable=exec-used
+    except BaseException:
+        del sys.modules[module_name], _source_of_module[module_name], _module_of_source[module_src]
+        raise
     return module
 
 #----------------------------------------------------------------------------
