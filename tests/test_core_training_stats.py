@@ -1,0 +1,98 @@
+"""training_stats: statistics reported by name, collected in one process and reduced across two (gloo)."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from tests import core_helpers
+from torch_utils import training_stats
+
+
+def test_collector_gives_count_mean_and_std_of_everything_reported():
+    collector = training_stats.Collector(regex='One/basic')
+    training_stats.report('One/basic', torch.tensor([1.0, 2.0, 3.0]))
+    training_stats.report('One/basic', 4.0)
+    training_stats.report('One/basic', np.array([[5.0]]))
+    collector.update()
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert collector.num('One/basic') == 5
+    assert collector.mean('One/basic') == pytest.approx(values.mean())
+    assert collector.std('One/basic') == pytest.approx(values.std())
+    assert collector['One/basic'] == pytest.approx(3.0)
+
+
+def test_report_returns_its_value_unchanged():
+    value = torch.tensor([1.5, 2.5], requires_grad=True)
+    assert training_stats.report('One/returned', value) is value
+
+
+def test_collector_only_counts_what_was_reported_since_its_last_update():
+    training_stats.report('One/window', 100.0)  # Before the collector exists: not counted.
+    collector = training_stats.Collector(regex='One/window')
+    training_stats.report('One/window', 1.0)
+    collector.update()
+    assert (collector.num('One/window'), collector.mean('One/window')) == (1, 1.0)
+    training_stats.report('One/window', 3.0)
+    training_stats.report('One/window', 5.0)
+    collector.update()
+    assert (collector.num('One/window'), collector.mean('One/window')) == (2, 4.0)
+
+
+def test_collectors_with_different_regexes_see_the_same_reports_independently():
+    losses = training_stats.Collector(regex='Two/loss/.*')
+    everything = training_stats.Collector(regex='Two/.*')
+    training_stats.report('Two/loss/G', 1.0)
+    training_stats.report('Two/timing', 2.0)
+    losses.update()
+    everything.update()
+    assert losses.names() == ['Two/loss/G']
+    assert everything.names() == ['Two/loss/G', 'Two/timing']
+    assert everything.mean('Two/loss/G') == 1.0
+
+
+def test_keep_previous_decides_whether_a_silent_statistic_keeps_its_last_value():
+    keeping = training_stats.Collector(regex='Three/x', keep_previous=True)
+    dropping = training_stats.Collector(regex='Three/x', keep_previous=False)
+    training_stats.report('Three/x', 7.0)
+    keeping.update()
+    dropping.update()
+    keeping.update()
+    dropping.update()
+    assert keeping.mean('Three/x') == 7.0
+    assert math.isnan(dropping.mean('Three/x')) and dropping.num('Three/x') == 0
+
+
+def test_empty_report_registers_the_name_without_data():
+    collector = training_stats.Collector(regex='Four/empty')
+    training_stats.report('Four/empty', [])
+    collector.update()
+    assert collector.names() == ['Four/empty']
+    assert collector.num('Four/empty') == 0 and 'Four/empty' not in collector.as_dict()
+
+
+def test_as_dict_holds_num_mean_std_per_statistic():
+    collector = training_stats.Collector(regex='Five/.*')
+    training_stats.report('Five/a', [2.0, 4.0])
+    collector.update()
+    stats = collector.as_dict()
+    assert stats == {'Five/a': {'num': 2, 'mean': 3.0, 'std': 1.0}}
+    assert stats['Five/a'].mean == 3.0  # EasyDicts, for attribute access in the training loop.
+
+
+def test_two_processes_reduce_their_reports_over_gloo(tmp_path):
+    torch.multiprocessing.spawn(core_helpers.stats_worker, nprocs=2, join=True,
+                                args=(2, str(tmp_path / 'init'), str(tmp_path)))
+    results = [json.load(open(os.path.join(tmp_path, f'rank{rank}.json'))) for rank in range(2)]
+    values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
+    for result in results:
+        stats = result['stats']
+        # Both ranks see the statistic over all five values, not only their own.
+        assert stats['Test/value']['num'] == 5
+        assert stats['Test/value']['mean'] == pytest.approx(values.mean())
+        assert stats['Test/value']['std'] == pytest.approx(values.std())
+        # report0 counts rank 0's value only.
+        assert stats['Test/rank0_only'] == {'num': 1, 'mean': 10.0, 'std': 0.0}
