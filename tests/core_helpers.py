@@ -53,15 +53,25 @@ def import_toy_module(folder):
     return module
 
 
-def run_python(script, cwd, timeout=120):
-    """Run `script` in a fresh interpreter in `cwd`; return its stdout parsed as JSON (last line)."""
-    env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
+def start_python(script, cwd, env=None):
+    """Start `script` in a fresh interpreter in `cwd` (PYTHONPATH cleared, one thread)."""
+    env = dict(env if env is not None else os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1')
     env.pop('PYTHONPATH', None)
-    result = subprocess.run([sys.executable, '-c', textwrap.dedent(script)], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=timeout)
-    if result.returncode != 0:
-        raise AssertionError(f'subprocess failed ({result.returncode}):\n{result.stderr[-3000:]}')
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return subprocess.Popen([sys.executable, '-c', textwrap.dedent(script)], cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_python(proc, timeout=120):
+    """Wait for a start_python() process; return the JSON on the last line of its stdout."""
+    stdout, stderr = proc.communicate(timeout=timeout)
+    if proc.returncode != 0:
+        raise AssertionError(f'subprocess failed ({proc.returncode}):\n{stderr[-3000:]}')
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def run_python(script, cwd, env=None, timeout=120):
+    """Run `script` in a fresh interpreter in `cwd`; return the JSON on the last line of its stdout."""
+    return finish_python(start_python(script, cwd, env), timeout)
 
 
 def stats_worker(rank, world_size, init_file, result_dir):

@@ -1,114 +1,165 @@
-"""Builds C++/CUDA extensions with ninja on first use, or reports once that they cannot be built."""
+"""Builds C++/CUDA extensions with ninja on first use (cached, safe across processes), or says once why it cannot."""
 
+import contextlib
 import glob
 import hashlib
-import importlib
 import os
 import shutil
 import warnings
 
 import torch
 
+try:
+    import fcntl
+except ImportError:  # Windows: torch's own lock file is the only guard there.
+    fcntl = None
+
 #----------------------------------------------------------------------------
 
-verbosity = 'brief'   # 'none': silent, 'brief': one line per build, 'full': the compiler's output.
+VERBOSITY_LEVELS = ('none', 'brief', 'full')
+verbosity = 'brief'         # 'none': silent, 'brief': one line per build, 'full': the compiler's output.
 
-_cached_plugins = dict()   # module name -> built module, or None when it could not be built
+_plugins = dict()           # Module name -> built module, or None when it cannot be built here.
+
+
+class PluginUnavailableWarning(UserWarning):
+    """A custom op could not be built; its callers fall back to the (slower) reference implementation."""
 
 #----------------------------------------------------------------------------
-
-def _find_compiler_problem():
-    """Why extensions cannot be built here, or None when they probably can."""
-    if not torch.cuda.is_available():
-        return 'CUDA is not available'
-    if shutil.which('ninja') is None:
-        try:
-            importlib.import_module('ninja')
-        except ImportError:
-            return 'ninja is not installed (pip install ninja)'
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
-    if cpp_extension.CUDA_HOME is None:
-        return 'nvcc was not found (set CUDA_HOME)'
-    if shutil.which('c++') is None and shutil.which('g++') is None and shutil.which('cl') is None:
-        return 'no C++ compiler was found'
-    return None
-
-
-def _source_digest(paths):
-    digest = hashlib.md5()
-    for path in sorted(paths, key=os.path.basename):
-        digest.update(os.path.basename(path).encode('utf-8'))
-        with open(path, 'rb') as f:
-            digest.update(f.read())
-    return digest.hexdigest()
-
-
-def _build_dir_for(module_name, paths):
-    """A build folder per (module, source contents), so edited sources rebuild and old builds stay valid."""
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
-    root = cpp_extension._get_build_directory(module_name, verbose=verbosity == 'full')  # pylint: disable=protected-access
-    build_dir = os.path.join(root, _source_digest(paths))
-    if not os.path.isdir(build_dir):
-        # Copy the sources into a private folder and rename it into place, so that processes building
-        # at the same time never see a half-copied folder; the loser of the race discards its copy.
-        tmp_dir = f'{build_dir}.tmp{os.getpid()}'
-        os.makedirs(tmp_dir, exist_ok=True)
-        for path in paths:
-            shutil.copyfile(path, os.path.join(tmp_dir, os.path.basename(path)))
-        try:
-            os.replace(tmp_dir, build_dir)
-        except OSError:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-    return build_dir
-
 
 def get_plugin(module_name, sources, headers=None, source_dir=None, **build_kwargs):
-    """Build (or load the cached build of) a C++/CUDA extension; None, after one warning, when impossible.
+    """The extension `module_name` built from `sources`, or None (after one warning) when it cannot be built.
 
-    Builds live under $TORCH_EXTENSIONS_DIR (PyTorch's default otherwise); torch serialises concurrent
-    builds of the same folder with a lock file.
+    The first call in a process builds with ninja through torch.utils.cpp_extension.load, or loads a
+    build cached under $TORCH_EXTENSIONS_DIR (PyTorch's default folder otherwise); later calls return
+    the same module. Each build folder is named by a digest of the sources and headers, so edited
+    sources rebuild and never mix with an old build. Processes building at once take turns on a file
+    lock. `build_kwargs` go to cpp_extension.load (extra_cflags, extra_cuda_cflags, ...).
     """
-    if module_name in _cached_plugins:
-        return _cached_plugins[module_name]
+    if verbosity not in VERBOSITY_LEVELS:
+        raise ValueError(f'torch_utils.custom_ops.verbosity must be one of {", ".join(VERBOSITY_LEVELS)}; '
+                         f'got {verbosity!r}')
+    if module_name in _plugins:
+        return _plugins[module_name]
+
     headers = list(headers or [])
+    sources = list(sources)
     if source_dir is not None:
         sources = [os.path.join(source_dir, name) for name in sources]
         headers = [os.path.join(source_dir, name) for name in headers]
 
-    problem = _find_compiler_problem()
+    problem = _build_problem(sources + headers)
+    module = None
     if problem is not None:
-        _cached_plugins[module_name] = None
-        if torch.cuda.is_available():
-            warnings.warn(f'custom op "{module_name}" cannot be built ({problem}); using the slower reference implementation')
-        return None
-
-    try:
-        from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
-        build_dir = _build_dir_for(module_name, sources + headers)
-        build_sources = [os.path.join(build_dir, os.path.basename(path)) for path in sources]
-        if verbosity in ('brief', 'full'):
-            print(f'Setting up custom op "{module_name}"... ', end='', flush=True)
-        module = cpp_extension.load(name=module_name, sources=build_sources, build_directory=build_dir,
-                                    verbose=verbosity == 'full', **build_kwargs)
-        if verbosity in ('brief', 'full'):
-            print('done.')
-    except Exception as err:  # pylint: disable=broad-except
-        if verbosity in ('brief', 'full'):
-            print('failed.')
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        warnings.warn(f'custom op "{module_name}" failed to build ({first_line}); using the slower reference '
-                      f'implementation (set torch_utils.custom_ops.verbosity = "full" to see the compiler output)')
-        module = None
-    _cached_plugins[module_name] = module
+        _warn(module_name, f'cannot be built here ({problem})')
+    else:
+        module = _build(module_name, sources, headers, build_kwargs)
+    _plugins[module_name] = module
     return module
 
 
 def clean_builds(module_name):
-    """Remove every cached build folder of `module_name` (e.g. after a CUDA upgrade)."""
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
-    root = cpp_extension._get_build_directory(module_name, verbose=False)  # pylint: disable=protected-access
+    """Delete every cached build of `module_name` (e.g. after a CUDA or compiler upgrade)."""
+    root = _build_root(module_name)
     for path in glob.glob(os.path.join(root, '*')):
-        shutil.rmtree(path, ignore_errors=True)
-    _cached_plugins.pop(module_name, None)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+    _plugins.pop(module_name, None)
+
+#----------------------------------------------------------------------------
+
+def _build_problem(paths):
+    """Why these files cannot be built on this machine, or None when they probably can."""
+    missing = [path for path in paths if not os.path.isfile(path)]
+    if missing:
+        return f'source file {missing[0]} does not exist'
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    if not cpp_extension.is_ninja_available():
+        return 'ninja is not installed; pip install ninja'
+    compiler = os.environ.get('CXX', 'cl' if os.name == 'nt' else 'c++')
+    if shutil.which(compiler) is None:
+        return f'no C++ compiler "{compiler}" on PATH'
+    if any(path.endswith('.cu') for path in paths):
+        if torch.version.cuda is None:
+            return f'this PyTorch {torch.__version__} is a CPU-only build'
+        if not torch.cuda.is_available():
+            return 'no CUDA device is available'
+        if cpp_extension.CUDA_HOME is None:
+            return 'nvcc was not found; set CUDA_HOME to the CUDA toolkit'
+    return None
+
+
+def _warn(module_name, what):
+    warnings.warn(f'custom op "{module_name}" {what}; using the slower reference implementation',
+                  PluginUnavailableWarning, stacklevel=3)
+
+
+def _build_root(module_name):
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    return cpp_extension._get_build_directory(module_name, verbose=False)  # pylint: disable=protected-access
+
+
+def _digest(paths):
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(os.path.basename(path).encode('utf-8') + b'\0')
+        with open(path, 'rb') as f:
+            digest.update(f.read())
+    return digest.hexdigest()[:20]
+
+
+def _build(module_name, sources, headers, build_kwargs):
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    build_dir = os.path.join(_build_root(module_name), _digest(sources + headers))
+    loud = verbosity != 'none'
+    if loud:
+        print(f'Setting up custom op "{module_name}"... ', end='', flush=True)
+    try:
+        with _exclusive_lock(build_dir + '.lock'):
+            # Sources are copied beside the build, so the folder stays valid if the originals change.
+            # The digest names the contents, so an existing copy is never refreshed (ninja would
+            # see a newer file and rebuild).
+            os.makedirs(build_dir, exist_ok=True)
+            for path in sources + headers:
+                copy = os.path.join(build_dir, os.path.basename(path))
+                if not os.path.isfile(copy):
+                    shutil.copyfile(path, copy + '.tmp')
+                    os.replace(copy + '.tmp', copy)
+            # torch's own lock file is left behind when a build is killed, and would then block every
+            # later build; while we hold our lock nobody else is building here, so it is stale.
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(build_dir, 'lock'))
+            build_sources = [os.path.join(build_dir, os.path.basename(path)) for path in sources]
+            module = cpp_extension.load(name=module_name, sources=build_sources, build_directory=build_dir,
+                                        verbose=verbosity == 'full', **build_kwargs)
+    except Exception as error:  # pylint: disable=broad-except
+        if loud:
+            print('failed.')
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        reason = lines[0] if lines else type(error).__name__
+        _warn(module_name, f'failed to build ({reason}; set torch_utils.custom_ops.verbosity = "full" '
+                           f'for the compiler output)')
+        return None
+    if loud:
+        print('done.')
+    return module
+
+
+@contextlib.contextmanager
+def _exclusive_lock(lock_path):
+    """Hold an OS file lock on `lock_path`; released by the OS even if this process dies."""
+    os.makedirs(os.path.dirname(lock_path), exist_ok=True)
+    if fcntl is None:
+        yield
+        return
+    with open(lock_path, 'a') as f:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 #----------------------------------------------------------------------------
