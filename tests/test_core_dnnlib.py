@@ -1,0 +1,147 @@
+"""dnnlib.util: opening paths and URLs with an offline cache, atomic writes, objects by name, logging."""
+
+import io
+import os
+import socket
+import sys
+import urllib.error
+import urllib.request
+
+import pytest
+
+import dnnlib
+from dnnlib import util
+
+URL = 'https://example.invalid/networks/tiny-net.pkl'
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """Every download attempt fails the way a machine without DNS fails; attempts are counted."""
+    attempts = []
+
+    def no_network(request, timeout=None):
+        attempts.append(getattr(request, 'full_url', request))
+        raise urllib.error.URLError(socket.gaierror(-2, 'Name or service not known'))
+    monkeypatch.setattr(urllib.request, 'urlopen', no_network)
+    return attempts
+
+
+def test_open_url_reads_a_plain_local_path(tmp_path):
+    path = tmp_path / 'a.bin'
+    path.write_bytes(b'local bytes')
+    with util.open_url(str(path)) as f:
+        assert f.read() == b'local bytes'
+    assert util.open_url(str(path), return_filename=True) == str(path)
+
+
+def test_open_url_reads_a_file_url(tmp_path):
+    path = tmp_path / 'b.bin'
+    path.write_bytes(b'file url bytes')
+    with util.open_url(path.as_uri()) as f:
+        assert f.read() == b'file url bytes'
+
+
+def test_open_url_names_a_missing_local_file(tmp_path):
+    missing = str(tmp_path / 'nope.pkl')
+    with pytest.raises(FileNotFoundError, match='nope.pkl'):
+        util.open_url(missing)
+
+
+def test_open_url_uses_a_precached_url_without_network(tmp_path, monkeypatch, offline):
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    cached = util.url_cache_path(URL)
+    assert cached.startswith(str(tmp_path / 'cache'))
+    os.makedirs(os.path.dirname(cached))
+    with open(cached, 'wb') as f:
+        f.write(b'cached network')
+    with util.open_url(URL) as f:
+        assert f.read() == b'cached network'
+    assert util.open_url(URL, return_filename=True) == cached
+    assert offline == []
+
+
+def test_open_url_offline_and_uncached_fails_with_one_clear_line(tmp_path, offline):
+    with pytest.raises(OSError) as info:
+        util.open_url(URL, cache_dir=str(tmp_path), verbose=False)
+    message = str(info.value)
+    assert '\n' not in message
+    assert URL in message and 'local file path' in message
+    assert len(offline) == 1  # No DNS: retrying cannot help, so it stops at once.
+
+
+def test_open_url_downloads_once_then_reads_the_cache(tmp_path, monkeypatch):
+    downloads = []
+
+    class Response(io.BytesIO):
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+    def fake_urlopen(request, timeout=None):
+        downloads.append(request.full_url)
+        return Response(b'downloaded bytes')
+    monkeypatch.setattr(urllib.request, 'urlopen', fake_urlopen)
+    for _ in range(2):
+        with util.open_url(URL, cache_dir=str(tmp_path), verbose=False) as f:
+            assert f.read() == b'downloaded bytes'
+    assert downloads == [URL]
+    assert [name for name in os.listdir(tmp_path) if name.endswith('.tmp')] == []
+
+
+def test_is_url_accepts_http_and_only_optionally_file_urls():
+    assert util.is_url('https://host/x.pkl') and util.is_url('http://host/x')
+    assert not util.is_url('/data/x.pkl') and not util.is_url('file:///data/x.pkl')
+    assert util.is_url('file:///data/x.pkl', allow_file_urls=True)
+
+
+def test_atomic_write_replaces_the_file_only_when_the_block_succeeds(tmp_path):
+    path = tmp_path / 'snapshot.pkl'
+    path.write_bytes(b'old')
+    with pytest.raises(RuntimeError):
+        with util.atomic_write(str(path)) as f:
+            f.write(b'half of the new')
+            raise RuntimeError('crash while writing')
+    assert path.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['snapshot.pkl']  # No temp file left behind.
+    with util.atomic_write(str(path)) as f:
+        f.write(b'new')
+    assert path.read_bytes() == b'new'
+    assert os.listdir(tmp_path) == ['snapshot.pkl']
+
+
+def test_construct_class_by_name_passes_arguments():
+    obj = util.construct_class_by_name(class_name='dnnlib.util.EasyDict', a=1, b='two')
+    assert isinstance(obj, dnnlib.EasyDict) and obj.b == 'two'
+    assert util.call_func_by_name(3, func_name='dnnlib.util.format_time') == '3s'
+
+
+def test_construct_class_by_name_rejects_unknown_names():
+    with pytest.raises(ImportError, match='dnnlib.util.NoSuchClass'):
+        util.construct_class_by_name(class_name='dnnlib.util.NoSuchClass')
+    with pytest.raises(ValueError, match='class_name is required'):
+        util.construct_class_by_name()
+
+
+def test_easydict_reads_and_writes_keys_as_attributes():
+    d = dnnlib.EasyDict(x=1)
+    d.y = 2
+    assert d == {'x': 1, 'y': 2} and d.x == 1
+    with pytest.raises(AttributeError):
+        d.missing
+
+
+@pytest.mark.parametrize('seconds, text', [(42, '42s'), (185, '3m 05s'), (7620, '2h 07m 00s'), (93780, '1d 02h 03m')])
+def test_format_time_is_short_and_readable(seconds, text):
+    assert util.format_time(seconds) == text
+
+
+def test_logger_tees_stdout_into_the_log_file(tmp_path, capsys):
+    log = tmp_path / 'log.txt'
+    with util.Logger(file_name=str(log)):
+        print('hello log')
+    assert log.read_text() == 'hello log\n'
+    assert 'hello log' in capsys.readouterr().out
+    assert not isinstance(sys.stdout, util.Logger)
