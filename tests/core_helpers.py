@@ -74,9 +74,9 @@ def run_python(script, cwd, env=None, timeout=120):
     return finish_python(start_python(script, cwd, env), timeout)
 
 
-def stats_worker(rank, world_size, init_file, result_dir):
-    """One rank of the two-process training_stats test (gloo on CPU); writes what its Collector saw."""
-    from torch_utils import training_stats
+def two_rank_worker(rank, world_size, init_file, result_dir):
+    """One of two gloo ranks: reports statistics and checks DDP consistency; writes what it saw as JSON."""
+    from torch_utils import misc, training_stats
     torch.set_num_threads(1)
     torch.distributed.init_process_group(backend='gloo', init_method=f'file://{init_file}',
                                          rank=rank, world_size=world_size)
@@ -88,7 +88,19 @@ def stats_worker(rank, world_size, init_file, result_dir):
         training_stats.report('Test/value', torch.tensor(values))
         training_stats.report0('Test/rank0_only', 10.0 + rank)
         collector.update()
-        result = dict(rank=rank, stats=collector.as_dict())
+
+        torch.manual_seed(0)
+        net = torch.nn.Linear(2, 2)
+        misc.check_ddp_consistency(net)  # Identical on both ranks: must pass.
+        if rank == 1:
+            with torch.no_grad():
+                net.bias.add_(1)
+        try:
+            misc.check_ddp_consistency(net)
+            ddp_error = None
+        except AssertionError as error:
+            ddp_error = str(error)
+        result = dict(rank=rank, stats=collector.as_dict(), ddp_error=ddp_error)
         with open(os.path.join(result_dir, f'rank{rank}.json'), 'w') as f:
             json.dump(result, f)
     finally:

@@ -83,16 +83,40 @@ def test_as_dict_holds_num_mean_std_per_statistic():
     assert stats['Five/a'].mean == 3.0  # EasyDicts, for attribute access in the training loop.
 
 
-def test_two_processes_reduce_their_reports_over_gloo(tmp_path):
-    torch.multiprocessing.spawn(core_helpers.stats_worker, nprocs=2, join=True,
-                                args=(2, str(tmp_path / 'init'), str(tmp_path)))
-    results = [json.load(open(os.path.join(tmp_path, f'rank{rank}.json'))) for rank in range(2)]
+@pytest.fixture(scope='module')
+def two_rank_results(tmp_path_factory):
+    """What each of two gloo ranks (spawned once for this module) saw."""
+    folder = tmp_path_factory.mktemp('two_ranks')
+    torch.multiprocessing.spawn(core_helpers.two_rank_worker, nprocs=2, join=True,
+                                args=(2, str(folder / 'init'), str(folder)))
+    return [json.load(open(os.path.join(folder, f'rank{rank}.json'))) for rank in range(2)]
+
+
+def test_two_processes_reduce_their_reports_over_gloo(two_rank_results):
     values = np.array([1.0, 2.0, 3.0, 4.0, 5.0])
-    for result in results:
-        stats = result['stats']
+    for result in two_rank_results:
         # Both ranks see the statistic over all five values, not only their own.
-        assert stats['Test/value']['num'] == 5
-        assert stats['Test/value']['mean'] == pytest.approx(values.mean())
-        assert stats['Test/value']['std'] == pytest.approx(values.std())
-        # report0 counts rank 0's value only.
-        assert stats['Test/rank0_only'] == {'num': 1, 'mean': 10.0, 'std': 0.0}
+        stats = result['stats']['Test/value']
+        assert stats['num'] == 5
+        assert stats['mean'] == pytest.approx(values.mean())
+        assert stats['std'] == pytest.approx(values.std())
+
+
+def test_report0_counts_only_rank_0_across_processes(two_rank_results):
+    for result in two_rank_results:
+        assert result['stats']['Test/rank0_only'] == {'num': 1, 'mean': 10.0, 'std': 0.0}
+
+
+def test_check_ddp_consistency_flags_the_rank_whose_parameters_differ(two_rank_results):
+    # Identical modules passed on both ranks (the worker would have failed otherwise); after rank 1
+    # changed its bias, rank 1 reports the difference by name.
+    assert two_rank_results[0]['ddp_error'] is None
+    assert 'Linear.bias differs between rank 0 and rank 1' in two_rank_results[1]['ddp_error']
+
+
+@pytest.mark.gpu
+def test_cuda_reports_are_collected():
+    collector = training_stats.Collector(regex='Gpu/x')
+    training_stats.report('Gpu/x', torch.tensor([1.0, 3.0], device='cuda'))
+    collector.update()
+    assert (collector.num('Gpu/x'), collector.mean('Gpu/x')) == (2, 2.0)

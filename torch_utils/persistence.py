@@ -84,6 +84,13 @@ def class_resolver(resolver, rebuild=False):
     This is how training/legacy.py loads official stylegan2-ada-pytorch pickles onto our classes:
     official meta has no module_name, so a resolver recognises the module by `class_name` and by
     `defined_names(meta.module_src)` (parsed, not executed). Resolvers nest; the innermost is asked first.
+
+        def official_classes(meta):
+            if 'module_name' not in meta and meta.class_name in OUR_CLASSES:
+                return OUR_CLASSES[meta.class_name]
+            return None
+        with persistence.class_resolver(official_classes, rebuild=True):
+            data = pickle.load(f)
     """
     if not callable(resolver):
         raise TypeError(f'class_resolver: expected a callable, got {type(resolver).__name__}')
