@@ -179,3 +179,11 @@ def test_import_hook_rewrites_meta_before_lookup(toy):
     persistence.import_hook(rename)
     obj = pickle.loads(_pickle_official_style(_official_meta(toy, 'HookOnlyOldName')))
     assert type(obj) is toy.Scaler
+
+
+def test_main_module_name_is_trusted_only_when_its_source_matches(toy):
+    # Every script is '__main__': a pickle from another script must not pick up this one's classes.
+    meta = _official_meta(toy, 'Scaler')
+    meta['module_name'] = '__main__'
+    with pytest.raises(persistence.PersistenceError, match="'Scaler' from module '__main__'"):
+        pickle.loads(_pickle_official_style(meta))

@@ -81,6 +81,7 @@ def test_as_dict_holds_num_mean_std_per_statistic():
     stats = collector.as_dict()
     assert stats == {'Five/a': {'num': 2, 'mean': 3.0, 'std': 1.0}}
     assert stats['Five/a'].mean == 3.0  # EasyDicts, for attribute access in the training loop.
+    assert isinstance(stats['Five/a'].num, int)  # stats.jsonl shows counts as integers.
 
 
 @pytest.fixture(scope='module')

@@ -135,7 +135,7 @@ class Collector:
         for name in self.names():
             if name in self._moments:
                 num, mean, std = self._get(name)
-                stats[name] = dnnlib.EasyDict(num=num, mean=mean, std=std)
+                stats[name] = dnnlib.EasyDict(num=int(num), mean=mean, std=std)
         return stats
 
     def __getitem__(self, name):
