@@ -299,6 +299,8 @@ def _resolve_class(meta):
             return cls, rebuild
 
     module = _import_named_module(meta.get('module_name'), module_src)
+    if module is not None and not isinstance(module.__dict__.get(class_name), type):
+        module = None  # The class was renamed or removed there since; try the pickled source.
     if module is None:
         module = _module_of_source.get(module_src)
     if module is None and _source_execution_allowed.get():
