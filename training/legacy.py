@@ -1,0 +1,242 @@
+"""Loading network pickles: our own snapshots, and stylegan2-ada-pytorch pickles rebuilt onto our classes."""
+
+# An official stylegan2-ada-pytorch pickle stores every network object as a call to
+# `torch_utils.persistence._reconstruct_persistent_obj(meta)`, where `meta.module_src` is the full
+# source of the module that defined the class, `meta.class_name` its bare name ('Generator') and
+# `meta.state` the instance's attribute dict (`_init_args`, `_init_kwargs`, `_parameters`, `_buffers`,
+# `_modules`, `training`, ...). The original loader executes `module_src`. We do not: while unpickling,
+# every object of a class we know is kept as a `PickledObject` (its class name and raw state, nothing
+# run), and afterwards each top-level network is constructed by OUR class from the pickled
+# `_init_kwargs` and filled with the pickled parameters and buffers, strictly by name and shape.
+#
+# Unpickling still trusts the file in the way every pickle does (it can name any importable
+# function); for files from strangers use the weights-only format of training/export.py.
+
+import importlib
+import os
+import pickle
+
+import torch
+
+import dnnlib
+from torch_utils import persistence
+
+NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
+DATA_KEYS = NETWORK_KEYS + ('training_set_kwargs',)
+
+# Classes of the official project that have a counterpart of the same name, constructor arguments,
+# parameters and buffers here, by the module that defines them in both projects.
+OFFICIAL_CLASSES = {
+    'training.networks': frozenset([
+        'FullyConnectedLayer', 'Conv2dLayer', 'MappingNetwork', 'SynthesisLayer', 'ToRGBLayer',
+        'SynthesisBlock', 'SynthesisNetwork', 'Generator', 'DiscriminatorBlock', 'MinibatchStdLayer',
+        'DiscriminatorEpilogue', 'Discriminator']),
+    'training.augment': frozenset(['AugmentPipe']),
+}
+
+# A module source defining one of these is not stylegan2-ada-pytorch's networks.py, even if it
+# reuses its class names (stylegan3's alias-free generator does).
+FOREIGN_MARKERS = frozenset(['SynthesisInput'])
+
+#----------------------------------------------------------------------------
+
+
+class LegacyPickleError(persistence.PersistenceError):
+    """A network pickle that cannot be loaded; the one-line message names the class or key and the fix."""
+
+
+class PickledObject:
+    """Stand-in for an official persistent object while unpickling: its class and raw state, nothing executed."""
+
+    module_name = None  # Our module that defines the same class, e.g. 'training.networks' (set per subclass).
+    class_name = None   # Bare class name, e.g. 'Generator' (set per subclass).
+
+    def __setstate__(self, state):
+        self.state = dict(state)  # The pickled attribute dict, as persistence hands it over.
+
+    def __repr__(self):
+        return f'PickledObject({self.module_name}.{self.class_name})'
+
+#----------------------------------------------------------------------------
+# Public API.
+
+
+def load_network_pkl(f_or_path_or_url, allow_code_execution=False):
+    """Load a network pickle -> dict with G, D, G_ema, augment_pipe, training_set_kwargs (absent ones None).
+
+    Accepts an open binary file, a path or a URL (downloaded once into the dnnlib cache). Our own
+    snapshots load as they were saved. Official stylegan2-ada-pytorch pickles are rebuilt onto our
+    classes without executing the source code they embed. A class we have no counterpart for is an
+    error, unless `allow_code_execution=True`: then its embedded source is executed, as the original
+    loader always did (only for files you trust). Classes we know are mapped onto ours either way.
+    """
+    if isinstance(f_or_path_or_url, (str, os.PathLike)):
+        with dnnlib.util.open_url(os.fspath(f_or_path_or_url)) as f:
+            return load_network_pkl(f, allow_code_execution=allow_code_execution)
+    data = _unpickle(f_or_path_or_url, allow_code_execution)
+    if not isinstance(data, dict):
+        raise LegacyPickleError(f'network pickle holds a {type(data).__name__}, not a dict with '
+                                f'{", ".join(DATA_KEYS)}')
+    data = dict(data)
+    for key, value in list(data.items()):
+        if isinstance(value, PickledObject):
+            data[key] = rebuild_on_our_class(value, what=key)
+    for key in DATA_KEYS:
+        data.setdefault(key, None)
+    _check_contents(data)
+    return data
+
+
+def rebuild_on_our_class(pickled, what=None):
+    """Construct our class for a PickledObject from its `_init_kwargs` and copy its tensors in by name."""
+    what = what or pickled.class_name
+    cls = our_class(pickled.module_name, pickled.class_name)
+    state = pickled.state
+    args = state.get('_init_args', ())
+    kwargs = state.get('_init_kwargs', {})
+    try:
+        with torch.random.fork_rng(devices=[]):  # Construction draws initial weights; keep the caller's RNG.
+            module = cls(*args, **kwargs)
+    except Exception as error:
+        raise LegacyPickleError(f'{what}: cannot build {pickled.class_name} from the pickled constructor '
+                                f'arguments ({type(error).__name__}: {_first_line(error)})') from error
+    if not isinstance(module, torch.nn.Module):
+        return module
+    pickled_tensors = dict(state_tensors(state))
+    our_tensors = dict(list(module.named_parameters()) + list(module.named_buffers()))
+    missing = sorted(set(our_tensors) - set(pickled_tensors))
+    extra = sorted(set(pickled_tensors) - set(our_tensors))
+    if missing or extra:
+        raise LegacyPickleError(f'{what}: pickled {pickled.class_name} does not match ours '
+                                f'(absent from the pickle: {_few(missing)}; unknown to us: {_few(extra)})')
+    with torch.no_grad():
+        for name, ours in our_tensors.items():
+            theirs = pickled_tensors[name]
+            if tuple(theirs.shape) != tuple(ours.shape):
+                raise LegacyPickleError(f'{what}: "{name}" has shape {list(theirs.shape)} in the pickle, '
+                                        f'{list(ours.shape)} in our {pickled.class_name}')
+            ours.copy_(theirs)
+            if isinstance(ours, torch.nn.Parameter):
+                ours.requires_grad_(bool(theirs.requires_grad))
+    module.train(bool(state.get('training', True)))
+    return module
+
+
+def our_class(module_name, class_name):
+    """Our class that rebuilds an official one: `class_name` looked up in our module `module_name`."""
+    module = importlib.import_module(module_name)
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type):
+        raise LegacyPickleError(f'{module_name} defines no class {class_name}; cannot rebuild it from the pickle')
+    return cls
+
+
+def state_tensors(state, prefix=''):
+    """(dotted name, tensor) for every parameter and buffer in a pickled module state, recursively."""
+    for key in ('_parameters', '_buffers'):
+        for name, tensor in (state.get(key) or {}).items():
+            if tensor is not None:
+                yield prefix + name, tensor
+    for child_name, child in (state.get('_modules') or {}).items():
+        if isinstance(child, PickledObject):
+            yield from state_tensors(child.state, f'{prefix}{child_name}.')
+        elif isinstance(child, torch.nn.Module):
+            for name, tensor in list(child.named_parameters()) + list(child.named_buffers()):
+                yield f'{prefix}{child_name}.{name}', tensor
+
+#----------------------------------------------------------------------------
+# Unpickling.
+
+
+class _Unpickler(pickle.Unpickler):
+    """Refuses TensorFlow-era pickles with a readable message instead of a missing-module error."""
+
+    def find_class(self, module, name):
+        if module.startswith('dnnlib.tflib'):
+            raise LegacyPickleError('this is a TensorFlow-era StyleGAN pickle, which is not supported; convert it '
+                                    'first with legacy.py of stylegan2-ada-pytorch (convert_network_pickle)')
+        return super().find_class(module, name)
+
+
+def _unpickle(f, allow_code_execution):
+    resolver = _OfficialClassResolver(allow_code_execution)
+    with persistence.class_resolver(resolver, rebuild=False):
+        if allow_code_execution:
+            with persistence.allow_source_execution():
+                return _Unpickler(f).load()
+        return _Unpickler(f).load()
+
+
+class _OfficialClassResolver:
+    """Tells persistence which class rebuilds each object of an official pickle (see class_resolver)."""
+
+    def __init__(self, allow_code_execution):
+        self.allow_code_execution = allow_code_execution
+        self.names_in_source = dict()   # module_src -> names it defines, parsed once per load.
+        self.stand_ins = dict()         # (our module, class name) -> PickledObject subclass.
+
+    def __call__(self, meta):
+        if meta.get('module_name'):
+            return None  # Written by us: persistence imports the named module.
+        class_name = str(meta.get('class_name', '')).rsplit('.', 1)[-1]
+        defined = self._defined_names(meta.get('module_src'))
+        module_name = self._our_module(class_name, defined)
+        if module_name is not None:
+            return self._stand_in(module_name, class_name)
+        if self.allow_code_execution:
+            return None  # persistence executes the embedded source.
+        raise LegacyPickleError(
+            f'network pickle contains class {class_name!r}, which this package cannot rebuild without running the '
+            f'source code embedded in the pickle; if you trust the file, pass allow_code_execution=True to '
+            f'training.legacy.load_network_pkl()')
+
+    def _defined_names(self, module_src):
+        if not isinstance(module_src, str):
+            return frozenset()
+        if module_src not in self.names_in_source:
+            self.names_in_source[module_src] = persistence.defined_names(module_src)
+        return self.names_in_source[module_src]
+
+    @staticmethod
+    def _our_module(class_name, defined):
+        if class_name not in defined or defined & FOREIGN_MARKERS:
+            return None
+        for module_name, class_names in OFFICIAL_CLASSES.items():
+            if class_name in class_names:
+                return module_name
+        return None
+
+    def _stand_in(self, module_name, class_name):
+        key = (module_name, class_name)
+        if key not in self.stand_ins:
+            attrs = dict(module_name=module_name, class_name=class_name)
+            self.stand_ins[key] = type(f'Pickled{class_name}', (PickledObject,), attrs)
+        return self.stand_ins[key]
+
+
+#----------------------------------------------------------------------------
+# Validation.
+
+
+def _check_contents(data):
+    for key in NETWORK_KEYS:
+        value = data[key]
+        if value is not None and not isinstance(value, torch.nn.Module):
+            raise LegacyPickleError(f'network pickle: {key} is a {type(value).__name__}, not a torch module')
+    if all(data[key] is None for key in ('G', 'G_ema', 'D')):
+        raise LegacyPickleError(f'network pickle holds none of G, G_ema, D (keys: {sorted(map(str, data))})')
+    if data['training_set_kwargs'] is not None and not isinstance(data['training_set_kwargs'], dict):
+        raise LegacyPickleError(f'network pickle: training_set_kwargs is a '
+                                f'{type(data["training_set_kwargs"]).__name__}, not a dict')
+
+
+def _first_line(error):
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
+
+
+def _few(names, limit=5):
+    shown = ', '.join(names[:limit]) if names else 'none'
+    return shown + (f' and {len(names) - limit} more' if len(names) > limit else '')
+
+#----------------------------------------------------------------------------
