@@ -1,0 +1,114 @@
+"""The public TorchScript feature detectors (Inception, VGG16): where they are found and how they are loaded."""
+
+# Our numbers are comparable with published ones only when they come from the same detector files that
+# stylegan2-ada-pytorch uses. A detector is looked up by its published file name, in this order:
+#   1. the folder given as --detector-dir (detector_dir=...), then the folder in $SQUEEZEGAN_DETECTOR_DIR;
+#   2. its public URL, downloaded once into the dnnlib cache by dnnlib.util.open_url.
+# Machines without internet copy the files into a folder and name it with either option.
+
+import hashlib
+import os
+
+import torch
+
+import dnnlib
+
+DETECTOR_DIR_ENV = 'SQUEEZEGAN_DETECTOR_DIR'
+_URL_ROOT = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics'
+
+# Published file names and URLs. Calling conventions of the public files:
+#   inception(uint8 NCHW, return_features=True) -> [N, 2048] pool features (FID, KID);
+#   inception(uint8 NCHW, no_output_bias=True)  -> [N, 1008] class probabilities (IS);
+#   vgg16(uint8 NCHW, return_features=True)     -> [N, 4096] features (precision/recall);
+#   vgg16(float NCHW in [0, 255], resize_images=False, return_lpips=True) -> LPIPS embedding (PPL).
+INCEPTION = dnnlib.EasyDict(file_name='inception-2015-12-05.pt', url=f'{_URL_ROOT}/inception-2015-12-05.pt')
+VGG16 = dnnlib.EasyDict(file_name='vgg16.pt', url=f'{_URL_ROOT}/vgg16.pt')
+
+
+class DetectorUnavailableError(OSError):
+    """A detector file that is neither in the detector folder nor downloadable; the message is one line."""
+
+#----------------------------------------------------------------------------
+
+
+def detector_folders(detector_dir=None):
+    """Folders searched for detector files, in order: the explicit one, then $SQUEEZEGAN_DETECTOR_DIR."""
+    folders = []
+    if detector_dir is not None:
+        folders.append(os.fspath(detector_dir))
+    if os.environ.get(DETECTOR_DIR_ENV):
+        folders.append(os.environ[DETECTOR_DIR_ENV])
+    return folders
+
+
+def resolve_detector_file(detector, detector_dir=None, verbose=False):
+    """Local file name of `detector` (INCEPTION or VGG16): from a detector folder, else downloaded and cached."""
+    folders = detector_folders(detector_dir)
+    for folder in folders:
+        candidate = os.path.join(folder, detector.file_name)
+        if os.path.isfile(candidate):
+            return candidate
+    try:
+        return dnnlib.util.open_url(detector.url, verbose=verbose, return_filename=True)
+    except OSError as error:
+        searched = f'not in {", ".join(folders)} and ' if folders else ''
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise DetectorUnavailableError(
+            f'feature detector {detector.file_name} is {searched}cannot be downloaded from {detector.url} '
+            f'({reason}); download it on a machine with internet and pass its folder with --detector-dir '
+            f'(or ${DETECTOR_DIR_ENV})') from error
+
+#----------------------------------------------------------------------------
+# Loaded detectors are kept per (file, file version, device): loading the 100 MB Inception file for every
+# snapshot of a training run would cost more than evaluating it. The memo never changes a result: a
+# replaced file has a new size or mtime and is loaded again.
+
+_loaded_detectors = {}
+_file_digests = {}
+
+
+def _file_version(path):
+    stat = os.stat(path)
+    return (os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+
+
+def detector_digest(path):
+    """SHA-256 of a detector file; part of the feature-statistics cache key, so a different file misses."""
+    version = _file_version(path)
+    if version not in _file_digests:
+        sha = hashlib.sha256()
+        with open(path, 'rb') as f:
+            for chunk in iter(lambda: f.read(1 << 20), b''):
+                sha.update(chunk)
+        _file_digests[version] = sha.hexdigest()
+    return _file_digests[version]
+
+
+def load_detector_file(path, device):
+    """The TorchScript module in `path`, in eval mode on `device`."""
+    key = (_file_version(path), str(torch.device(device)))
+    if key not in _loaded_detectors:
+        try:
+            module = torch.jit.load(path, map_location='cpu')
+        except (RuntimeError, ValueError) as error:
+            first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise DetectorUnavailableError(f'{path}: not a readable TorchScript detector ({first_line})') from error
+        _loaded_detectors[key] = module.eval().requires_grad_(False).to(device)
+    return _loaded_detectors[key]
+
+
+def get_detector(detector, device, detector_dir=None, num_gpus=1, rank=0, verbose=False):
+    """Resolve and load a detector; with several ranks, rank 0 downloads first and the others then read the cache.
+
+    Returns (module, digest of its file).
+    """
+    if num_gpus > 1 and rank != 0:
+        torch.distributed.barrier()
+    try:
+        path = resolve_detector_file(detector, detector_dir=detector_dir, verbose=verbose and rank == 0)
+        module = load_detector_file(path, device)
+        digest = detector_digest(path)
+    finally:
+        if num_gpus > 1 and rank == 0:
+            torch.distributed.barrier()
+    return module, digest

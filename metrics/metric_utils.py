@@ -1,0 +1,235 @@
+"""Shared metric machinery: options, progress display, and detector features of a dataset (cached) or a generator."""
+
+import copy
+import hashlib
+import json
+import os
+import time
+
+import numpy as np
+import torch
+
+import dnnlib
+from metrics import detectors
+from metrics.feature_stats import FeatureStats
+
+#----------------------------------------------------------------------------
+
+
+class MetricOptions:
+    """Everything one metric evaluation needs; built by metric_main.calc_metric."""
+
+    def __init__(self,
+        G              = None,  # Generator to evaluate (not modified; metrics work on a copy).
+        G_kwargs       = {},    # Extra keyword arguments for G(z, c, ...), e.g. noise_mode.
+        dataset_kwargs = {},    # Real data: kwargs for dnnlib.util.construct_class_by_name.
+        num_gpus       = 1,     # Number of ranks taking part; >1 needs torch.distributed initialised.
+        rank           = 0,     # This process's rank in [0, num_gpus).
+        device         = None,  # Device to run on; None = cuda:<rank> when CUDA is available, else cpu.
+        progress       = None,  # ProgressMonitor of the caller, or None for a silent one.
+        cache          = True,  # Read and write dataset feature statistics in the on-disk cache?
+        detector_dir   = None,  # Folder holding detector files under their published names; None = $SQUEEZEGAN_DETECTOR_DIR or download.
+        seed           = 0,     # Seed for latents and labels; ranks derive their own streams from it.
+    ):
+        if not 0 <= rank < num_gpus:
+            raise ValueError(f'rank={rank} is outside [0, num_gpus={num_gpus})')
+        if device is None:
+            device = torch.device('cuda', rank) if torch.cuda.is_available() else torch.device('cpu')
+        self.G = G
+        self.G_kwargs = dnnlib.EasyDict(G_kwargs)
+        self.dataset_kwargs = dnnlib.EasyDict(dataset_kwargs)
+        self.num_gpus = num_gpus
+        self.rank = rank
+        self.device = torch.device(device)
+        self.progress = progress.sub() if progress is not None and rank == 0 else ProgressMonitor()
+        self.cache = cache
+        self.detector_dir = detector_dir
+        self.seed = seed
+
+    def get_detector(self, detector):
+        """(TorchScript module, file digest) for detectors.INCEPTION or detectors.VGG16, on this device."""
+        return detectors.get_detector(detector, device=self.device, detector_dir=self.detector_dir,
+                                      num_gpus=self.num_gpus, rank=self.rank, verbose=self.progress.verbose)
+
+    def random_streams(self, salt):
+        """(torch.Generator on CPU, numpy RandomState) for this rank; `salt` separates uses within one metric."""
+        seed = (self.seed * 1000003 + self.rank * 7919 + salt) % (2 ** 31)
+        return torch.Generator().manual_seed(seed), np.random.RandomState(seed)
+
+#----------------------------------------------------------------------------
+
+
+class ProgressMonitor:
+    """Prints `tag  items N  time T  ms/item` lines every `flush_interval` items when verbose."""
+
+    def __init__(self,
+        tag            = None,  # Name printed at the start of each line; None = print nothing.
+        num_items      = None,  # Total expected items; the last update always prints.
+        flush_interval = 1000,  # Print at most once per this many items.
+        verbose        = False, # Print at all?
+    ):
+        self.tag = tag
+        self.num_items = num_items
+        self.flush_interval = flush_interval
+        self.verbose = verbose
+        self.start_time = time.time()
+        self._last_time = self.start_time
+        self._last_items = 0
+
+    def update(self, cur_items):
+        done = self.num_items is not None and cur_items >= self.num_items
+        if cur_items < self._last_items + self.flush_interval and not done:
+            return
+        now = time.time()
+        ms_per_item = (now - self._last_time) / max(cur_items - self._last_items, 1) * 1e3
+        if self.verbose and self.tag is not None:
+            print(f'{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(now - self.start_time):<12s} '
+                  f'ms/item {ms_per_item:.2f}', flush=True)
+        self._last_time = now
+        self._last_items = cur_items
+
+    def sub(self, tag=None, num_items=None, flush_interval=1000):
+        return ProgressMonitor(tag=tag, num_items=num_items, flush_interval=flush_interval, verbose=self.verbose)
+
+#----------------------------------------------------------------------------
+# Helpers shared by the dataset and generator paths.
+
+
+def gather_rows(x, num_gpus):
+    """Rows of `x` from every rank, interleaved (rank 0 row 0, rank 1 row 0, ...); every rank gets all."""
+    if num_gpus == 1:
+        return x
+    parts = [torch.empty_like(x) for _ in range(num_gpus)]
+    torch.distributed.all_gather(parts, x)
+    return torch.stack(parts, dim=1).flatten(0, 1)
+
+
+def to_detector_images(images):
+    """uint8 NCHW images as the public detectors expect them: three channels."""
+    if images.shape[1] == 1:
+        images = images.repeat([1, 3, 1, 1])
+    return images
+
+
+def generator_images_to_uint8(images):
+    """Generator output in [-1, 1] -> uint8 in [0, 255], as the images a dataset holds."""
+    return (images * 127.5 + 128).clamp(0, 255).to(torch.uint8)
+
+
+def make_label_sampler(opts, c_dim, rng):
+    """Function n -> [n, c_dim] labels drawn from the dataset (zeros without conditioning; no dataset needed)."""
+    if c_dim == 0:
+        return lambda n: torch.zeros([n, 0], device=opts.device)
+    dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    if dataset.label_dim != c_dim:
+        raise ValueError(f'the generator takes {c_dim}-dim labels but dataset {opts.dataset_kwargs.get("path")} '
+                         f'has {dataset.label_dim}-dim labels; pass the dataset it was trained on')
+
+    def sample(n):
+        labels = [dataset.get_label(int(i)) for i in rng.randint(len(dataset), size=n)]
+        return torch.from_numpy(np.stack(labels)).to(opts.device)
+    return sample
+
+#----------------------------------------------------------------------------
+# Dataset features, cached on disk.
+
+
+def dataset_fingerprint(path):
+    """What identifies the stored images: absolute path, and file count, bytes and newest mtime."""
+    if path is None or not os.path.exists(path):
+        return dict(path=path)
+    if os.path.isfile(path):
+        stat = os.stat(path)
+        return dict(path=os.path.abspath(path), files=1, bytes=stat.st_size, mtime_ns=stat.st_mtime_ns)
+    files, total_bytes, newest = 0, 0, 0
+    for root, _dirs, names in os.walk(path):
+        for name in names:
+            stat = os.stat(os.path.join(root, name))
+            files, total_bytes, newest = files + 1, total_bytes + stat.st_size, max(newest, stat.st_mtime_ns)
+    return dict(path=os.path.abspath(path), files=files, bytes=total_bytes, mtime_ns=newest)
+
+
+def stats_cache_file(dataset_kwargs, dataset, detector_file_name, detector_digest, detector_kwargs, stats_kwargs):
+    """Cache file for one (dataset, options, detector, statistic) combination."""
+    key = dict(
+        dataset_kwargs  = {k: v for k, v in dataset_kwargs.items()},
+        dataset_files   = dataset_fingerprint(dataset_kwargs.get('path')),
+        num_images      = len(dataset),
+        image_shape     = list(dataset.image_shape),
+        detector_digest = detector_digest,
+        detector_kwargs = detector_kwargs,
+        stats_kwargs    = stats_kwargs,
+    )
+    digest = hashlib.md5(json.dumps(key, sort_keys=True, default=str).encode('utf-8')).hexdigest()
+    detector_name = os.path.splitext(detector_file_name)[0]
+    return dnnlib.util.make_cache_dir_path('gan-metrics', f'{dataset.name}-{detector_name}-{digest}.npz')
+
+
+def _all_ranks_agree(flag, opts):
+    if opts.num_gpus == 1:
+        return flag
+    flag = torch.as_tensor(float(flag), dtype=torch.float32, device=opts.device)
+    torch.distributed.broadcast(flag, src=0)
+    return bool(flag.item() != 0)
+
+
+def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items=None, batch_size=64, **stats_kwargs):
+    """FeatureStats of the real images (at most `max_items`), from the on-disk cache when present."""
+    dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    module, digest = opts.get_detector(detector)
+    num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
+
+    cache_file = None
+    if opts.cache:
+        cache_file = stats_cache_file(opts.dataset_kwargs, dataset, detector.file_name, digest, detector_kwargs,
+                                      dict(stats_kwargs, max_items=num_items))
+        if _all_ranks_agree(opts.rank == 0 and os.path.isfile(cache_file), opts):
+            return FeatureStats.load(cache_file)
+
+    stats = FeatureStats(max_items=num_items, **stats_kwargs)
+    progress = opts.progress.sub(tag='dataset features', num_items=num_items)
+    # Rank r reads items r, r + num_gpus, ...; every rank reads the same count (wrapping), extras are dropped.
+    item_subset = [(i * opts.num_gpus + opts.rank) % num_items for i in range((num_items - 1) // opts.num_gpus + 1)]
+    on_cuda = opts.device.type == 'cuda'
+    loader = torch.utils.data.DataLoader(dataset=dataset, sampler=item_subset, batch_size=batch_size,
+                                         num_workers=3 if on_cuda else 0, pin_memory=on_cuda)
+    for images, _labels in loader:
+        images = to_detector_images(images.to(opts.device))
+        with torch.no_grad():
+            features = module(images, **detector_kwargs)
+        stats.append(gather_rows(features, opts.num_gpus).cpu().numpy())
+        progress.update(stats.num_items)
+
+    if cache_file is not None and opts.rank == 0:
+        os.makedirs(os.path.dirname(cache_file), exist_ok=True)
+        stats.save(cache_file)
+    return stats
+
+#----------------------------------------------------------------------------
+# Generator features.
+
+
+def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_items, batch_size=64, batch_gen=None, **stats_kwargs):
+    """FeatureStats of `max_items` generated images; each rank generates its share, features are gathered."""
+    batch_gen = min(batch_size, 4) if batch_gen is None else batch_gen
+    if batch_size % batch_gen != 0:
+        raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gen={batch_gen}')
+    G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
+    z_rng, label_rng = opts.random_streams(salt=1)
+    sample_labels = make_label_sampler(opts, G.c_dim, label_rng)
+    module, _digest = opts.get_detector(detector)
+
+    stats = FeatureStats(max_items=max_items, **stats_kwargs)
+    progress = opts.progress.sub(tag='generator features', num_items=max_items)
+    while not stats.is_full():
+        images = []
+        for _ in range(batch_size // batch_gen):
+            z = torch.randn([batch_gen, G.z_dim], generator=z_rng).to(opts.device)
+            c = sample_labels(batch_gen)
+            with torch.no_grad():
+                images.append(generator_images_to_uint8(G(z, c, **opts.G_kwargs)))
+        with torch.no_grad():
+            features = module(to_detector_images(torch.cat(images)), **detector_kwargs)
+        stats.append(gather_rows(features, opts.num_gpus).cpu().numpy())
+        progress.update(stats.num_items)
+    return stats
