@@ -78,9 +78,12 @@ def load_network_pkl(f_or_path_or_url, allow_code_execution=False):
         raise LegacyPickleError(f'network pickle holds a {type(data).__name__}, not a dict with '
                                 f'{", ".join(DATA_KEYS)}')
     data = dict(data)
+    rebuilt = dict()  # id(PickledObject) -> our module, so an object pickled under two keys stays one object.
     for key, value in list(data.items()):
         if isinstance(value, PickledObject):
-            data[key] = rebuild_on_our_class(value, what=key)
+            if id(value) not in rebuilt:
+                rebuilt[id(value)] = rebuild_on_our_class(value, what=key)
+            data[key] = rebuilt[id(value)]
     for key in DATA_KEYS:
         data.setdefault(key, None)
     _check_contents(data)
