@@ -8,6 +8,7 @@
 
 import hashlib
 import os
+import warnings
 
 import torch
 
@@ -89,11 +90,13 @@ def load_detector_file(path, device):
     key = (_file_version(path), str(torch.device(device)))
     if key not in _loaded_detectors:
         try:
-            module = torch.jit.load(path, map_location='cpu')
+            with warnings.catch_warnings():  # torch 2.x deprecates TorchScript; the public detector files are TorchScript.
+                warnings.simplefilter('ignore', DeprecationWarning)
+                module = torch.jit.load(path, map_location='cpu')
         except (RuntimeError, ValueError) as error:
             first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise DetectorUnavailableError(f'{path}: not a readable TorchScript detector ({first_line})') from error
-        _loaded_detectors[key] = module.eval().requires_grad_(False).to(device)
+        _loaded_detectors[key] = module.eval().to(device)  # Callers run it under torch.no_grad().
     return _loaded_detectors[key]
 
 

@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -37,7 +38,7 @@ class StandInDetector(torch.nn.Module):
         if return_features:
             return features
         if return_lpips:
-            return features / features.norm(dim=1, keepdim=True).clamp(min=1e-8)
+            return features / features.square().sum(dim=1, keepdim=True).sqrt().clamp(min=1e-8)
         logits = features @ self.to_logits
         if no_output_bias:
             return torch.softmax(logits, dim=1)
@@ -48,7 +49,9 @@ def write_detector(folder, file_name, seed=0, module=None):
     """Save a scripted stand-in detector as `folder/file_name`; returns the path."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, file_name)
-    scripted = torch.jit.script(module if module is not None else StandInDetector(seed=seed))
+    with warnings.catch_warnings():  # torch 2.x deprecates scripting, but the public detectors are TorchScript.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        scripted = torch.jit.script(module if module is not None else StandInDetector(seed=seed))
     scripted.save(path)
     return path
 
