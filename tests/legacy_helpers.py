@@ -163,3 +163,103 @@ def unique_source(body):
 def tensorflow_pickle_bytes():
     """The opening of a TensorFlow-era StyleGAN pickle: an instance of dnnlib.tflib.network.Network."""
     return b'\x80\x02cdnnlib.tflib.network\nNetwork\nq\x00)\x81q\x01.'
+
+#----------------------------------------------------------------------------
+# The tensor layout of stylegan2-ada-pytorch's own networks, written out as data (from its
+# training/networks.py), so loading is checked against the original project, not against ourselves.
+
+OFFICIAL_G_INIT_KWARGS = dict(  # As the official train.py builds them (tiny sizes, its fp16 settings).
+    z_dim=16, w_dim=16, c_dim=0, img_resolution=16, img_channels=3,
+    mapping_kwargs=dnnlib.EasyDict(num_layers=2),
+    synthesis_kwargs=dnnlib.EasyDict(channel_base=512, channel_max=32, num_fp16_res=4, conv_clamp=256))
+OFFICIAL_D_INIT_KWARGS = dict(
+    c_dim=0, img_resolution=16, img_channels=3, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
+    epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=4), channel_base=512, channel_max=32, num_fp16_res=4,
+    conv_clamp=256)
+
+
+def official_generator_layout():
+    """{name: shape} of the official skip Generator for OFFICIAL_G_INIT_KWARGS (32 channels at every resolution)."""
+    layout = {'mapping.w_avg': [16]}
+    for i in range(2):
+        layout.update({f'mapping.fc{i}.weight': [16, 16], f'mapping.fc{i}.bias': [16]})
+    for res in (4, 8, 16):
+        block = f'synthesis.b{res}'
+        layout[f'{block}.resample_filter'] = [4, 4]
+        if res == 4:
+            layout[f'{block}.const'] = [32, 4, 4]
+        for conv in (['conv1'] if res == 4 else ['conv0', 'conv1']):
+            layout.update({f'{block}.{conv}.weight': [32, 32, 3, 3], f'{block}.{conv}.bias': [32],
+                           f'{block}.{conv}.noise_strength': [], f'{block}.{conv}.noise_const': [res, res],
+                           f'{block}.{conv}.resample_filter': [4, 4], f'{block}.{conv}.affine.weight': [32, 16],
+                           f'{block}.{conv}.affine.bias': [32]})
+        layout.update({f'{block}.torgb.weight': [3, 32, 1, 1], f'{block}.torgb.bias': [3],
+                       f'{block}.torgb.affine.weight': [32, 16], f'{block}.torgb.affine.bias': [32]})
+    return layout
+
+
+def official_discriminator_layout():
+    """{name: shape} of the official resnet Discriminator for OFFICIAL_D_INIT_KWARGS."""
+    layout = {}
+    for res in (16, 8):
+        block = f'b{res}'
+        layout[f'{block}.resample_filter'] = [4, 4]
+        if res == 16:
+            layout.update({f'{block}.fromrgb.weight': [32, 3, 1, 1], f'{block}.fromrgb.bias': [32],
+                           f'{block}.fromrgb.resample_filter': [4, 4]})
+        for conv in ('conv0', 'conv1'):
+            layout.update({f'{block}.{conv}.weight': [32, 32, 3, 3], f'{block}.{conv}.bias': [32],
+                           f'{block}.{conv}.resample_filter': [4, 4]})
+        layout.update({f'{block}.skip.weight': [32, 32, 1, 1], f'{block}.skip.resample_filter': [4, 4]})
+    layout.update({'b4.conv.weight': [32, 33, 3, 3], 'b4.conv.bias': [32], 'b4.conv.resample_filter': [4, 4],
+                   'b4.fc.weight': [32, 32 * 4 * 4], 'b4.fc.bias': [32], 'b4.out.weight': [1, 32], 'b4.out.bias': [1]})
+    return layout
+
+
+# Class of each submodule in the official networks, by attribute name (only the name is pickled).
+_OFFICIAL_CHILD_CLASSES = {
+    'mapping': 'MappingNetwork', 'synthesis': 'SynthesisNetwork', 'conv0': 'SynthesisLayer',
+    'conv1': 'SynthesisLayer', 'torgb': 'ToRGBLayer', 'fromrgb': 'Conv2dLayer', 'skip': 'Conv2dLayer',
+    'conv': 'Conv2dLayer', 'fc': 'FullyConnectedLayer', 'out': 'FullyConnectedLayer', 'mbstd': 'MinibatchStdLayer'}
+
+
+def _official_child_class(path, discriminator):
+    name = path.rsplit('.', 1)[-1]
+    if name.startswith('b') and name[1:].isdigit():
+        if not discriminator:
+            return 'SynthesisBlock'
+        return 'DiscriminatorEpilogue' if name == 'b4' else 'DiscriminatorBlock'
+    if discriminator and name in ('conv0', 'conv1'):
+        return 'Conv2dLayer'
+    return _OFFICIAL_CHILD_CLASSES.get(name, 'FullyConnectedLayer')
+
+
+def official_layout_object(class_name, init_kwargs, layout, seed=0):
+    """A persistent object as the official project pickles it: nested module states with random tensors.
+
+    Returns (object to pickle, {name: tensor} that was put in it). Parameter tensors are
+    torch.nn.Parameter with requires_grad=False, as in official snapshots.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    discriminator = class_name == 'Discriminator'
+    tensors = {}
+    states = {'': dict(_init_args=(), _init_kwargs=init_kwargs)}
+    for name, shape in layout.items():
+        path, _, leaf = name.rpartition('.')
+        parts = path.split('.') if path else []
+        for depth in range(len(parts)):  # Make sure every ancestor module exists.
+            states.setdefault('.'.join(parts[:depth + 1]), dict(_init_args=(), _init_kwargs={}))
+        tensor = torch.randn(shape, generator=generator)
+        is_buffer = leaf in ('resample_filter', 'noise_const', 'w_avg')
+        value = tensor if is_buffer else torch.nn.Parameter(tensor, requires_grad=False)
+        states[path].setdefault('_buffers' if is_buffer else '_parameters', {})[leaf] = value
+        tensors[name] = tensor
+    objects = {}
+    for path in sorted(states, key=lambda p: -p.count('.') if p else 1):  # Children before parents.
+        state = dict(states[path], training=False)
+        prefix = f'{path}.' if path else ''
+        state['_modules'] = {child[len(prefix):]: obj for child, obj in objects.items()
+                             if child.startswith(prefix) and '.' not in child[len(prefix):] and child != path}
+        own_class = class_name if not path else _official_child_class(path, discriminator)
+        objects[path] = RawPersistentObject(own_class, NETWORKS_SOURCE, state)
+    return objects[''], tensors

@@ -1,0 +1,64 @@
+"""Official stylegan2-ada-pytorch tensor layouts (written out as data) load onto our Generator and Discriminator."""
+
+import io
+import pathlib
+import pickle
+
+import pytest
+import torch
+
+from tests import legacy_helpers as helpers
+from training import legacy
+
+needs_networks = pytest.mark.skipif(not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists(),
+                                    reason='training/networks.py has not landed yet')
+
+
+def load_official(class_name, init_kwargs, layout):
+    obj, tensors = helpers.official_layout_object(class_name, init_kwargs, layout)
+    key = 'D' if class_name == 'Discriminator' else 'G_ema'
+    helpers.forget_source_execution()
+    loaded = legacy.load_network_pkl(io.BytesIO(pickle.dumps({key: obj})))
+    assert not helpers.source_was_executed()
+    return loaded[key], tensors
+
+
+def assert_same_tensors(module, tensors):
+    ours = dict(list(module.named_parameters()) + list(module.named_buffers()))
+    assert sorted(ours) == sorted(tensors)
+    for name, tensor in tensors.items():
+        assert torch.equal(ours[name], tensor), name
+
+
+@needs_networks
+def test_official_generator_layout_fills_every_tensor_of_our_generator():
+    from training import networks
+    G, tensors = load_official('Generator', helpers.OFFICIAL_G_INIT_KWARGS, helpers.official_generator_layout())
+    assert type(G) is networks.Generator
+    assert_same_tensors(G, tensors)
+    assert not G.training and not any(p.requires_grad for p in G.parameters())
+
+
+@needs_networks
+def test_official_discriminator_layout_fills_every_tensor_of_our_discriminator():
+    from training import networks
+    D, tensors = load_official('Discriminator', helpers.OFFICIAL_D_INIT_KWARGS, helpers.official_discriminator_layout())
+    assert type(D) is networks.Discriminator
+    assert_same_tensors(D, tensors)
+
+
+@needs_networks
+def test_generator_from_official_layout_renders_finite_images_in_fp32():
+    G, _ = load_official('Generator', helpers.OFFICIAL_G_INIT_KWARGS, helpers.official_generator_layout())
+    with torch.no_grad():
+        img = G(torch.randn([2, 16]), torch.zeros([2, 0]), noise_mode='const', force_fp32=True)
+    assert img.shape == (2, 3, 16, 16) and img.dtype == torch.float32 and torch.isfinite(img).all()
+
+
+def test_official_layout_with_a_tensor_we_lack_is_an_error_naming_it():
+    layout = dict(helpers.official_generator_layout(), **{'synthesis.b4.extra_scale': [3]})
+    obj, _ = helpers.official_layout_object('Generator', helpers.OFFICIAL_G_INIT_KWARGS, layout)
+    if not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists():
+        pytest.skip('training/networks.py has not landed yet')
+    with pytest.raises(legacy.LegacyPickleError, match=r'G_ema: .*unknown to us: synthesis\.b4\.extra_scale'):
+        legacy.load_network_pkl(io.BytesIO(pickle.dumps({'G_ema': obj})))
