@@ -55,10 +55,9 @@ def test_generator_from_official_layout_renders_finite_images_in_fp32():
     assert img.shape == (2, 3, 16, 16) and img.dtype == torch.float32 and torch.isfinite(img).all()
 
 
+@needs_networks
 def test_official_layout_with_a_tensor_we_lack_is_an_error_naming_it():
     layout = dict(helpers.official_generator_layout(), **{'synthesis.b4.extra_scale': [3]})
     obj, _ = helpers.official_layout_object('Generator', helpers.OFFICIAL_G_INIT_KWARGS, layout)
-    if not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists():
-        pytest.skip('training/networks.py has not landed yet')
     with pytest.raises(legacy.LegacyPickleError, match=r'G_ema: .*unknown to us: synthesis\.b4\.extra_scale'):
         legacy.load_network_pkl(io.BytesIO(pickle.dumps({'G_ema': obj})))

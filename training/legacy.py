@@ -87,6 +87,8 @@ def load_network_pkl(f_or_path_or_url, allow_code_execution=False):
     for key in DATA_KEYS:
         data.setdefault(key, None)
     _check_contents(data)
+    if data['training_set_kwargs'] is not None:  # The official loop stores a plain dict.
+        data['training_set_kwargs'] = dnnlib.EasyDict(data['training_set_kwargs'])
     return data
 
 
