@@ -4,6 +4,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -60,7 +61,7 @@ class MetricOptions:
 
 
 class ProgressMonitor:
-    """Prints `tag  items N  time T  ms/item` lines every `flush_interval` items when verbose."""
+    """Prints `tag  items N  time T  ms/item` lines to stderr every `flush_interval` items when verbose."""
 
     def __init__(self,
         tag            = None,  # Name printed at the start of each line; None = print nothing.
@@ -84,7 +85,7 @@ class ProgressMonitor:
         ms_per_item = (now - self._last_time) / max(cur_items - self._last_items, 1) * 1e3
         if self.verbose and self.tag is not None:
             print(f'{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(now - self.start_time):<12s} '
-                  f'ms/item {ms_per_item:.2f}', flush=True)
+                  f'ms/item {ms_per_item:.2f}', file=sys.stderr, flush=True)
         self._last_time = now
         self._last_items = cur_items
 
