@@ -16,6 +16,7 @@ import importlib
 import os
 import pickle
 
+import click
 import torch
 
 import dnnlib
@@ -243,5 +244,41 @@ def _first_line(error):
 def _few(names, limit=5):
     shown = ', '.join(names[:limit]) if names else 'none'
     return shown + (f' and {len(names) - limit} more' if len(names) > limit else '')
+
+#----------------------------------------------------------------------------
+# Command line: python -m training.legacy --source=OFFICIAL.pkl --dest=OURS.pkl
+
+
+@click.command()
+@click.option('--source', help='Network pickle to convert (path or URL)', required=True, metavar='PATH')
+@click.option('--dest',   help='Pickle to write, with our classes', required=True, metavar='FILE')
+@click.option('--overwrite', help='Replace --dest if it exists', is_flag=True)
+def convert_network_pickle(source, dest, overwrite):
+    """Re-save an official stylegan2-ada-pytorch pickle with this package's classes.
+
+    The result loads with a plain pickle.load() wherever this package is installed, and nothing from
+    the source file's embedded code is executed during the conversion. For sharing, prefer the
+    weights-only format (python -m training.export).
+
+    \b
+    python -m training.legacy --source=ffhq.pkl --dest=ffhq-ours.pkl
+    """
+    if os.path.isdir(dest):
+        raise click.BadParameter(f'{dest} is a folder; give a file name such as network.pkl', param_hint='--dest')
+    if os.path.exists(source) and os.path.exists(dest) and os.path.samefile(source, dest):
+        raise click.BadParameter(f'{dest} is the source file; choose another name', param_hint='--dest')
+    if os.path.exists(dest) and not overwrite:
+        raise click.BadParameter(f'{dest} exists; pass --overwrite to replace it', param_hint='--dest')
+    try:
+        data = load_network_pkl(source)
+    except Exception as error:  # Unpickling a damaged or foreign file raises almost any type.
+        raise click.ClickException(f'{source}: cannot load network pickle ({_first_line(error)})') from error
+    with dnnlib.util.atomic_write(dest, 'wb') as f:
+        pickle.dump(data, f)
+    click.echo(f'Wrote {dest} ({", ".join(key for key in NETWORK_KEYS if data[key] is not None)})')
+
+
+if __name__ == '__main__':
+    convert_network_pickle()  # pylint: disable=no-value-for-parameter
 
 #----------------------------------------------------------------------------
