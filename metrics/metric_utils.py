@@ -153,7 +153,7 @@ def dataset_fingerprint(path):
 def stats_cache_file(dataset_kwargs, dataset, detector_file_name, detector_digest, detector_kwargs, stats_kwargs):
     """Cache file for one (dataset, options, detector, statistic) combination."""
     key = dict(
-        dataset_kwargs  = {k: v for k, v in dataset_kwargs.items()},
+        dataset_kwargs  = {k: (os.path.abspath(v) if k == 'path' and isinstance(v, str) else v) for k, v in dataset_kwargs.items()},
         dataset_files   = dataset_fingerprint(dataset_kwargs.get('path')),
         num_images      = len(dataset),
         image_shape     = list(dataset.image_shape),

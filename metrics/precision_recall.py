@@ -10,18 +10,29 @@ DETECTOR_KWARGS = dict(return_features=True)  # 4096-dim fc features of the publ
 
 
 def kth_neighbour_radii(manifold, nhood_size, batch_size):
-    """Distance from each manifold point to its `nhood_size`-th nearest other point (itself is at distance 0)."""
+    """Distance from each manifold point to its `nhood_size`-th nearest other point (itself is at distance 0).
+
+    Distances are computed in [batch_size, batch_size] tiles, keeping the nhood_size + 1 smallest per row,
+    so memory does not grow with the number of points.
+    """
     radii = []
     for rows in manifold.split(batch_size):
-        radii.append(torch.cdist(rows, manifold).kthvalue(nhood_size + 1, dim=1).values)
+        nearest = rows.new_zeros([rows.shape[0], 0])
+        for cols in manifold.split(batch_size):
+            candidates = torch.cat([nearest, torch.cdist(rows, cols)], dim=1)
+            nearest = candidates.topk(min(nhood_size + 1, candidates.shape[1]), dim=1, largest=False).values
+        radii.append(nearest[:, nhood_size])
     return torch.cat(radii)
 
 
 def fraction_inside(manifold, radii, probes, batch_size):
-    """Fraction of probes within the radius of at least one manifold point."""
+    """Fraction of probes within the radius of at least one manifold point (computed in tiles)."""
     inside = []
     for rows in probes.split(batch_size):
-        inside.append((torch.cdist(rows, manifold) <= radii.unsqueeze(0)).any(dim=1))
+        hit = torch.zeros([rows.shape[0]], dtype=torch.bool, device=rows.device)
+        for cols, col_radii in zip(manifold.split(batch_size), radii.split(batch_size)):
+            hit |= (torch.cdist(rows, cols) <= col_radii.unsqueeze(0)).any(dim=1)
+        inside.append(hit)
     return float(torch.cat(inside).double().mean())
 
 

@@ -169,3 +169,18 @@ def test_ppl_face_crop_keeps_the_central_face_region_and_scales_to_0_255():
     out = images_for_lpips(img, img_resolution=16, crop=True)
     assert list(out.shape) == [1, 3, 8, 8]  # rows 6..14, columns 4..12; grey repeated to 3 channels
     assert torch.allclose(out[0, 0, 0], (img[0, 0, 0, 4:12] + 1) * 127.5)
+
+
+def _brute_force_coverage(manifold, probes, k):
+    dist = np.linalg.norm(manifold[:, None] - manifold[None], axis=2)
+    radii = np.sort(dist, axis=1)[:, k]
+    return np.mean([np.any(np.linalg.norm(manifold - p, axis=1) <= radii) for p in probes])
+
+
+def test_precision_recall_in_small_tiles_equals_brute_force():
+    rng = np.random.RandomState(8)
+    real, gen = rng.normal(size=[37, 4]), rng.normal(loc=0.8, size=[29, 4])
+    precision, recall = precision_recall(real, gen, nhood_size=3, batch_size=5)
+    assert 0 < precision < 1 and 0 < recall < 1
+    assert precision == pytest.approx(_brute_force_coverage(real, gen, 3))
+    assert recall == pytest.approx(_brute_force_coverage(gen, real, 3))
