@@ -1,0 +1,226 @@
+"""StyleGAN2's discriminator: orig / skip / resnet blocks, minibatch stddev, epilogue and projection conditioning."""
+
+import numpy as np
+import torch
+
+from torch_utils import misc
+from torch_utils import persistence
+from torch_utils.ops import upfirdn2d
+from training.networks_generator import channels_per_resolution, fp16_min_resolution
+from training.networks_layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
+from training.networks_synthesis import block_dtype_and_format
+
+ARCHITECTURES = ('orig', 'skip', 'resnet')
+
+
+def _check_architecture(architecture, where):
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f'{where}: architecture must be one of {", ".join(ARCHITECTURES)}, got {architecture!r}')
+
+#----------------------------------------------------------------------------
+
+@persistence.persistent_class
+class DiscriminatorBlock(torch.nn.Module):
+    """One resolution of D: (fromrgb), conv0, conv1 with 2x downsampling, and a 1x1 shortcut for 'resnet'."""
+
+    def __init__(self,
+        in_channels,                        # Number of input channels, 0 = first block (reads the image).
+        tmp_channels,                       # Number of channels inside the block.
+        out_channels,                       # Number of output channels.
+        resolution,                         # Input resolution of this block.
+        img_channels,                       # Number of image channels.
+        first_layer_idx,                    # Index of this block's first layer in D (for Freeze-D).
+        architecture        = 'resnet',     # 'orig', 'skip' or 'resnet'.
+        activation          = 'lrelu',      # Activation name from bias_act.activation_funcs.
+        resample_filter     = [1, 3, 3, 1], # FIR low-pass filter used when downsampling.
+        conv_clamp          = None,         # Clamp conv outputs to +-conv_clamp, None = no clamping.
+        use_fp16            = False,        # Run this block in fp16?
+        fp16_channels_last  = False,        # Use channels_last memory format together with fp16?
+        freeze_layers       = 0,            # Freeze-D: layers with index < freeze_layers are not trained.
+    ):
+        if in_channels not in (0, tmp_channels):
+            raise ValueError(f'DiscriminatorBlock: in_channels must be 0 or tmp_channels ({tmp_channels}), got {in_channels}')
+        _check_architecture(architecture, 'DiscriminatorBlock')
+        super().__init__()
+        self.in_channels = in_channels
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.first_layer_idx = first_layer_idx
+        self.architecture = architecture
+        self.use_fp16 = use_fp16
+        self.channels_last = (use_fp16 and fp16_channels_last)
+        self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
+        self.num_layers = 0
+
+        def next_trainable():
+            trainable = (first_layer_idx + self.num_layers) >= freeze_layers
+            self.num_layers += 1
+            return trainable
+
+        common = dict(activation=activation, conv_clamp=conv_clamp, channels_last=self.channels_last)
+        if in_channels == 0 or architecture == 'skip':
+            self.fromrgb = Conv2dLayer(img_channels, tmp_channels, kernel_size=1, trainable=next_trainable(), **common)
+        self.conv0 = Conv2dLayer(tmp_channels, tmp_channels, kernel_size=3, trainable=next_trainable(), **common)
+        self.conv1 = Conv2dLayer(tmp_channels, out_channels, kernel_size=3, down=2, resample_filter=resample_filter,
+                                 trainable=next_trainable(), **common)
+        if architecture == 'resnet':
+            self.skip = Conv2dLayer(tmp_channels, out_channels, kernel_size=1, bias=False, down=2,
+                                    resample_filter=resample_filter, trainable=next_trainable(),
+                                    channels_last=self.channels_last)
+
+    def forward(self, x, img, force_fp32=False):
+        dtype, memory_format = block_dtype_and_format(self.use_fp16, self.channels_last, force_fp32)
+        if x is not None:
+            misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
+            x = x.to(dtype=dtype, memory_format=memory_format)
+
+        if self.in_channels == 0 or self.architecture == 'skip':
+            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
+            img = img.to(dtype=dtype, memory_format=memory_format)
+            y = self.fromrgb(img)
+            x = x + y if x is not None else y
+            img = upfirdn2d.downsample2d(img, self.resample_filter) if self.architecture == 'skip' else None
+
+        if self.architecture == 'resnet':
+            shortcut = self.skip(x, gain=np.sqrt(0.5))
+            x = self.conv0(x)
+            x = self.conv1(x, gain=np.sqrt(0.5))
+            x = shortcut.add_(x)
+        else:
+            x = self.conv1(self.conv0(x))
+        assert x.dtype == dtype
+        return x, img
+
+#----------------------------------------------------------------------------
+
+@persistence.persistent_class
+class MinibatchStdLayer(torch.nn.Module):
+    """Append the stddev across groups of samples as extra channels (Karras et al. 2018), against mode collapse."""
+
+    def __init__(self,
+        group_size,                 # Samples per group, None = the whole minibatch.
+        num_channels    = 1,        # Number of appended channels (channel groups averaged separately).
+    ):
+        super().__init__()
+        self.group_size = group_size
+        self.num_channels = num_channels
+
+    def forward(self, x):
+        n, c, h, w = x.shape
+        with misc.suppress_tracer_warnings():  # torch.min keeps the group size traceable.
+            g = torch.min(torch.as_tensor(self.group_size), torch.as_tensor(n)) if self.group_size is not None else n
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)       # [group, n/group, F, C/F, H, W]
+        y = y - y.mean(dim=0)
+        y = (y.square().mean(dim=0) + 1e-8).sqrt()  # Stddev over each group.
+        y = y.mean(dim=[2, 3, 4])                   # [n/group, F]: averaged over channels and pixels.
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+#----------------------------------------------------------------------------
+
+@persistence.persistent_class
+class DiscriminatorEpilogue(torch.nn.Module):
+    """D's 4x4 head: (fromrgb), mbstd, conv, fc, out; with labels, the projection onto the mapped label."""
+
+    def __init__(self,
+        in_channels,                    # Number of input channels.
+        cmap_dim,                       # Dimensionality of the mapped label, 0 = unconditional.
+        resolution,                     # Resolution of this block (4).
+        img_channels,                   # Number of image channels.
+        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
+        mbstd_group_size    = 4,        # Group size of the minibatch stddev layer, None = whole minibatch.
+        mbstd_num_channels  = 1,        # Channels of the minibatch stddev layer, 0 = disable it.
+        activation          = 'lrelu',  # Activation name from bias_act.activation_funcs.
+        conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
+    ):
+        _check_architecture(architecture, 'DiscriminatorEpilogue')
+        super().__init__()
+        self.in_channels = in_channels
+        self.cmap_dim = cmap_dim
+        self.resolution = resolution
+        self.img_channels = img_channels
+        self.architecture = architecture
+
+        if architecture == 'skip':
+            self.fromrgb = Conv2dLayer(img_channels, in_channels, kernel_size=1, activation=activation)
+        self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
+        self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
+                                conv_clamp=conv_clamp)
+        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+
+    def forward(self, x, img, cmap, force_fp32=False):
+        del force_fp32  # The epilogue always runs in fp32.
+        misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
+        x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
+        if self.architecture == 'skip':
+            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
+            x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.conv(x)
+        x = self.out(self.fc(x.flatten(1)))
+        if self.cmap_dim > 0:
+            # Projection discriminator (Miyato & Koyama 2018): score = <features, mapped label> / sqrt(dim).
+            misc.assert_shape(cmap, [None, self.cmap_dim])
+            x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
+        return x
+
+#----------------------------------------------------------------------------
+
+@persistence.persistent_class
+class Discriminator(torch.nn.Module):
+    """image, c -> one logit per sample: blocks bN..b8, then the 4x4 epilogue b4 (label mapped by `mapping`)."""
+
+    def __init__(self,
+        c_dim,                          # Label (C) dimensionality, 0 = unconditional.
+        img_resolution,                 # Input resolution, a power of two >= 4.
+        img_channels,                   # Number of image channels.
+        architecture        = 'resnet', # 'orig', 'skip' or 'resnet'.
+        channel_base        = 32768,    # Channels at resolution res = min(channel_base // res, channel_max).
+        channel_max         = 512,      # Maximum number of channels in any block.
+        num_fp16_res        = 0,        # Run the N highest resolutions in fp16.
+        conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
+        cmap_dim            = None,     # Dimensionality of the mapped label, None = channels at 4x4.
+        block_kwargs        = {},       # Arguments for DiscriminatorBlock.
+        mapping_kwargs      = {},       # Arguments for the label MappingNetwork.
+        epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue.
+    ):
+        if not (isinstance(img_resolution, int) and img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
+            raise ValueError(f'img_resolution must be a power of two >= 4, got {img_resolution!r}')
+        _check_architecture(architecture, 'Discriminator')
+        super().__init__()
+        self.c_dim = c_dim
+        self.img_resolution = img_resolution
+        self.img_resolution_log2 = int(np.log2(img_resolution))
+        self.img_channels = img_channels
+        self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
+        channels = channels_per_resolution(self.block_resolutions + [4], channel_base, channel_max)
+        fp16_resolution = fp16_min_resolution(img_resolution, num_fp16_res)
+        if cmap_dim is None:
+            cmap_dim = channels[4]
+        if c_dim == 0:
+            cmap_dim = 0
+
+        common = dict(img_channels=img_channels, architecture=architecture, conv_clamp=conv_clamp)
+        layer_idx = 0
+        for res in self.block_resolutions:
+            block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2],
+                                       resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_resolution),
+                                       **block_kwargs, **common)
+            setattr(self, f'b{res}', block)
+            layer_idx += block.num_layers
+        if c_dim > 0:
+            self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
+                                          **mapping_kwargs)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+
+    def forward(self, img, c, **block_kwargs):
+        x = None
+        for res in self.block_resolutions:
+            x, img = getattr(self, f'b{res}')(x, img, **block_kwargs)
+        cmap = self.mapping(None, c) if self.c_dim > 0 else None
+        return self.b4(x, img, cmap)
+
+#----------------------------------------------------------------------------
