@@ -7,24 +7,26 @@ import torch
 
 import dnnlib
 from .. import custom_ops
+from . import bias_act_cuda
 
 #----------------------------------------------------------------------------
-# Each activation: the function, its default alpha and gain, and its index in the CUDA kernel.
-# ref_output marks activations whose gradient the kernel computes from y rather than from x.
+# Each activation: the function, its default alpha and gain, its number in the CUDA kernel, and
+# whether its second derivative is nonzero (false for the piecewise-linear ones, which lets the
+# CUDA path skip that term in R1's double backward).
 
-def _act(func, def_alpha, def_gain, cuda_idx, ref_output):
-    return dnnlib.EasyDict(func=func, def_alpha=def_alpha, def_gain=def_gain, cuda_idx=cuda_idx, ref_output=ref_output)
+def _act(func, def_alpha, def_gain, cuda_idx, has_2nd_grad):
+    return dnnlib.EasyDict(func=func, def_alpha=def_alpha, def_gain=def_gain, cuda_idx=cuda_idx, has_2nd_grad=has_2nd_grad)
 
 activation_funcs = {
     'linear':   _act(lambda x, **_: x,                                                     0,   1,          1, False),
-    'relu':     _act(lambda x, **_: torch.nn.functional.relu(x),                           0,   np.sqrt(2), 2, True),
-    'lrelu':    _act(lambda x, alpha, **_: torch.nn.functional.leaky_relu(x, alpha),       0.2, np.sqrt(2), 3, True),
+    'relu':     _act(lambda x, **_: torch.nn.functional.relu(x),                           0,   np.sqrt(2), 2, False),
+    'lrelu':    _act(lambda x, alpha, **_: torch.nn.functional.leaky_relu(x, alpha),       0.2, np.sqrt(2), 3, False),
     'tanh':     _act(lambda x, **_: torch.tanh(x),                                         0,   1,          4, True),
     'sigmoid':  _act(lambda x, **_: torch.sigmoid(x),                                      0,   1,          5, True),
     'elu':      _act(lambda x, **_: torch.nn.functional.elu(x),                            0,   1,          6, True),
     'selu':     _act(lambda x, **_: torch.nn.functional.selu(x),                           0,   1,          7, True),
-    'softplus': _act(lambda x, **_: torch.nn.functional.softplus(x),                       0,   1,          8, False),
-    'swish':    _act(lambda x, **_: torch.sigmoid(x) * x,                                  0,   np.sqrt(2), 9, False),
+    'softplus': _act(lambda x, **_: torch.nn.functional.softplus(x),                       0,   1,          8, True),
+    'swish':    _act(lambda x, **_: torch.sigmoid(x) * x,                                  0,   np.sqrt(2), 9, True),
 }
 
 #----------------------------------------------------------------------------
@@ -59,10 +61,17 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
     if impl not in ('ref', 'cuda'):
         raise ValueError(f'bias_act: impl must be "ref" or "cuda", got {impl!r}')
     if impl == 'cuda' and x.device.type == 'cuda' and _plugin() is not None:
-        from . import bias_act_cuda  # pylint: disable=import-outside-toplevel
-        spec, alpha, gain, clamp = _resolve(act, alpha, gain, clamp)
-        return bias_act_cuda.bias_act_function(_plugin(), dim=dim, spec=spec, alpha=alpha, gain=gain, clamp=clamp).apply(x, b)
+        return bias_act_cuda.apply(cuda_config(_plugin(), x, b, dim, act, alpha, gain, clamp), x, b)
     return bias_act_ref(x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
+
+
+def cuda_config(plugin, x, b, dim, act, alpha, gain, clamp):
+    """The settings bias_act_cuda's Functions run with (`plugin` is the kernel, or a stand-in in tests)."""
+    spec, alpha, gain, clamp = _resolve(act, alpha, gain, clamp)
+    assert 0 <= dim < x.ndim, f'bias_act: dim {dim} is out of range for a {x.ndim}-D tensor'
+    assert b is None or (b.ndim == 1 and b.shape[0] == x.shape[dim]), f'bias of shape {list(b.shape)} does not fit dim {dim} of {list(x.shape)}'
+    return bias_act_cuda.BiasActConfig(plugin=plugin, dim=dim, act=act, cuda_idx=spec.cuda_idx,
+                                       piecewise_linear=not spec.has_2nd_grad, alpha=alpha, gain=gain, clamp=clamp)
 
 
 def bias_act_ref(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None):

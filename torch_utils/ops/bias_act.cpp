@@ -1,0 +1,77 @@
+// PyTorch binding of the bias_act kernel: checks arguments, matches layouts, launches on the current stream.
+
+#include <torch/extension.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#include "bias_act.h"
+
+//------------------------------------------------------------------------
+
+static int dtype_code(const torch::Tensor& t)
+{
+    switch (t.scalar_type())
+    {
+    case torch::kFloat32: return BIAS_ACT_FLOAT32;
+    case torch::kFloat16: return BIAS_ACT_FLOAT16;
+    case torch::kFloat64: return BIAS_ACT_FLOAT64;
+    default: TORCH_CHECK(false, "bias_act: x must be float16, float32 or float64, got ", t.scalar_type());
+    }
+    return -1;
+}
+
+// x, b: input and bias (empty tensor for none). dy: incoming gradient for order >= 1 (empty for 0).
+// Returns a tensor with x's memory layout (contiguous or channels_last).
+static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy, int64_t dim,
+                              int64_t act, int64_t order, double alpha, double gain, double clamp)
+{
+    TORCH_CHECK(x.is_cuda(), "bias_act: x must be a CUDA tensor");
+    TORCH_CHECK(order >= 0 && order <= 2, "bias_act: order must be 0, 1 or 2, got ", order);
+    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim ", dim, " is out of range for ", x.dim(), "-D x");
+    TORCH_CHECK(x.numel() <= INT64_MAX / 2, "bias_act: x is too large");
+    const int code = dtype_code(x);
+    const c10::cuda::CUDAGuard device_guard(x.device());
+
+    // The kernel walks memory linearly, so x must be dense and dy must share its strides.
+    if (!x.is_non_overlapping_and_dense())
+        x = x.contiguous();
+    const bool has_bias = b.numel() > 0;
+    if (has_bias)
+    {
+        TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must have shape [", x.size(dim), "]");
+        TORCH_CHECK(b.device() == x.device() && b.scalar_type() == x.scalar_type(), "bias_act: b must match x in device and dtype");
+        b = b.contiguous();
+    }
+    if (order > 0)
+    {
+        TORCH_CHECK(dy.sizes() == x.sizes(), "bias_act: dy must have the shape of x");
+        TORCH_CHECK(dy.device() == x.device() && dy.scalar_type() == x.scalar_type(), "bias_act: dy must match x in device and dtype");
+        if (dy.strides() != x.strides())
+            dy = torch::empty_like(x).copy_(dy);
+    }
+    torch::Tensor out = torch::empty_like(x);
+
+    BiasActArgs args;
+    args.x = x.data_ptr();
+    args.b = has_bias ? b.data_ptr() : nullptr;
+    args.dy = order > 0 ? dy.data_ptr() : nullptr;
+    args.out = out.data_ptr();
+    args.numel = x.numel();
+    args.bias_size = has_bias ? x.size(dim) : 1;
+    args.bias_step = has_bias ? x.stride(dim) : 1;
+    args.dtype = code;
+    args.act = (int)act;
+    args.order = (int)order;
+    args.alpha = (float)alpha;
+    args.gain = (float)gain;
+    args.clamp = (float)clamp;
+    cudaError_t status = bias_act_launch(args, c10::cuda::getCurrentCUDAStream());
+    TORCH_CHECK(status == cudaSuccess, "bias_act: kernel launch failed: ", cudaGetErrorString(status));
+    return out;
+}
+
+//------------------------------------------------------------------------
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m)
+{
+    m.def("bias_act", &bias_act, "Fused bias, activation, gain and clamp, or its derivatives (CUDA)");
+}
