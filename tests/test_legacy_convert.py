@@ -12,9 +12,6 @@ from click.testing import CliRunner
 from tests import legacy_helpers as helpers
 from training import legacy
 
-needs_networks = pytest.mark.skipif(not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists(),
-                                    reason='training/networks.py has not landed yet')
-
 
 def run(*args):
     return CliRunner().invoke(legacy.convert_network_pickle, [str(arg) for arg in args])
@@ -27,7 +24,7 @@ def error_line(result):
     return lines[0]
 
 
-@needs_networks
+@pytest.mark.slow
 def test_converted_pickle_loads_with_plain_pickle_in_a_fresh_process(tmp_path):
     snapshot = helpers.make_networks(seed=4)
     source, dest = tmp_path / 'official.pkl', tmp_path / 'ours.pkl'

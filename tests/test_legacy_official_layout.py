@@ -1,7 +1,6 @@
 """Official stylegan2-ada-pytorch tensor layouts (written out as data) load onto our Generator and Discriminator."""
 
 import io
-import pathlib
 import pickle
 
 import pytest
@@ -9,9 +8,6 @@ import torch
 
 from tests import legacy_helpers as helpers
 from training import legacy
-
-needs_networks = pytest.mark.skipif(not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists(),
-                                    reason='training/networks.py has not landed yet')
 
 
 def load_official(class_name, init_kwargs, layout):
@@ -30,7 +26,6 @@ def assert_same_tensors(module, tensors):
         assert torch.equal(ours[name], tensor), name
 
 
-@needs_networks
 def test_official_generator_layout_fills_every_tensor_of_our_generator():
     from training import networks
     G, tensors = load_official('Generator', helpers.OFFICIAL_G_INIT_KWARGS, helpers.official_generator_layout())
@@ -39,7 +34,6 @@ def test_official_generator_layout_fills_every_tensor_of_our_generator():
     assert not G.training and not any(p.requires_grad for p in G.parameters())
 
 
-@needs_networks
 def test_official_discriminator_layout_fills_every_tensor_of_our_discriminator():
     from training import networks
     D, tensors = load_official('Discriminator', helpers.OFFICIAL_D_INIT_KWARGS, helpers.official_discriminator_layout())
@@ -47,7 +41,6 @@ def test_official_discriminator_layout_fills_every_tensor_of_our_discriminator()
     assert_same_tensors(D, tensors)
 
 
-@needs_networks
 def test_generator_from_official_layout_renders_finite_images_in_fp32():
     G, _ = load_official('Generator', helpers.OFFICIAL_G_INIT_KWARGS, helpers.official_generator_layout())
     with torch.no_grad():
@@ -55,7 +48,6 @@ def test_generator_from_official_layout_renders_finite_images_in_fp32():
     assert img.shape == (2, 3, 16, 16) and img.dtype == torch.float32 and torch.isfinite(img).all()
 
 
-@needs_networks
 def test_official_layout_with_a_tensor_we_lack_is_an_error_naming_it():
     layout = dict(helpers.official_generator_layout(), **{'synthesis.b4.extra_scale': [3]})
     obj, _ = helpers.official_layout_object('Generator', helpers.OFFICIAL_G_INIT_KWARGS, layout)

@@ -1,7 +1,6 @@
 """Loading network pickles: our snapshots, official stylegan2-ada-pytorch layout, and the errors for what cannot load."""
 
 import io
-import pathlib
 import pickle
 
 import pytest
@@ -9,9 +8,6 @@ import torch
 
 from tests import legacy_helpers as helpers
 from training import legacy
-
-needs_networks = pytest.mark.skipif(not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists(),
-                                    reason='training/networks.py has not landed yet')
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +34,6 @@ def load_bytes(data, **kwargs):
 # Official layout.
 
 
-@needs_networks
 def test_official_generators_are_rebuilt_on_our_class_with_the_same_outputs(snapshot, official_bytes):
     from training import networks
     loaded = load_bytes(official_bytes)
@@ -49,7 +44,6 @@ def test_official_generators_are_rebuilt_on_our_class_with_the_same_outputs(snap
     assert not helpers.source_was_executed()
 
 
-@needs_networks
 def test_official_discriminator_is_rebuilt_on_our_class_with_the_same_scores(snapshot, official_bytes):
     from training import networks
     loaded = load_bytes(official_bytes)
@@ -59,7 +53,6 @@ def test_official_discriminator_is_rebuilt_on_our_class_with_the_same_scores(sna
     assert not helpers.source_was_executed()
 
 
-@needs_networks
 def test_official_pickle_loads_every_tensor_and_keeps_eval_frozen_state(snapshot, official_bytes):
     loaded = load_bytes(official_bytes)
     for key in ('G', 'D', 'G_ema'):
@@ -73,14 +66,12 @@ def test_official_pickle_loads_every_tensor_and_keeps_eval_frozen_state(snapshot
     assert loaded['augment_pipe'] is None
 
 
-@needs_networks
 def test_official_pickle_with_version_6_meta_loads_too(snapshot):
     loaded = load_bytes(helpers.official_pickle_bytes(snapshot, version=6))
     diff = (helpers.generator_output(loaded['G_ema']) - helpers.generator_output(snapshot['G_ema'])).abs().max()
     assert diff <= 1e-4
 
 
-@needs_networks
 def test_missing_entries_are_none(snapshot):
     loaded = load_bytes(helpers.official_pickle_bytes(dict(G_ema=snapshot['G_ema'])))
     assert set(loaded) == {'G', 'D', 'G_ema', 'augment_pipe', 'training_set_kwargs'}
@@ -88,7 +79,6 @@ def test_missing_entries_are_none(snapshot):
     assert loaded['G_ema'] is not None
 
 
-@needs_networks
 def test_loading_leaves_the_global_random_state_alone(official_bytes):
     torch.manual_seed(123)
     expected = torch.rand(3)
@@ -97,7 +87,6 @@ def test_loading_leaves_the_global_random_state_alone(official_bytes):
     assert torch.equal(torch.rand(3), expected)
 
 
-@needs_networks
 def test_official_state_with_a_wrong_shape_names_the_tensor(snapshot):
     def tamper(class_name, state):
         if class_name == 'MappingNetwork':
@@ -119,7 +108,6 @@ def test_stylegan3_networks_are_not_mapped_onto_ours():
 # Our own snapshots, paths and URLs.
 
 
-@needs_networks
 def test_own_snapshot_pickle_loads_with_the_same_outputs(snapshot):
     from training import networks
     loaded = load_bytes(pickle.dumps(snapshot))
@@ -128,7 +116,6 @@ def test_own_snapshot_pickle_loads_with_the_same_outputs(snapshot):
     assert torch.equal(helpers.discriminator_output(loaded['D']), helpers.discriminator_output(snapshot['D']))
 
 
-@needs_networks
 def test_load_accepts_a_path_a_pathlib_path_and_a_file_url(tmp_path, official_bytes, snapshot):
     path = tmp_path / 'network-snapshot-000000.pkl'
     path.write_bytes(official_bytes)
@@ -138,7 +125,6 @@ def test_load_accepts_a_path_a_pathlib_path_and_a_file_url(tmp_path, official_by
         assert (helpers.generator_output(loaded['G_ema']) - expected).abs().max() <= 1e-4, source
 
 
-@needs_networks
 def test_export_load_network_reads_an_official_pickle(tmp_path, official_bytes, snapshot):
     from training import export
     path = tmp_path / 'official.pkl'

@@ -1,7 +1,6 @@
 """transfer_weights: copying by name where shapes match, and a report of what was copied and what kept its init."""
 
 import io
-import pathlib
 
 import pytest
 import torch
@@ -9,9 +8,6 @@ import torch
 from tests import legacy_helpers as helpers
 from training import legacy
 from training.transfer import TransferReport, transfer_weights
-
-needs_networks = pytest.mark.skipif(not pathlib.Path(__file__).parent.parent.joinpath('training', 'networks.py').exists(),
-                                    reason='training/networks.py has not landed yet')
 
 
 def all_tensors(module):
@@ -89,7 +85,6 @@ def test_report_summary_and_listing_name_every_tensor():
 # Generators.
 
 
-@needs_networks
 def test_skip_generator_into_squeeze_generator_reuses_mapping_const_and_first_convs():
     from training import networks
     src = helpers.make_networks(seed=0)['G_ema']
@@ -109,7 +104,6 @@ def test_skip_generator_into_squeeze_generator_reuses_mapping_const_and_first_co
     assert all(torch.equal(after[name], before[name]) for name in report.initialised)
 
 
-@needs_networks
 def test_official_pickle_generator_transfers_completely_into_the_same_architecture():
     from training import networks
     snapshot = helpers.make_networks(seed=2)
@@ -121,7 +115,6 @@ def test_official_pickle_generator_transfers_completely_into_the_same_architectu
     assert torch.equal(helpers.generator_output(dst), helpers.generator_output(snapshot['G_ema']))
 
 
-@needs_networks
 def test_discriminator_with_other_channel_widths_copies_only_matching_shapes():
     from training import networks
     src = helpers.make_networks(seed=0)['D']
