@@ -46,3 +46,42 @@ def naive_upfirdn2d(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_fil
     return torch.from_numpy(out * gain)
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# Stand-ins for the compiled kernels: same call signature, computed with the references. They let
+# the CPU tests check the CUDA path's autograd wiring (adjoints, orders of derivatives).
+
+class ReferenceUpFirDn2dPlugin:
+    """Does what upfirdn2d.cu does (a correlation with float32 taps w), and counts its calls."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def upfirdn2d(self, x, w, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1):
+        from torch_utils.ops import upfirdn2d  # pylint: disable=import-outside-toplevel
+        assert w.ndim == 2 and w.dtype == torch.float32
+        self.calls += 1
+        with torch.no_grad():
+            return upfirdn2d.upfirdn2d_ref(x, w, up=[up_x, up_y], down=[down_x, down_y],
+                                           padding=[pad_x0, pad_x1, pad_y0, pad_y1], flip_filter=True)
+
+
+class ReferenceBiasActPlugin:
+    """Does what bias_act.cu does (order 0, 1 or 2 of clamp(act(x + b) * gain)), and records the orders asked for."""
+
+    def __init__(self):
+        self.orders = []
+
+    def bias_act(self, x, b, dy, dim, act, order, alpha, gain, clamp):
+        from torch_utils.ops import bias_act  # pylint: disable=import-outside-toplevel
+        name = {spec.cuda_idx: key for key, spec in bias_act.activation_funcs.items()}[act]
+        self.orders.append(order)
+        with torch.enable_grad():
+            z = x.detach() if b.numel() == 0 else x.detach() + b.detach().reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+            z.requires_grad_(True)
+            d = bias_act.bias_act_ref(z, act=name, alpha=alpha, gain=gain, clamp=(clamp if clamp >= 0 else None))
+            for _ in range(order):
+                d, = torch.autograd.grad(d.sum(), [z], create_graph=True, allow_unused=True)
+                d = torch.zeros_like(z) if d is None else d
+        d = d.detach()
+        return d if order == 0 else dy.detach() * d

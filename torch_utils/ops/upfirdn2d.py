@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from .. import custom_ops
+from . import upfirdn2d_cuda
 
 #----------------------------------------------------------------------------
 
@@ -91,10 +92,17 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     if impl not in ('ref', 'cuda'):
         raise ValueError(f'upfirdn2d: impl must be "ref" or "cuda", got {impl!r}')
     if impl == 'cuda' and x.device.type == 'cuda' and _plugin() is not None:
-        from . import upfirdn2d_cuda  # pylint: disable=import-outside-toplevel
-        return upfirdn2d_cuda.upfirdn2d_function(_plugin(), up=up, down=down, padding=padding,
-                                                 flip_filter=flip_filter, gain=gain).apply(x, f)
+        return upfirdn2d_cuda.apply(cuda_config(_plugin(), up, down, padding, flip_filter, gain), x, f)
     return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+
+
+def cuda_config(plugin, up=1, down=1, padding=0, flip_filter=False, gain=1):
+    """The settings upfirdn2d_cuda's Function runs with (`plugin` is the kernel, or a stand-in in tests)."""
+    upx, upy = _pair(up, 'up')
+    downx, downy = _pair(down, 'down')
+    assert upx >= 1 and upy >= 1 and downx >= 1 and downy >= 1
+    return upfirdn2d_cuda.UpFirDn2dConfig(plugin=plugin, up=(upx, upy), down=(downx, downy), padding=_parse_padding(padding),
+                                          flip_filter=bool(flip_filter), gain=float(gain))
 
 
 def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
