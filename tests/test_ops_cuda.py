@@ -1,0 +1,89 @@
+"""GPU tests: the CUDA kernels against the references, forward and first/second-order gradients, fp32/fp16, both layouts."""
+
+import pytest
+import torch
+
+from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
+
+pytestmark = pytest.mark.gpu
+
+LAYOUTS = [torch.contiguous_format, torch.channels_last]
+TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float16: dict(rtol=1e-2, atol=1e-2)}
+
+#----------------------------------------------------------------------------
+
+def _input(shape, dtype, layout, seed=0, scale=1.0):
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=generator) * scale
+    return x.to(device='cuda', dtype=dtype).contiguous(memory_format=layout).requires_grad_(True)
+
+
+def _first_and_second_order(func, inputs):
+    """The output, the gradients of sum(y^2 * r) and the gradients of the squared first gradient of x."""
+    y = func(*inputs)
+    weights = torch.linspace(-1, 1, y.numel(), device=y.device).reshape(y.shape).to(y.dtype)
+    grads = torch.autograd.grad((y.float() * weights.float()).square().sum(), inputs, create_graph=True)
+    second = torch.autograd.grad(grads[0].float().square().sum(), inputs, allow_unused=True)
+    return [y, *grads, *[g for g in second if g is not None]]
+
+
+def test_plugins_build_on_a_gpu_machine():
+    assert bias_act._plugin() is not None  # pylint: disable=protected-access
+    assert upfirdn2d._plugin() is not None  # pylint: disable=protected-access
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+@pytest.mark.parametrize('act', sorted(bias_act.activation_funcs))
+def test_bias_act_cuda_matches_reference(act, dtype, layout):
+    x = _input([3, 8, 5, 7], dtype, layout, scale=2)
+    b = _input([8], dtype, torch.contiguous_format, seed=1)
+    clamp = 1.2 if act in ('lrelu', 'swish') else None
+    ours = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='cuda'), [x, b])
+    ref = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='ref'), [x, b])
+    assert ours[0].dtype == dtype and ours[0].is_contiguous(memory_format=layout)
+    assert len(ours) == len(ref)
+    for a, e in zip(ours, ref):
+        torch.testing.assert_close(a.float(), e.float(), **TOLERANCE[dtype])
+
+
+def test_bias_act_cuda_bias_along_last_dim():
+    x = _input([6, 5], torch.float32, torch.contiguous_format)
+    b = _input([5], torch.float32, torch.contiguous_format, seed=1)
+    torch.testing.assert_close(bias_act.bias_act(x, b, dim=1, act='tanh'), bias_act.bias_act(x, b, dim=1, act='tanh', impl='ref'))
+
+#----------------------------------------------------------------------------
+
+UPFIRDN_CASES = [
+    # taps, separable, up, down, padding, flip_filter, gain
+    ([1, 3, 3, 1], False, 2, 1, [2, 1, 2, 1], False, 4),
+    ([1, 3, 3, 1], True, 1, 2, [1, 1, 1, 1], False, 1),
+    ([1, 2, 5], True, [3, 1], [1, 2], [0, 2, -1, 3], True, 1.5),
+    ([[1, 2], [0, -1], [3, 1]], None, [1, 2], [2, 1], [1, 0, 0, 2], False, 1),
+]
+
+
+@pytest.mark.parametrize('layout', LAYOUTS)
+@pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
+@pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN_CASES)
+def test_upfirdn2d_cuda_matches_reference(taps, separable, up, down, padding, flip_filter, gain, dtype, layout):
+    x = _input([2, 5, 9, 11], dtype, layout)
+    f = upfirdn2d.setup_filter(taps, device='cuda', separable=separable)
+    kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+    ours = _first_and_second_order(lambda x: upfirdn2d.upfirdn2d(x, f, impl='cuda', **kwargs), [x])
+    ref = _first_and_second_order(lambda x: upfirdn2d.upfirdn2d(x, f, impl='ref', **kwargs), [x])
+    assert ours[0].dtype == dtype and ours[0].is_contiguous(memory_format=layout)
+    for a, e in zip(ours, ref):
+        torch.testing.assert_close(a.float(), e.float(), **TOLERANCE[dtype])
+
+
+@pytest.mark.parametrize('up, down', [(2, 1), (1, 2), (1, 1)])
+def test_conv2d_resample_on_cuda_matches_cpu(up, down):
+    x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
+    w = torch.randn(6, 4, 3, 3, dtype=torch.float64)
+    f = upfirdn2d.setup_filter([1, 3, 3, 1])
+    kwargs = dict(up=up, down=down, padding=1, flip_weight=(up == 1))
+    expected = conv2d_resample.conv2d_resample(x, w, f, **kwargs)
+    y = conv2d_resample.conv2d_resample(x.cuda().float(), w.cuda().float(), f.cuda(), **kwargs)
+    torch.testing.assert_close(y.double().cpu(), expected, rtol=1e-4, atol=1e-4)
