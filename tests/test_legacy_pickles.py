@@ -186,3 +186,16 @@ def test_network_entry_that_is_not_a_module_is_refused():
         load_bytes(pickle.dumps(dict(G_ema='generator')))
 
 #----------------------------------------------------------------------------
+
+
+def test_official_augment_pipe_is_rebuilt_on_our_class_with_its_probability(snapshot):
+    from training import augment
+    pipe = augment.AugmentPipe(**augment.augpipe_specs['bgc'])
+    pipe.p.copy_(torch.as_tensor(0.3))
+    loaded = load_bytes(helpers.official_pickle_bytes(dict(snapshot, augment_pipe=pipe)))['augment_pipe']
+    assert type(loaded) is augment.AugmentPipe
+    assert float(loaded.p) == pytest.approx(0.3)
+    assert dict(loaded.init_kwargs) == dict(augment.augpipe_specs['bgc'])
+    for name, buffer in pipe.named_buffers():
+        assert torch.equal(dict(loaded.named_buffers())[name], buffer), name
+    assert not helpers.source_was_executed()
