@@ -19,6 +19,9 @@ TORGB_SOURCE = {
 }
 SQUEEZE_ABLATIONS = tuple(TORGB_SOURCE)
 
+# What each conv of the block produces, in the paper's notation.
+STAGE_OUTPUT = {'conv0': 'f_i', 'squeeze': 'f_s', 'excite': 'f_e', 'blend': 'f_o'}
+
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
@@ -34,13 +37,18 @@ class SqueezeBlock(torch.nn.Module):
     Every conv except ToRGB is a SynthesisLayer (modulated, demodulated, noise, bias, lrelu, clamp).
 
     The 4x4 block (in_channels == 0) has no upsampling conv to give f_i; it is StyleGAN2's first
-    block unchanged (const -> conv1 -> torgb, same names and shapes), so the squeeze G keeps the
-    skip G's 4x4 parameters, and the parameter counts match the paper's Table V within 1.2%.
+    block unchanged (const -> conv1 -> torgb, same names and shapes as the skip G's b4).
 
-    ws: each conv takes its own w, in the order conv0, squeeze, excite, blend (num_conv = 4, or 3
-    with squeeze_ablation='no_blend'; 1 for the 4x4 block), and ToRGB takes the next w, which is
-    shared with the next block's conv0, as in StyleGAN2. A 256x256 squeeze G has num_ws = 1 + 6*4 + 1 = 26
-    (the skip G has 14).
+    The last block stops at ToRGB's input: in Fig. 2 its excite and blend feed nothing that reaches
+    the image, so they are not built (they would be parameters without gradients, which also breaks
+    DDP). With the ablations the last block likewise ends at the ToRGB tap (e.g. only conv0 for
+    torgb_before_squeeze). With this, G's parameter counts at the paper's 256x256 setting are within
+    1% of Table V (see README).
+
+    ws: each conv takes its own w, in the order conv0, squeeze, excite, blend (num_conv = 4; 3 with
+    squeeze_ablation='no_blend'; 1 for the 4x4 block; fewer for the last block, as above), and ToRGB
+    takes the next w, which is shared with the next block's conv0, as in StyleGAN2. A 256x256 squeeze
+    G (r = 8) has num_ws = 1 + 5*4 + 2 + 1 = 24 (the skip G has 14).
     """
 
     def __init__(self,
@@ -82,21 +90,31 @@ class SqueezeBlock(torch.nn.Module):
         if in_channels == 0:
             self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
             self.conv1 = SynthesisLayer(out_channels, out_channels, **common, **layer_kwargs)
+            self.stages = ('conv1',)
             torgb_channels = out_channels
-            self.num_conv = 1
         else:
             c, c_s = out_channels, self.squeeze_channels
-            self.conv0 = SynthesisLayer(in_channels, c, up=2, resample_filter=resample_filter, **common, **layer_kwargs)
-            self.squeeze = SynthesisLayer(c, c_s, **common, **layer_kwargs)
-            self.excite = SynthesisLayer(c_s, c, **common, **layer_kwargs)
-            self.num_conv = 3
-            if squeeze_ablation != 'no_blend':
-                self.blend = SynthesisLayer(2 * c, c, kernel_size=1, **common, **layer_kwargs)
-                self.num_conv += 1
+            self.stages = self._stages(is_last, squeeze_ablation)
+            shapes = dict(conv0=(in_channels, c, 3), squeeze=(c, c_s, 3), excite=(c_s, c, 3), blend=(2 * c, c, 1))
+            for name in self.stages:
+                in_ch, out_ch, kernel_size = shapes[name]
+                up_kwargs = dict(up=2, resample_filter=resample_filter) if name == 'conv0' else {}
+                layer = SynthesisLayer(in_ch, out_ch, kernel_size=kernel_size, **up_kwargs, **common, **layer_kwargs)
+                setattr(self, name, layer)
             torgb_channels = c_s if TORGB_SOURCE[squeeze_ablation] == 'f_s' else c
         self.torgb = ToRGBLayer(torgb_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
                                 channels_last=self.channels_last)
+        self.num_conv = len(self.stages)
         self.num_torgb = 1
+
+    @staticmethod
+    def _stages(is_last, squeeze_ablation):
+        """Names of the convs to build, in order. The last block stops at ToRGB's input: nothing after it reaches the image."""
+        stages = ['conv0', 'squeeze', 'excite'] + ([] if squeeze_ablation == 'no_blend' else ['blend'])
+        if is_last:
+            tap = [name for name, feature in STAGE_OUTPUT.items() if feature == TORGB_SOURCE[squeeze_ablation]][0]
+            stages = stages[:stages.index(tap) + 1]
+        return tuple(stages)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs):
         misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
@@ -107,19 +125,12 @@ class SqueezeBlock(torch.nn.Module):
             fused_modconv = default_fused_modconv(self.training, dtype, x)
         layer = dict(fused_modconv=fused_modconv, **layer_kwargs)
 
-        if self.in_channels == 0:
-            x = self.conv1(x, next(w_iter), **layer)
-            torgb_input = x
-        else:
-            features = dict(f_i=self.conv0(x, next(w_iter), **layer))
-            features['f_s'] = self.squeeze(features['f_i'], next(w_iter), **layer)
-            features['f_e'] = self.excite(features['f_s'], next(w_iter), **layer)
-            if self.squeeze_ablation == 'no_blend':
-                x = features['f_e']
-            else:
-                x = self.blend(torch.cat([features['f_i'], features['f_e']], dim=1), next(w_iter), **layer)
-            torgb_input = features[TORGB_SOURCE[self.squeeze_ablation]]
-
+        features = dict()
+        for name in self.stages:
+            layer_input = torch.cat([features['f_i'], features['f_e']], dim=1) if name == 'blend' else x
+            x = getattr(self, name)(layer_input, next(w_iter), **layer)
+            features[STAGE_OUTPUT.get(name, name)] = x
+        torgb_input = features[TORGB_SOURCE[self.squeeze_ablation]] if self.in_channels else x
         img = add_to_image(self, img, self.torgb(torgb_input, next(w_iter), fused_modconv=fused_modconv))
         assert x.dtype == dtype
         return x, img
