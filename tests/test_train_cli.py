@@ -1,0 +1,53 @@
+"""train.py command line: --dry-run prints the resolved config; bad input exits non-zero with one line and no traceback."""
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import train
+from tests.train_helpers import TINY_ARGS, write_image_folder
+
+
+@pytest.fixture(scope='module')
+def data16(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp('data') / 'tiny16', num_images=4, resolution=16)
+
+
+def run_cli(args):
+    return CliRunner().invoke(train.main, args, catch_exceptions=False)
+
+
+def test_dry_run_prints_the_resolved_config_and_creates_nothing(tmp_path, data16):
+    outdir = tmp_path / 'runs'
+    result = run_cli([f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS, '--g-arch=squeeze', '--dry-run'])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)
+    assert config['G_kwargs']['synthesis_kwargs']['architecture'] == 'squeeze'
+    assert os.path.basename(config['run_dir']) == '00000-tiny16-auto1-squeeze-map2-cbase512-cmax32-kimg0.024-batch4-noaug-fp32'
+    assert not outdir.exists()
+
+
+def test_dry_run_shows_overrides_of_the_preset(tmp_path, data16):
+    result = run_cli([f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS, '--cfg=paper256', '--gamma=0.25', '--dry-run'])
+    config = json.loads(result.stdout)
+    assert config['loss_kwargs']['r1_gamma'] == 0.25 and config['ema_kimg'] == 20
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--cfg=bogus'], '--cfg=bogus'),
+    (['--cond'], '--cond'),
+    (['--g-arch=wide'], "'wide' is not one of"),
+    (['--aug=noaug', '--target=0.7'], '--target=0.7'),
+])
+def test_bad_input_exits_with_a_one_line_usage_error(tmp_path, data16, args, message):
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS, *args, '--dry-run'])
+    assert result.exit_code == 2 and result.exception is not None and 'Traceback' not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(error_lines) == 1 and message in error_lines[0]
+
+
+def test_missing_data_path_is_named_in_the_error(tmp_path):
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}', f'--data={tmp_path}/none.zip', '--dry-run', '--device=cpu'])
+    assert result.exit_code == 2 and 'none.zip' in result.output and 'not found' in result.output

@@ -1,0 +1,169 @@
+"""Config resolution: presets, 'auto' values, command-line overrides, validation errors and run-directory names."""
+
+import json
+import os
+
+import pytest
+
+from tests.train_helpers import tiny_options, write_image_folder
+from training import config as training_config
+from training import train_run_dir
+from training.config import ConfigError, resolve_config
+
+
+@pytest.fixture(scope='module')
+def data16(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp('data') / 'tiny16', num_images=4, resolution=16)
+
+
+@pytest.fixture(scope='module')
+def labelled16(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp('data') / 'lab16', num_images=4, resolution=16, labels=[0, 1])
+
+
+def resolve(tmp_path, data, **overrides):
+    return resolve_config(tiny_options(tmp_path / 'runs', data, **overrides))
+
+
+def test_every_preset_file_loads_with_exactly_the_preset_keys():
+    for name in training_config.list_presets():
+        cfg_name, spec = training_config.load_preset(name)
+        assert cfg_name == name
+        assert sorted(spec) == sorted(training_config.PRESET_KEYS)
+
+
+def test_paper256_preset_matches_the_squeeze_paper_table_one(tmp_path, data16):
+    _, spec = training_config.load_preset('paper256')
+    assert (spec.batch, spec.mbstd_group, spec.lrate, spec.gamma, spec.ema_kimg, spec.map) == (64, 8, 0.0025, 1, 20, 8)
+    assert spec.kimg == 25000 and spec.fmaps == 0.5
+
+
+def test_cifar_preset_has_stylegan2_ada_values(tmp_path, data16):
+    config = resolve_config(dict(outdir=str(tmp_path), data=data16, cfg='cifar', metrics='none', device='cpu'))
+    assert config.batch_size == 64 and config.batch_gpu == 32  # ref_gpus=2 on one process: 2 accumulation rounds.
+    assert config.D_kwargs.epilogue_kwargs.mbstd_group_size == 32
+    assert config.loss_kwargs == dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=0.01, style_mixing_prob=0, pl_weight=0)
+    assert config.D_kwargs.architecture == 'orig' and config.G_kwargs.mapping_kwargs.num_layers == 2
+    assert config.ema_kimg == 500 and config.ema_rampup == 0.05 and config.total_kimg == 100000
+    assert config.G_opt_kwargs.lr == 0.0025 and config.G_opt_kwargs.betas == [0, 0.99]
+
+
+def test_auto_preset_derives_batch_gamma_and_ema_from_resolution_and_gpus():
+    _, spec = training_config.load_preset('auto')
+    spec = training_config.resolve_auto(spec, resolution=256, gpus=2)
+    assert spec.batch == 32 and spec.mbstd_group == 4 and spec.fmaps == 0.5 and spec.lrate == 0.0025
+    assert spec.gamma == pytest.approx(0.0002 * 256 ** 2 / 32) and spec.ema_kimg == 10
+    spec = training_config.resolve_auto(training_config.load_preset('auto')[1], resolution=1024, gpus=8)
+    assert spec.batch == 32 and spec.fmaps == 1 and spec.lrate == 0.002
+
+
+def test_command_line_overrides_the_preset(tmp_path, data16):
+    config = resolve(tmp_path, data16, cfg='paper256', gamma=3.5, kimg=0.5, d_arch='skip', cbase=1024, cmax=64, map=3)
+    assert config.loss_kwargs.r1_gamma == 3.5 and config.total_kimg == 0.5
+    assert config.D_kwargs.architecture == 'skip' and config.G_kwargs.mapping_kwargs.num_layers == 3
+    assert config.G_kwargs.synthesis_kwargs.channel_base == 1024 == config.D_kwargs.channel_base
+    assert config.G_kwargs.synthesis_kwargs.channel_max == 64 == config.D_kwargs.channel_max
+
+
+def test_preset_given_as_a_json_path_is_used(tmp_path, data16):
+    _, spec = training_config.load_preset('paper512')
+    path = tmp_path / 'mine.json'
+    path.write_text(json.dumps(dict(spec, gamma=7)))
+    config = resolve(tmp_path, data16, cfg=str(path), gamma=None)
+    assert config.cfg == 'mine' and config.loss_kwargs.r1_gamma == 7
+
+
+def test_squeeze_generator_gets_ratio_and_ablation(tmp_path, data16):
+    config = resolve(tmp_path, data16, g_arch='squeeze', squeeze_ratio=4, squeeze_ablation='no_blend')
+    synthesis = config.G_kwargs.synthesis_kwargs
+    assert (synthesis.architecture, synthesis.squeeze_ratio, synthesis.squeeze_ablation) == ('squeeze', 4, 'no_blend')
+    assert 'squeeze_ratio' not in resolve(tmp_path, data16).G_kwargs.synthesis_kwargs
+
+
+def test_fp32_disables_fp16_layers_and_clamping(tmp_path, data16):
+    config = resolve(tmp_path, data16, fp32=False)
+    assert config.G_kwargs.synthesis_kwargs.num_fp16_res == 4 and config.D_kwargs.conv_clamp == 256
+    config = resolve(tmp_path, data16, fp32=True)
+    assert config.G_kwargs.synthesis_kwargs.num_fp16_res == 0 and config.D_kwargs.conv_clamp is None
+
+
+def test_ada_defaults_and_fixed_probability(tmp_path, data16):
+    config = resolve(tmp_path, data16, aug='ada')
+    assert config.ada_target == 0.6 and config.augment_p == 0 and config.augment_kwargs.class_name == 'training.augment.AugmentPipe'
+    config = resolve(tmp_path, data16, aug='fixed', p=0.3, augpipe='bg')
+    assert config.ada_target is None and config.augment_p == 0.3 and 'brightness' not in config.augment_kwargs
+    assert resolve(tmp_path, data16, aug='noaug').augment_kwargs is None
+
+
+def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
+    config = resolve_config(tiny_options(tmp_path, data16), env={'WORLD_SIZE': '2', 'RANK': '1'})
+    assert config.num_gpus == 2 and config.batch_gpu == 2
+
+
+@pytest.mark.parametrize('overrides, message', [
+    (dict(cfg='nosuch'), '--cfg=nosuch: no such preset'),
+    (dict(gpus=3), '--gpus=3'),
+    (dict(batch=6, gpus=4), '--batch=6 must be a multiple'),
+    (dict(batch_gpu=3), '--batch-gpu=3'),
+    (dict(cond=True), '--cond'),
+    (dict(aug='noaug', p=0.2), '--p=0.2 only applies to --aug=fixed'),
+    (dict(aug='ada', target=1.5), '--target=1.5'),
+    (dict(aug='fixed'), '--aug=fixed needs --p'),
+    (dict(aug='ada', augpipe='nosuch'), '--augpipe=nosuch'),
+    (dict(g_arch='skip', squeeze_ratio=4), '--squeeze-ratio only applies to --g-arch=squeeze'),
+    (dict(g_arch='squeeze', squeeze_ablation='nosuch'), '--squeeze-ablation=nosuch'),
+    (dict(metrics='fid50k_full,nosuch'), '--metrics=nosuch'),
+    (dict(resume='missing.pkl'), '--resume=missing.pkl: file not found'),
+    (dict(resume='latest'), '--resume=latest: no complete snapshot'),
+    (dict(kimg=-1), '--kimg=-1'),
+    (dict(device='cuda'), '--device=cuda'),
+])
+def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message, monkeypatch):
+    with pytest.raises(ConfigError) as info:
+        resolve_config(tiny_options(tmp_path / 'runs', data16, **overrides), env={}, cuda_available=False)
+    assert message in str(info.value) and '\n' not in str(info.value)
+
+
+def test_missing_or_unreadable_dataset_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match='--data=.*not found'):
+        resolve(tmp_path, tmp_path / 'nothing.zip')
+    (tmp_path / 'bad.zip').write_bytes(b'not a zip')
+    with pytest.raises(ConfigError, match='--data: .*bad.zip'):
+        resolve(tmp_path, tmp_path / 'bad.zip')
+
+
+def test_conditional_training_uses_labels(tmp_path, labelled16):
+    config = resolve(tmp_path, labelled16, cond=True)
+    assert config.training_set_kwargs.use_labels and 'cond' in config.run_desc.split('-')
+
+
+def test_run_description_starts_with_dataset_cfg_gpus_and_generator(tmp_path, data16):
+    config = resolve(tmp_path, data16, g_arch='squeeze', mirror=True, gamma=2)
+    assert config.run_desc.startswith('tiny16-auto1-squeeze-')
+    assert 'mirror' in config.run_desc and 'gamma2' in config.run_desc
+
+
+def test_run_dirs_are_numbered_after_existing_ones_and_never_reused(tmp_path):
+    (tmp_path / '00007-old').mkdir()
+    (tmp_path / 'notes').mkdir()
+    first = train_run_dir.create_run_dir(str(tmp_path), 'x-auto1-skip')
+    second = train_run_dir.create_run_dir(str(tmp_path), 'x-auto1-skip')
+    assert os.path.basename(first) == '00008-x-auto1-skip' and os.path.basename(second) == '00009-x-auto1-skip'
+
+
+def test_resume_latest_picks_the_newest_complete_snapshot(tmp_path, data16):
+    runs = tmp_path / 'runs'
+    for run, kimg, complete in [('00000-a', 8, True), ('00001-a', 4, True), ('00001-a', 12, False)]:
+        (runs / run).mkdir(parents=True, exist_ok=True)
+        (runs / run / f'network-snapshot-{kimg:06d}.pkl').write_bytes(b'x')
+        if complete:
+            (runs / run / f'network-snapshot-{kimg:06d}.resume.pt').write_bytes(b'x')
+    config = resolve(tmp_path, data16, resume='latest')
+    assert config.resume_pkl.endswith(os.path.join('00001-a', 'network-snapshot-000004.pkl'))
+    assert config.resume_state.endswith('network-snapshot-000004.resume.pt')
+
+
+def test_transfer_learning_source_names_resolve_to_urls(tmp_path, data16):
+    config = resolve(tmp_path, data16, resume='ffhq256')
+    assert config.resume_pkl.startswith('https://') and config.resume_state is None
+    assert config.ada_kimg == 100 and config.ema_rampup is None

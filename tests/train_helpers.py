@@ -1,0 +1,35 @@
+"""Fixtures for the training tests: tiny image datasets on disk and option dicts for tiny configurations."""
+
+import json
+import os
+
+import numpy as np
+import PIL.Image
+
+# Small enough that a training step takes well under a second on 2 CPU cores.
+TINY_ARGS = ['--cfg=auto', '--cbase=512', '--cmax=32', '--map=2', '--batch=4', '--metrics=none', '--aug=noaug',
+             '--device=cpu', '--workers=0', '--tick=0.008', '--kimg=0.024', '--snap=1', '--fp32']
+
+
+def write_image_folder(path, num_images=8, resolution=16, channels=3, labels=None, seed=0):
+    """Write `num_images` random square PNGs (and dataset.json when labels are given) into folder `path`."""
+    rnd = np.random.RandomState(seed)
+    os.makedirs(path, exist_ok=True)
+    names = []
+    for i in range(num_images):
+        pixels = rnd.randint(0, 256, size=[resolution, resolution, channels], dtype=np.uint8)
+        name = f'img{i:05d}.png'
+        PIL.Image.fromarray(pixels[:, :, 0] if channels == 1 else pixels).save(os.path.join(path, name))
+        names.append(name)
+    if labels is not None:
+        with open(os.path.join(path, 'dataset.json'), 'w', encoding='utf-8') as f:
+            json.dump({'labels': [[n, int(labels[i % len(labels)])] for i, n in enumerate(names)]}, f)
+    return str(path)
+
+
+def tiny_options(outdir, data, **overrides):
+    """Option dict for training.config.resolve_config describing a tiny CPU run."""
+    options = dict(outdir=str(outdir), data=str(data), cfg='auto', cbase=512, cmax=32, map=2, batch=4,
+                   metrics='none', aug='noaug', device='cpu', workers=0, tick=0.008, kimg=0.024, snap=1, fp32=True)
+    options.update(overrides)
+    return options

@@ -1,0 +1,104 @@
+"""Train a StyleGAN2-family GAN (skip, resnet or squeeze generator): parse options, resolve the config, launch."""
+
+import json
+import os
+
+import click
+import torch
+
+from training import config as training_config
+from training import train_launch
+from training import train_run_dir
+
+#----------------------------------------------------------------------------
+
+
+def _print_config(config):
+    print(json.dumps(config, indent=2))
+
+
+@click.command(context_settings=dict(max_content_width=120))
+# General.
+@click.option('--outdir',     help='Where to make the run directory', required=True, metavar='DIR')
+@click.option('--data',       help='Training data (folder or zip from dataset_tool.py)', required=True, metavar='PATH')
+@click.option('--gpus',       help='Number of GPUs (processes) [default: 1; WORLD_SIZE under torchrun]', type=click.IntRange(min=1))
+@click.option('--device',     help='Device [default: cuda when available, else cpu]', type=click.Choice(['cuda', 'cpu']))
+@click.option('--snap',       help='Snapshot interval in ticks [default: 50]', type=click.IntRange(min=1))
+@click.option('--tick',       help='Progress interval in kimg, fractions allowed [default: 4]', type=float)
+@click.option('--metrics',    help='Comma-separated metrics or "none" [default: fid50k_full]', metavar='LIST')
+@click.option('--seed',       help='Random seed [default: 0]', type=int)
+@click.option('--dry-run',    help='Print the resolved configuration and exit', is_flag=True)
+# Dataset.
+@click.option('--cond',       help='Train a conditional model on the dataset labels', is_flag=True)
+@click.option('--subset',     help='Train with only N images [default: all]', type=click.IntRange(min=1))
+@click.option('--mirror',     help='Add x-flipped copies of the images', is_flag=True)
+# Base config.
+@click.option('--cfg',        help='Preset name (configs/<name>.json) or JSON path [default: auto]', metavar='NAME|FILE')
+@click.option('--gamma',      help='Override R1 gamma', type=click.FloatRange(min=0))
+@click.option('--kimg',       help='Override training length in kimg, fractions allowed', type=float)
+@click.option('--batch',      help='Override total batch size', type=click.IntRange(min=1))
+@click.option('--batch-gpu',  help='Samples per process and step (smaller = gradient accumulation)', type=click.IntRange(min=1))
+# Architecture.
+@click.option('--g-arch',     help='Generator blocks [default: skip]', type=click.Choice(['orig', 'skip', 'resnet', 'squeeze']))
+@click.option('--squeeze-ratio', help='Channel squeeze ratio r of --g-arch=squeeze [default: 8]', type=float)
+@click.option('--squeeze-ablation', help='Squeeze-block ablation of the paper (none, no_blend, ...)', metavar='NAME')
+@click.option('--d-arch',     help='Discriminator blocks [default: from --cfg]', type=click.Choice(['orig', 'skip', 'resnet']))
+@click.option('--map',        help='Mapping network depth [default: from --cfg]', type=click.IntRange(min=1))
+@click.option('--cbase',      help='Channel base (channels = min(cbase / res, cmax)) [default: from --cfg]', type=click.IntRange(min=1))
+@click.option('--cmax',       help='Maximum channels per layer [default: from --cfg]', type=click.IntRange(min=1))
+# Augmentation.
+@click.option('--aug',        help='Augmentation mode [default: ada]', type=click.Choice(['ada', 'noaug', 'fixed']))
+@click.option('--p',          help='Augmentation probability for --aug=fixed', type=float)
+@click.option('--target',     help='ADA target value for --aug=ada [default: 0.6]', type=float)
+@click.option('--augpipe',    help='Augmentation pipeline [default: bgc]', metavar='NAME')
+# Transfer learning and resume.
+@click.option('--resume',     help='Snapshot to resume from, "latest", a URL, a model name, or "noresume"', metavar='PKL')
+@click.option('--freezed',    help='Freeze-D: number of discriminator layers to freeze [default: 0]', type=click.IntRange(min=0))
+# Performance.
+@click.option('--fp32',       help='Disable mixed-precision training', is_flag=True)
+@click.option('--nhwc',       help='Use NHWC memory format with FP16', is_flag=True)
+@click.option('--nobench',    help='Disable cuDNN benchmarking', is_flag=True)
+@click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', is_flag=True)
+@click.option('--workers',    help='DataLoader worker processes [default: 3]', type=click.IntRange(min=0))
+def main(**options):
+    """Train a GAN with the techniques of StyleGAN2-ADA, plus the image squeeze connection.
+
+    \b
+    # Squeeze generator on CIFAR-10, the paper's setting (Table I), 2 GPUs:
+    python train.py --outdir=runs --data=datasets/cifar10-32x32.zip --cfg=cifar --g-arch=squeeze --mirror --gpus=2
+    \b
+    # Continue the newest run exactly where it stopped:
+    python train.py --outdir=runs --data=datasets/cifar10-32x32.zip --cfg=cifar --g-arch=squeeze --mirror --gpus=2 --resume=latest
+    \b
+    # Several nodes (SLURM and the like): torchrun sets RANK/WORLD_SIZE/LOCAL_RANK, --gpus is not needed.
+    torchrun --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py --outdir=runs --data=...
+    """
+    dry_run = options.pop('dry_run')
+    rank = train_launch.torchrun_rank(os.environ)
+    if options['device'] is None and not torch.cuda.is_available():
+        if rank is None or rank[0] == 0:
+            click.echo('No CUDA device found: training on the CPU (pass --device=cpu to silence this notice).', err=True)
+    try:
+        config = training_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available())
+    except training_config.ConfigError as exc:
+        raise click.UsageError(str(exc))
+
+    if dry_run:
+        config.run_dir = os.path.join(config.outdir, f'{train_run_dir.next_run_id(config.outdir):05d}-{config.run_desc}')
+        _print_config(config)
+        click.echo(f'Dry run: would train in {config.run_dir}; exiting.', err=True)
+        return
+
+    # Under torchrun every rank resolves the same config; rank 0 creates the run directory and the others
+    # learn its name through the process group inside the training loop.
+    if rank is None or rank[0] == 0:
+        config.run_dir = train_run_dir.create_run_dir(config.outdir, config.run_desc)
+        train_run_dir.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
+        click.echo(f'Training in {config.run_dir}')
+    else:
+        config.run_dir = None
+    train_launch.launch(config)
+
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

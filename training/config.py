@@ -1,0 +1,400 @@
+"""Resolve a training preset (configs/*.json), command-line overrides and dataset facts into one validated config."""
+
+# train.py collects the command-line options into a plain dict and calls `resolve_config`; the result is
+# the EasyDict that training_options.json records and training_loop.training_loop(**config) consumes.
+# Every problem a user can cause raises ConfigError with one line naming the flag, the value and what
+# is accepted. Preset values follow stylegan2-ada-pytorch's train.py and the squeeze paper's Table I.
+
+import json
+import os
+import re
+
+import dnnlib
+
+#----------------------------------------------------------------------------
+
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+
+PRESET_KEYS = ('ref_gpus', 'kimg', 'batch', 'mbstd_group', 'fmaps', 'cmax', 'lrate', 'gamma', 'ema_kimg',
+               'ema_rampup', 'map', 'style_mixing_prob', 'pl_weight', 'd_arch', 'g_reg_interval',
+               'd_reg_interval', 'num_fp16_res', 'conv_clamp', 'betas', 'eps')
+AUTO_KEYS = ('ref_gpus', 'batch', 'mbstd_group', 'fmaps', 'lrate', 'gamma', 'ema_kimg')  # May be "auto".
+
+G_ARCHS = ('orig', 'skip', 'resnet', 'squeeze')
+D_ARCHS = ('orig', 'skip', 'resnet')
+AUG_MODES = ('ada', 'noaug', 'fixed')
+
+# Public transfer-learning sources of stylegan2-ada-pytorch, accepted by --resume as short names.
+TRANSFER_SOURCES = {
+    'ffhq256':     'ffhq-res256-mirror-paper256-noaug.pkl',
+    'ffhq512':     'ffhq-res512-mirror-stylegan2-noaug.pkl',
+    'ffhq1024':    'ffhq-res1024-mirror-stylegan2-noaug.pkl',
+    'celebahq256': 'celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
+    'lsundog256':  'lsundog-res256-paper256-kimg100000-noaug.pkl',
+}
+TRANSFER_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/'
+
+SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+RESUME_SUFFIX = '.resume.pt'
+
+# Command-line defaults; None = "take it from the preset" or "not given".
+DEFAULTS = dict(
+    outdir=None, data=None, gpus=None, batch=None, batch_gpu=None, cfg='auto', gamma=None, kimg=None,
+    snap=50, seed=0, metrics='fid50k_full', mirror=False, cond=False, subset=None, aug='ada', p=None,
+    target=None, augpipe=None, resume=None, freezed=0, fp32=False, nhwc=False, allow_tf32=False,
+    nobench=False, workers=3, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
+    map=None, cbase=None, cmax=None, tick=4, device=None,
+)
+
+
+class ConfigError(ValueError):
+    """A bad option or an incompatible combination; the message is one line a user can act on."""
+
+#----------------------------------------------------------------------------
+# Presets.
+
+def list_presets():
+    """Names of the presets in configs/ (a preset is configs/<name>.json)."""
+    return sorted(os.path.splitext(f)[0] for f in os.listdir(PRESET_DIR) if f.endswith('.json'))
+
+
+def load_preset(cfg):
+    """(name, values) of a preset given by name or by path to a JSON file; values hold every PRESET_KEYS key."""
+    if cfg.endswith('.json') or os.sep in cfg or '/' in cfg:
+        path = cfg
+        name = os.path.splitext(os.path.basename(cfg))[0]
+    else:
+        path = os.path.join(PRESET_DIR, f'{cfg}.json')
+        name = cfg
+        if not os.path.isfile(path):
+            raise ConfigError(f'--cfg={cfg}: no such preset; accepted: {", ".join(list_presets())} or a path to a JSON file')
+    if not os.path.isfile(path):
+        raise ConfigError(f'--cfg={cfg}: file not found')
+    try:
+        with open(path, encoding='utf-8') as f:
+            values = json.load(f)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f'--cfg={cfg}: not readable JSON ({str(exc).splitlines()[0]})') from None
+    if not isinstance(values, dict):
+        raise ConfigError(f'--cfg={cfg}: must hold a JSON object with keys {", ".join(PRESET_KEYS)}')
+    values = {k: v for k, v in values.items() if k != 'description'}
+    missing = [k for k in PRESET_KEYS if k not in values]
+    unknown = [k for k in values if k not in PRESET_KEYS]
+    if missing or unknown:
+        what = f'missing {", ".join(missing)}' if missing else f'unknown key(s) {", ".join(unknown)}'
+        raise ConfigError(f'--cfg={cfg}: {what}; a preset has exactly the keys {", ".join(PRESET_KEYS)} (+ description)')
+    for key, value in values.items():
+        if value == 'auto' and key not in AUTO_KEYS:
+            raise ConfigError(f'--cfg={cfg}: {key} cannot be "auto"; only {", ".join(AUTO_KEYS)} can')
+    return name, dnnlib.EasyDict(values)
+
+
+def resolve_auto(spec, resolution, gpus):
+    """Fill the "auto" values of a preset from the dataset resolution and GPU count (stylegan2-ada's --cfg=auto)."""
+    spec = dnnlib.EasyDict(spec)
+    auto = dnnlib.EasyDict(ref_gpus=gpus)
+    auto.batch = max(min(gpus * min(4096 // resolution, 32), 64), gpus)  # Keeps per-GPU memory in check.
+    auto.mbstd_group = min(auto.batch // gpus, 4)
+    auto.fmaps = 1 if resolution >= 512 else 0.5
+    auto.lrate = 0.002 if resolution >= 1024 else 0.0025
+    auto.gamma = 0.0002 * resolution ** 2 / auto.batch  # Heuristic of the ADA paper.
+    auto.ema_kimg = auto.batch * 10 / 32
+    for key in AUTO_KEYS:
+        if spec[key] == 'auto':
+            spec[key] = auto[key]
+    return spec
+
+#----------------------------------------------------------------------------
+# Resume sources.
+
+def find_latest_snapshot(outdir):
+    """Newest complete snapshot (pickle + resume state) in any run directory under outdir, or None."""
+    best = None
+    if not os.path.isdir(outdir):
+        return None
+    for run in os.listdir(outdir):
+        match = re.match(r'^(\d+)-', run)
+        run_dir = os.path.join(outdir, run)
+        if not match or not os.path.isdir(run_dir):
+            continue
+        for f in os.listdir(run_dir):
+            snap = SNAPSHOT_RE.match(f)
+            pkl = os.path.join(run_dir, f)
+            if snap and os.path.isfile(resume_state_path(pkl)):
+                key = (int(match.group(1)), int(snap.group(1)))
+                if best is None or key > best[0]:
+                    best = (key, pkl)
+    return None if best is None else best[1]
+
+
+def resume_state_path(snapshot_pkl):
+    """The exact-resume companion of a snapshot: network-snapshot-NNNNNN.resume.pt beside it."""
+    return re.sub(r'\.pkl$', '', snapshot_pkl) + RESUME_SUFFIX
+
+
+def resolve_resume(resume, outdir):
+    """(resume_pkl, resume_state or None, description) for the --resume value."""
+    if resume in (None, '', 'noresume'):
+        return None, None, None
+    if resume == 'latest':
+        pkl = find_latest_snapshot(outdir)
+        if pkl is None:
+            raise ConfigError(f'--resume=latest: no complete snapshot (network-snapshot-*.pkl with {RESUME_SUFFIX}) under {outdir}')
+        return pkl, resume_state_path(pkl), 'latest'
+    if resume in TRANSFER_SOURCES:
+        return TRANSFER_URL + TRANSFER_SOURCES[resume], None, resume
+    if dnnlib.util.is_url(resume):
+        return resume, None, 'custom'
+    if not os.path.isfile(resume):
+        raise ConfigError(f'--resume={resume}: file not found; accepted: a snapshot or model file, a URL, "latest", '
+                          f'"noresume" or one of {", ".join(TRANSFER_SOURCES)}')
+    state = resume_state_path(resume)
+    return resume, (state if os.path.isfile(state) else None), 'custom'
+
+#----------------------------------------------------------------------------
+# Dataset facts.
+
+def inspect_dataset(training_set_kwargs):
+    """EasyDict(name, resolution, num_channels, has_labels, num_images) of the training set, or ConfigError."""
+    if not training_set_kwargs.path or not os.path.exists(training_set_kwargs.path):
+        raise ConfigError(f'--data={training_set_kwargs.path}: not found; accepted: a folder or .zip written by dataset_tool.py')
+    try:
+        dataset = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f'--data: {str(exc).splitlines()[0]}') from None
+    try:
+        labels_available = bool(getattr(dataset, 'labels_available', dataset.has_labels))
+        return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
+                               has_labels=dataset.has_labels or labels_available, num_images=len(dataset))
+    finally:
+        dataset.close()
+
+#----------------------------------------------------------------------------
+# Validation helpers.
+
+def _positive(value, flag, kind=float):
+    if value is not None and not value > 0:
+        raise ConfigError(f'--{flag}={value}: must be a positive {"integer" if kind is int else "number"}')
+    return value
+
+
+def _one_of(value, flag, accepted):
+    if value not in accepted:
+        raise ConfigError(f'--{flag}={value}: accepted values are {", ".join(map(str, accepted))}')
+    return value
+
+
+def _num_processes(opts, env):
+    """World size: WORLD_SIZE under torchrun (env:// rendezvous), else --gpus (default 1)."""
+    if 'WORLD_SIZE' in env:
+        world = int(env['WORLD_SIZE'])
+        if opts.gpus is not None and opts.gpus != world:
+            raise ConfigError(f'--gpus={opts.gpus} disagrees with WORLD_SIZE={world} set by torchrun; leave --gpus out under torchrun')
+        return world
+    gpus = 1 if opts.gpus is None else opts.gpus
+    if gpus < 1 or gpus & (gpus - 1):
+        raise ConfigError(f'--gpus={gpus}: must be a power of two (1, 2, 4, 8, ...)')
+    return gpus
+
+
+def _resolve_device(device, cuda_available):
+    if device is None:
+        return 'cuda' if cuda_available else 'cpu'
+    _one_of(device, 'device', ('cuda', 'cpu'))
+    if device == 'cuda' and not cuda_available:
+        raise ConfigError('--device=cuda: no CUDA device is available to torch; use --device=cpu')
+    return device
+
+
+def _metric_list(metrics):
+    names = [m.strip() for m in (metrics or '').split(',') if m.strip()]
+    if names in ([], ['none']):
+        return []
+    try:
+        from metrics import metric_main  # pylint: disable=import-outside-toplevel
+    except ImportError:
+        return names  # Metrics not installed in this checkout: the loop skips them with a notice.
+    bad = [m for m in names if not metric_main.is_valid_metric(m)]
+    if bad:
+        raise ConfigError(f'--metrics={bad[0]}: unknown metric; accepted: none, {", ".join(metric_main.list_valid_metrics())}')
+    return names
+
+
+def _augment_kwargs(opts, desc):
+    """(augment_kwargs or None, augment_p, ada_target or None) for --aug/--p/--target/--augpipe."""
+    _one_of(opts.aug, 'aug', AUG_MODES)
+    if opts.aug != 'ada' and opts.target is not None:
+        raise ConfigError(f'--target={opts.target} only applies to --aug=ada (got --aug={opts.aug})')
+    if opts.aug != 'fixed' and opts.p is not None:
+        raise ConfigError(f'--p={opts.p} only applies to --aug=fixed (got --aug={opts.aug})')
+    if opts.aug == 'noaug':
+        if opts.augpipe is not None:
+            raise ConfigError(f'--augpipe={opts.augpipe} cannot be used with --aug=noaug')
+        desc.append('noaug')
+        return None, 0.0, None
+    from training import augment  # pylint: disable=import-outside-toplevel
+    augpipe = opts.augpipe or 'bgc'
+    _one_of(augpipe, 'augpipe', sorted(augment.augpipe_specs))
+    augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augment.augpipe_specs[augpipe])
+    if opts.aug == 'fixed':
+        if opts.p is None:
+            raise ConfigError('--aug=fixed needs --p, the augmentation probability in [0, 1]')
+        if not 0 <= opts.p <= 1:
+            raise ConfigError(f'--p={opts.p}: must be in [0, 1]')
+        desc.append(f'fixed-p{opts.p:g}')
+        p, target = float(opts.p), None
+    else:
+        target = 0.6 if opts.target is None else opts.target
+        if not 0 <= target <= 1:
+            raise ConfigError(f'--target={target}: must be in [0, 1]')
+        desc.append('ada' if opts.target is None else f'ada-target{target:g}')
+        p = 0.0
+    if opts.augpipe is not None:
+        desc.append(augpipe)
+    return augment_kwargs, p, target
+
+#----------------------------------------------------------------------------
+# The whole resolution.
+
+def resolve_config(options, env=None, cuda_available=False):
+    """Validated training config (EasyDict) from command-line `options` (DEFAULTS keys; None = not given).
+
+    env: the process environment (os.environ), consulted for torchrun's WORLD_SIZE.
+    cuda_available: whether torch sees a CUDA device (decides the default --device).
+    """
+    unknown = set(options) - set(DEFAULTS) - {'dry_run'}
+    if unknown:
+        raise ConfigError(f'unknown option(s): {", ".join(sorted(unknown))}')
+    opts = dnnlib.EasyDict(DEFAULTS)
+    opts.update({k: v for k, v in options.items() if v is not None and k in DEFAULTS})
+    env = {} if env is None else env
+    if not opts.outdir:
+        raise ConfigError('--outdir is required: the folder that receives the run directory')
+    if not opts.data:
+        raise ConfigError('--data is required: a folder or .zip written by dataset_tool.py')
+    c = dnnlib.EasyDict()
+    c.num_gpus = _num_processes(opts, env)
+    c.device = _resolve_device(opts.device, cuda_available)
+    c.random_seed = int(opts.seed)
+    c.metrics = _metric_list(opts.metrics)
+    c.network_snapshot_ticks = c.image_snapshot_ticks = int(_positive(opts.snap, 'snap', int))
+    c.kimg_per_tick = float(_positive(opts.tick, 'tick'))
+    _positive(opts.subset, 'subset', int)
+    if opts.freezed < 0:
+        raise ConfigError(f'--freezed={opts.freezed}: must be >= 0 (number of discriminator layers to freeze)')
+    if opts.workers < 0:
+        raise ConfigError(f'--workers={opts.workers}: must be >= 0')
+
+    # Dataset.
+    c.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data,
+                                            use_labels=bool(opts.cond), max_size=opts.subset, xflip=bool(opts.mirror),
+                                            random_seed=c.random_seed)
+    if opts.cond:
+        facts = inspect_dataset(dnnlib.EasyDict(c.training_set_kwargs, use_labels=False))
+        if not facts.has_labels:
+            raise ConfigError(f'--cond: dataset {opts.data} has no labels (no dataset.json labels); train without --cond')
+    facts = inspect_dataset(c.training_set_kwargs)
+    c.training_set_kwargs.resolution = facts.resolution
+    c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(c.device == 'cuda'), num_workers=int(opts.workers),
+                                           prefetch_factor=(2 if opts.workers > 0 else None))
+
+    # Preset, then command-line overrides.
+    c.cfg, spec = load_preset(opts.cfg)
+    spec = resolve_auto(spec, facts.resolution, c.num_gpus)
+    if opts.gamma is not None:
+        spec.gamma = _positive(opts.gamma, 'gamma') if opts.gamma != 0 else 0.0
+    if opts.kimg is not None:
+        spec.kimg = _positive(opts.kimg, 'kimg')
+    if opts.batch is not None:
+        spec.batch = _positive(opts.batch, 'batch', int)
+        spec.ref_gpus = c.num_gpus
+    spec.map = spec.map if opts.map is None else _positive(opts.map, 'map', int)
+    spec.d_arch = _one_of(opts.d_arch or spec.d_arch, 'd-arch', D_ARCHS)
+    channel_base = int(spec.fmaps * 32768) if opts.cbase is None else _positive(opts.cbase, 'cbase', int)
+    channel_max = spec.cmax if opts.cmax is None else _positive(opts.cmax, 'cmax', int)
+
+    # Batch split across processes and accumulation rounds.
+    c.batch_size = int(spec.batch)
+    if c.batch_size % c.num_gpus:
+        raise ConfigError(f'--batch={c.batch_size} must be a multiple of the number of GPUs/processes ({c.num_gpus})')
+    per_process = c.batch_size // c.num_gpus
+    default_batch_gpu = max(c.batch_size // int(spec.ref_gpus), 1) if opts.batch is None else per_process
+    c.batch_gpu = int(opts.batch_gpu or min(default_batch_gpu, per_process))
+    if c.batch_gpu < 1 or per_process % c.batch_gpu:
+        raise ConfigError(f'--batch-gpu={c.batch_gpu} must divide the per-process batch {per_process} (--batch {c.batch_size} / {c.num_gpus} GPUs)')
+    mbstd_group = int(spec.mbstd_group)
+    if c.batch_gpu % min(mbstd_group, c.batch_gpu):
+        raise ConfigError(f'--batch-gpu={c.batch_gpu} must be a multiple of the minibatch-stddev group size {mbstd_group} of --cfg={c.cfg}')
+
+    # Networks.
+    _one_of(opts.g_arch, 'g-arch', G_ARCHS)
+    if opts.g_arch != 'squeeze' and (opts.squeeze_ratio is not None or opts.squeeze_ablation is not None):
+        flag = '--squeeze-ratio' if opts.squeeze_ratio is not None else '--squeeze-ablation'
+        raise ConfigError(f'{flag} only applies to --g-arch=squeeze (got --g-arch={opts.g_arch})')
+    fp16_res, conv_clamp = (0, None) if opts.fp32 else (spec.num_fp16_res, spec.conv_clamp)
+    synthesis_kwargs = dnnlib.EasyDict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=fp16_res,
+                                       conv_clamp=conv_clamp, architecture=opts.g_arch)
+    if opts.g_arch == 'squeeze':
+        synthesis_kwargs.squeeze_ratio = 8 if opts.squeeze_ratio is None else _positive(opts.squeeze_ratio, 'squeeze-ratio')
+        if synthesis_kwargs.squeeze_ratio < 1:
+            raise ConfigError(f'--squeeze-ratio={opts.squeeze_ratio}: must be >= 1')
+        synthesis_kwargs.squeeze_ablation = opts.squeeze_ablation or 'none'
+        from training import networks  # pylint: disable=import-outside-toplevel
+        _one_of(synthesis_kwargs.squeeze_ablation, 'squeeze-ablation', networks.SQUEEZE_ABLATIONS)
+    if opts.nhwc:
+        synthesis_kwargs.fp16_channels_last = True
+    c.G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=512, w_dim=512,
+                                 mapping_kwargs=dnnlib.EasyDict(num_layers=int(spec.map)),
+                                 synthesis_kwargs=synthesis_kwargs)
+    c.D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', architecture=spec.d_arch,
+                                 channel_base=channel_base, channel_max=channel_max, num_fp16_res=fp16_res,
+                                 conv_clamp=conv_clamp, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
+                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
+    if opts.nhwc:
+        c.D_kwargs.block_kwargs.fp16_channels_last = True
+    if opts.freezed:
+        c.D_kwargs.block_kwargs.freeze_layers = int(opts.freezed)
+
+    # Optimisation and loss.
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=float(spec.lrate), betas=list(spec.betas), eps=float(spec.eps))
+    c.D_opt_kwargs = dnnlib.EasyDict(c.G_opt_kwargs)
+    c.G_reg_interval = spec.g_reg_interval
+    c.D_reg_interval = spec.d_reg_interval
+    c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=float(spec.gamma),
+                                    style_mixing_prob=float(spec.style_mixing_prob), pl_weight=float(spec.pl_weight))
+    c.total_kimg = float(spec.kimg)
+    c.ema_kimg = float(spec.ema_kimg)
+    c.ema_rampup = spec.ema_rampup
+
+    # Run-directory description: <dataset>-<cfg><gpus>-<g-arch>, then what differs from the defaults.
+    desc = [facts.name, f'{c.cfg}{c.num_gpus}', opts.g_arch]
+    if opts.g_arch == 'squeeze' and opts.squeeze_ratio is not None:
+        desc.append(f'r{synthesis_kwargs.squeeze_ratio:g}')
+    if opts.g_arch == 'squeeze' and synthesis_kwargs.squeeze_ablation != 'none':
+        desc.append(synthesis_kwargs.squeeze_ablation.replace('_', ''))
+    desc += ['cond'] * bool(opts.cond) + [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
+    desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
+    desc += [f'cbase{channel_base}'] * (opts.cbase is not None) + [f'cmax{channel_max}'] * (opts.cmax is not None)
+    desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
+    desc += [f'batch{c.batch_size}'] * (opts.batch is not None)
+
+    # Augmentation.
+    c.augment_kwargs, c.augment_p, c.ada_target = _augment_kwargs(opts, desc)
+    c.ada_kimg = 500
+    c.ada_interval = 4
+
+    # Resume.
+    c.resume_pkl, c.resume_state, resume_desc = resolve_resume(opts.resume, opts.outdir)
+    if resume_desc is not None:
+        desc.append(f'resume{resume_desc}')
+        if c.resume_state is None:  # Transfer learning: faster ADA and no EMA ramp-up, as stylegan2-ada-pytorch.
+            c.ada_kimg = 100
+            c.ema_rampup = None
+    desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * opts.fp32 + ['nhwc'] * opts.nhwc
+    desc += ['nobench'] * opts.nobench + ['tf32'] * opts.allow_tf32
+
+    c.cudnn_benchmark = not opts.nobench
+    c.allow_tf32 = bool(opts.allow_tf32)
+    c.run_desc = '-'.join(desc)
+    c.outdir = opts.outdir
+    return c
