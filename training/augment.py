@@ -110,10 +110,12 @@ class AugmentPipe(torch.nn.Module):
         if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] in (1, 3)):
             raise ValueError(f'AugmentPipe: expected images [N, 1 or 3, H, W], got {getattr(images, "shape", type(images))}')
         draw = _Sampler(images.shape[0], images.device, self.p, debug_percentile)
-        G_inv = self._pixel_blit(draw, images.shape)
-        G_inv = self._geometric(draw, images.shape, G_inv)
-        if G_inv is not None:
+        G_blit = self._pixel_blit(draw, images.shape)
+        G_inv = self._geometric(draw, images.shape, G_blit)
+        if G_inv is not G_blit or (G_inv is not None and images.shape[2] != images.shape[3]):
             images = self._resample(images, G_inv)
+        elif G_blit is not None:
+            images = _blit(images, G_blit)  # Flips, quarter turns, integer shifts only: copy pixels exactly.
         C = self._color(draw, images.shape[1])
         if C is not None:
             images = _apply_color_matrix(images, C)
@@ -306,6 +308,20 @@ def _compose(A, B):
     if B is None:
         return A
     return A @ B
+
+
+def _blit(images, G_inv):
+    """Copy pixels through an integer-valued G_inv (square images), reflecting coordinates outside the image."""
+    n, channels, height, width = images.shape
+    center = (width - 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(height, device=images.device), torch.arange(width, device=images.device), indexing='ij')
+    out = torch.stack([xs.flatten() - center, ys.flatten() - center, torch.ones([height * width], device=images.device)])
+    src = torch.round(G_inv @ out + center).to(torch.int64)[:, :2]          # [N, xy, H*W]
+    period = 2 * (width - 1)
+    src = src.remainder(max(period, 1))
+    src = torch.where(src > width - 1, period - src, src)                   # Mirror like 'reflect' padding.
+    index = (src[:, 1] * width + src[:, 0]).unsqueeze(1).expand([n, channels, height * width])
+    return images.flatten(2).gather(2, index).reshape(images.shape)
 
 
 def _reflect_pad(x, pad):
