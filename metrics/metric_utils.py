@@ -212,7 +212,8 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items
 
 def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_items, batch_size=64, batch_gen=None, **stats_kwargs):
     """FeatureStats of `max_items` generated images; each rank generates its share, features are gathered."""
-    batch_gen = min(batch_size, 4) if batch_gen is None else batch_gen
+    if batch_gen is None:  # Small generator calls bound GPU memory at 1024 px; on CPU, per-call overhead dominates.
+        batch_gen = min(batch_size, 4 if opts.device.type == 'cuda' else 16)
     if batch_size % batch_gen != 0:
         raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gen={batch_gen}')
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)

@@ -136,3 +136,15 @@ def write_image_folder(folder, num_images=24, seed=0, resolution=RESOLUTION, num
 def dataset_kwargs_for(path, use_labels=False):
     return dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=str(path), use_labels=use_labels,
                            max_size=None, xflip=False, resolution=RESOLUTION)
+
+
+def real_tiny_generator(c_dim=0, seed=0):
+    """training.networks.Generator at 16 px with a handful of channels."""
+    from training import networks
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        G = networks.Generator(z_dim=16, c_dim=c_dim, w_dim=16, img_resolution=RESOLUTION, img_channels=3,
+                               mapping_kwargs=dnnlib.EasyDict(num_layers=2),
+                               synthesis_kwargs=dnnlib.EasyDict(channel_base=256, channel_max=16, num_fp16_res=0,
+                                                                conv_clamp=None))
+    return G.eval().requires_grad_(False)

@@ -122,3 +122,15 @@ def test_missing_detector_offline_is_one_line_error_naming_file_url_and_option(t
     assert result.exit_code != 0
     line = error_line(result)
     assert 'vgg16.pt' in line and detectors.VGG16.url in line and '--detector-dir' in line
+
+
+def test_real_tiny_snapshot_in_run_dir_gives_fid(tmp_path, env):
+    folder = tmp_path / 'run'
+    os.makedirs(folder)
+    with open(folder / 'training_options.json', 'w') as f:
+        json.dump(dict(training_set_kwargs=helpers.dataset_kwargs_for(env.data)), f)
+    snapshot = write_snapshot(folder / 'network-snapshot-000004.pkl', G=helpers.real_tiny_generator())
+    result = run(['--network', snapshot, '--metrics', 'fid1k_full', '--detector-dir', env.detector_dir, '--device', 'cpu'])
+    assert result.exit_code == 0, result.output
+    assert json_lines(result)[0]['results']['fid1k_full'] > 0
+    assert os.path.isfile(folder / 'metric-fid1k_full.jsonl')

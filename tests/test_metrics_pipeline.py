@@ -220,3 +220,13 @@ def test_ppl_in_w_equals_squared_image_change_per_epsilon(tmp_path, cache_dir):
         expected.append(((a - b).square().sum(dim=1) / epsilon ** 2).double())
     assert len(_RecordingSynthesis.calls) == 3
     assert ppl == pytest.approx(perceptual_path_length.trimmed_mean(torch.cat(expected).numpy()), rel=1e-4)
+
+
+def test_ppl_of_real_generator_is_finite_and_leaves_its_noise_buffers_alone(tmp_path, cache_dir):
+    G = helpers.real_tiny_generator()
+    noise_before = {name: buf.clone() for name, buf in G.named_buffers() if name.endswith('noise_const')}
+    opts = metric_utils.MetricOptions(G=G, device='cpu', detector_dir=helpers.write_detector_dir(tmp_path / 'detectors'))
+    for space in ('z', 'w'):
+        ppl = perceptual_path_length.compute_ppl(opts, num_samples=8, epsilon=1e-4, space=space, sampling='end', crop=True, batch_size=4)
+        assert np.isfinite(ppl) and ppl > 0
+    assert noise_before and all(torch.equal(buf, noise_before[name]) for name, buf in G.named_buffers() if name in noise_before)
