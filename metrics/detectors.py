@@ -52,11 +52,11 @@ def resolve_detector_file(detector, detector_dir=None, verbose=False):
     try:
         return dnnlib.util.open_url(detector.url, verbose=verbose, return_filename=True)
     except OSError as error:
-        searched = f'not in {", ".join(folders)} and ' if folders else ''
+        searched = f'is not in {", ".join(folders)} and ' if folders else ''
         reason = str(error).splitlines()[0].split(';')[0] if str(error) else type(error).__name__
         reason = reason.replace(f'cannot download {detector.url} ', '').strip('() ')
         raise DetectorUnavailableError(
-            f'feature detector {detector.file_name} is {searched}cannot be downloaded from {detector.url} '
+            f'feature detector {detector.file_name} {searched}cannot be downloaded from {detector.url} '
             f'({reason}); download it where there is internet and pass its folder with --detector-dir '
             f'(or ${DETECTOR_DIR_ENV}), or copy it to {dnnlib.util.url_cache_path(detector.url)}') from error
 
