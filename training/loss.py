@@ -16,6 +16,8 @@ Extra objectives (GGDR- or GLeaD-style feature or reconstruction terms) plug in 
 discriminator may return extra heads after its logits: `D(img, c) -> logits` or `(logits, *heads)`.
 """
 
+import inspect
+
 import numpy as np
 import torch
 
@@ -112,6 +114,8 @@ class StyleGAN2Loss:
         self.extra_terms = list(extra_terms)
         self.check_finite = bool(check_finite)
         self.pl_mean = torch.zeros([], device=self.device)
+        self._mapping_style = _keyword_style(G.mapping, ('update_emas', 'skip_w_avg_update'))
+        self._synthesis_takes_update_emas = _keyword_style(G.synthesis, ('update_emas',)) is not None
         if self.pl_batch_shrink < 1:
             raise ValueError(f'pl_batch_shrink must be >= 1, got {pl_batch_shrink!r}')
         for term in self.extra_terms:
@@ -132,18 +136,31 @@ class StyleGAN2Loss:
 
     # Networks -------------------------------------------------------------
 
+    def _map(self, z, c, update_emas, is_mixing_latent=False):
+        """G.mapping in the convention of the network at hand.
+
+        Networks with `update_emas` (stylegan3 style) update their w average only when asked (the D pass
+        on fakes); networks with `skip_w_avg_update` (stylegan2-ada style) update it on every main
+        mapping call in training mode, as stylegan2-ada trained them; mixing latents never update it.
+        """
+        if self._mapping_style == 'update_emas':
+            return self.G.mapping(z, c, update_emas=update_emas and not is_mixing_latent)
+        if self._mapping_style == 'skip_w_avg_update':
+            return self.G.mapping(z, c, skip_w_avg_update=is_mixing_latent)
+        return self.G.mapping(z, c)
+
     def run_G(self, z, c, update_emas=False):
         """Images and ws for latents z, mixing in the ws of fresh latents from a random layer on."""
-        ws = self.G.mapping(z, c, update_emas=update_emas)
+        ws = self._map(z, c, update_emas)
         num_ws = ws.shape[1]
         if self.style_mixing_prob > 0 and num_ws > 1:
             cutoff = torch.randint(1, num_ws, [], device=ws.device)
             mix = torch.rand([], device=ws.device) < self.style_mixing_prob
             cutoff = torch.where(mix, cutoff, torch.full_like(cutoff, num_ws))
-            other_ws = self.G.mapping(torch.randn_like(z), c, update_emas=False)
+            other_ws = self._map(torch.randn_like(z), c, update_emas=False, is_mixing_latent=True)
             layer = torch.arange(num_ws, device=ws.device).reshape([1, -1, 1])
             ws = torch.where(layer < cutoff, ws, other_ws)  # Layers >= cutoff take the other latent's ws.
-        img = self.G.synthesis(ws, update_emas=update_emas)
+        img = self.G.synthesis(ws, update_emas=update_emas) if self._synthesis_takes_update_emas else self.G.synthesis(ws)
         return img, ws
 
     def run_D(self, img, c):
@@ -275,5 +292,16 @@ class StyleGAN2Loss:
                         f'(kimg {step.cur_nimg / 1000:.1f}); lower the learning rate or resume from an earlier snapshot')
         total = sum(loss.mean() for loss in terms.values())
         total.mul(step.gain).backward()
+
+#----------------------------------------------------------------------------
+
+def _keyword_style(fn, keywords):
+    """The first of `keywords` that module or function `fn` takes as an explicit argument, or None."""
+    target = fn.forward if isinstance(fn, torch.nn.Module) else fn
+    try:
+        params = inspect.signature(target).parameters
+    except (TypeError, ValueError):
+        return None
+    return next((k for k in keywords if k in params), None)
 
 #----------------------------------------------------------------------------
