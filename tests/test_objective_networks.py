@@ -9,7 +9,7 @@ from training.loss import StyleGAN2Loss
 from tests import objective_helpers as helpers
 
 
-def _tiny_nets(c_dim=0, resolution=16):
+def _tiny_nets(c_dim=0, resolution=8):
     torch.manual_seed(0)
     G = networks.Generator(z_dim=8, c_dim=c_dim, w_dim=8, img_resolution=resolution, img_channels=3,
                            mapping_kwargs=dict(num_layers=2),
