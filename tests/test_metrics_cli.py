@@ -124,6 +124,7 @@ def test_missing_detector_offline_is_one_line_error_naming_file_url_and_option(t
     assert 'vgg16.pt' in line and detectors.VGG16.url in line and '--detector-dir' in line
 
 
+@pytest.mark.slow
 def test_real_tiny_snapshot_in_run_dir_gives_fid(tmp_path, env):
     folder = tmp_path / 'run'
     os.makedirs(folder)
