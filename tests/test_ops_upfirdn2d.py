@@ -108,7 +108,7 @@ def test_bad_padding_and_impl_are_rejected_with_the_accepted_values():
     (False, [1, 2], [3, 1], [0, 1, -1, 2], True, 0.7),
 ])
 def test_upfirdn2d_gradients_first_and_second_order(separable, up, down, padding, flip_filter, gain):
-    x = randn(1, 2, 5, 4, requires_grad=True)
+    x = randn(1, 1, 5, 4, requires_grad=True)
     f = upfirdn2d.setup_filter([1, 2, 4], separable=separable)
     func = lambda x: upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
     assert torch.autograd.gradcheck(func, [x])
