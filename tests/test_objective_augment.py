@@ -181,3 +181,24 @@ def test_pickled_pipe_keeps_p_and_settings():
     assert float(restored.p) == pytest.approx(0.37) and restored.hue == 1 and restored.noise == 0
 
 #----------------------------------------------------------------------------
+
+
+def _smooth_images(n=2, res=16):
+    """Low-frequency images, which resampling filters pass almost unchanged."""
+    ys, xs = torch.meshgrid(torch.linspace(-1, 1, res), torch.linspace(-1, 1, res), indexing='ij')
+    phases = torch.arange(n * 3, dtype=torch.float32).reshape([n, 3, 1, 1])
+    return torch.sin(2 * xs + phases) * torch.cos(1.5 * ys - phases) + 0.3 * xs
+
+
+def test_fractional_translation_by_whole_pixels_matches_integer_translation():
+    x = _images(res=16)
+    q = (float(torch.erf(torch.tensor(1.0))) + 1) / 2  # erfinv(2q - 1) = 1: shift by xfrac_std * 16 = 2 px.
+    resampled = AugmentPipe(xfrac=1, xfrac_std=0.125)(x, debug_percentile=q)
+    assert (resampled[:, :, 2:, 2:] - x[:, :, :-2, :-2]).abs().max() < 1e-4
+
+
+def test_general_rotation_by_quarter_turn_matches_the_blit_on_smooth_images():
+    x = _smooth_images()
+    resampled = AugmentPipe(rotate=1, rotate_max=0.5)(x, debug_percentile=1.0)  # Pre-rotation by pi/2 only.
+    blitted = AugmentPipe(rotate90=1)(x, debug_percentile=0.3)                 # One quarter turn, exact.
+    assert (resampled - blitted).abs().max() < 0.05
