@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
+from torch_utils.ops import bias_act, conv2d_gradfix, conv2d_resample, grid_sample_gradfix, upfirdn2d
 
 pytestmark = pytest.mark.gpu
 
@@ -24,7 +24,7 @@ def _first_and_second_order(func, inputs):
     weights = torch.linspace(-1, 1, y.numel(), device=y.device).reshape(y.shape).to(y.dtype)
     grads = torch.autograd.grad((y.float() * weights.float()).square().sum(), inputs, create_graph=True)
     second = torch.autograd.grad(grads[0].float().square().sum(), inputs, allow_unused=True)
-    return [y, *grads, *[g for g in second if g is not None]]
+    return [y, *grads, *[torch.zeros_like(i) if g is None else g for g, i in zip(second, inputs)]]
 
 
 def test_plugins_build_on_a_gpu_machine():
@@ -87,3 +87,29 @@ def test_conv2d_resample_on_cuda_matches_cpu(up, down):
     expected = conv2d_resample.conv2d_resample(x, w, f, **kwargs)
     y = conv2d_resample.conv2d_resample(x.cuda().float(), w.cuda().float(), f.cuda(), **kwargs)
     torch.testing.assert_close(y.double().cpu(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_grid_sample_second_order_gradients_on_cuda_match_cpu():
+    x = torch.randn(1, 2, 5, 6, dtype=torch.float64)
+    grid = torch.rand(1, 4, 3, 2, dtype=torch.float64) * 2.2 - 1.1
+
+    def second_order(device):
+        xd = x.to(device).requires_grad_(True)
+        gd = grid.to(device).requires_grad_(True)
+        g, = torch.autograd.grad(grid_sample_gradfix.grid_sample(xd, gd).square().sum(), [xd], create_graph=True)
+        return [t.cpu() for t in torch.autograd.grad(g.square().sum(), [xd, gd])]
+
+    for a, e in zip(second_order('cuda'), second_order('cpu')):
+        torch.testing.assert_close(a, e)
+
+
+def test_no_weight_gradients_on_cuda_keeps_input_gradient():
+    x = torch.randn(2, 3, 8, 8, device='cuda', requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, device='cuda', requires_grad=True)
+    y = conv2d_gradfix.conv2d(x, w, padding=1)
+    with conv2d_gradfix.no_weight_gradients():
+        g, = torch.autograd.grad(y.square().sum(), [x], create_graph=True)
+    g.square().sum().backward()
+    expected_g, = torch.autograd.grad(torch.nn.functional.conv2d(x, w, padding=1).square().sum(), [x])
+    torch.testing.assert_close(g, expected_g)
+    assert w.grad is not None and torch.isfinite(w.grad).all()
