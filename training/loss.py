@@ -225,7 +225,10 @@ class StyleGAN2Loss:
         self._backward(step, 'Greg', {'Loss/G/reg': gen_img[:, 0, 0, 0] * 0 + loss_Gpl})
 
     def _discriminator_fake(self, step, gen_z, gen_c):
-        """D minimises softplus(D(G(z))) on fakes; the mapping's w average is updated here."""
+        """D minimises softplus(D(G(z))) on fakes; returns the per-sample loss for reporting.
+
+        G runs with update_emas=True: the one pass where update_emas-style networks track their w average.
+        """
         with torch.no_grad():
             gen_img, gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
         gen_logits, heads = self.run_D(gen_img, gen_c)
