@@ -126,14 +126,19 @@ def describe_valid_metrics():
 #----------------------------------------------------------------------------
 
 
-def calc_metric(metric, **kwargs):
-    """Evaluate `metric`; kwargs are metric_utils.MetricOptions's (G, dataset_kwargs, num_gpus, rank, device,
-    cache, detector_dir, progress, G_kwargs, seed). Every rank gets rank 0's results."""
+def calc_metric(metric, G=None, dataset_kwargs={}, num_gpus=1, rank=0, device=None, cache=True, detector_dir=None,
+                progress=None, G_kwargs={}, seed=0):
+    """Evaluate `metric` on generator G against the dataset; arguments as metric_utils.MetricOptions.
+
+    Every rank gets rank 0's results. Raises ValueError for an unknown name (listing accepted ones) and
+    metrics.detectors.DetectorUnavailableError when a detector file can be neither found nor downloaded.
+    """
     parsed = _parse(metric)
     if parsed is None:
         raise ValueError(f'unknown metric {metric!r}; accepted: {describe_valid_metrics()}')
     family, family_kwargs = parsed
-    opts = metric_utils.MetricOptions(**kwargs)
+    opts = metric_utils.MetricOptions(G=G, G_kwargs=G_kwargs, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
+                                      device=device, progress=progress, cache=cache, detector_dir=detector_dir, seed=seed)
 
     start_time = time.time()
     results = family(opts, metric, **family_kwargs)
