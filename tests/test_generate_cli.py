@@ -9,9 +9,6 @@ import torch
 import generate
 from tests import generate_helpers as helpers
 
-pytest.importorskip('training.networks')
-pytest.importorskip('training.legacy')
-
 
 @pytest.fixture(scope='module')
 def snapshot(tmp_path_factory):

@@ -10,9 +10,6 @@ import generate
 from tests import generate_helpers as helpers
 from training import export
 
-pytest.importorskip('training.networks')
-pytest.importorskip('training.legacy')
-
 
 @pytest.fixture(scope='module')
 def exported(tmp_path_factory):
