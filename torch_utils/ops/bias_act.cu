@@ -10,25 +10,25 @@
 template <class T> struct Compute { typedef float type; };
 template <> struct Compute<double> { typedef double type; };
 
-__device__ __forceinline__ float  to_compute(float v)  { return v; }
-__device__ __forceinline__ float  to_compute(__half v) { return __half2float(v); }
-__device__ __forceinline__ double to_compute(double v) { return v; }
-__device__ __forceinline__ void store(float* p, float v)   { *p = v; }
-__device__ __forceinline__ void store(__half* p, float v)  { *p = __float2half_rn(v); }
-__device__ __forceinline__ void store(double* p, double v) { *p = v; }
+__host__ __device__ __forceinline__ float  to_compute(float v)  { return v; }
+__host__ __device__ __forceinline__ float  to_compute(__half v) { return __half2float(v); }
+__host__ __device__ __forceinline__ double to_compute(double v) { return v; }
+__host__ __device__ __forceinline__ void store(float* p, float v)   { *p = v; }
+__host__ __device__ __forceinline__ void store(__half* p, float v)  { *p = __float2half_rn(v); }
+__host__ __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 
-__device__ __forceinline__ float  exp_of(float v)  { return expf(v); }
-__device__ __forceinline__ double exp_of(double v) { return exp(v); }
-__device__ __forceinline__ float  tanh_of(float v) { return tanhf(v); }
-__device__ __forceinline__ double tanh_of(double v){ return tanh(v); }
-__device__ __forceinline__ float  log1p_of(float v){ return log1pf(v); }
-__device__ __forceinline__ double log1p_of(double v){ return log1p(v); }
+__host__ __device__ __forceinline__ float  exp_of(float v)  { return expf(v); }
+__host__ __device__ __forceinline__ double exp_of(double v) { return exp(v); }
+__host__ __device__ __forceinline__ float  tanh_of(float v) { return tanhf(v); }
+__host__ __device__ __forceinline__ double tanh_of(double v){ return tanh(v); }
+__host__ __device__ __forceinline__ float  log1p_of(float v){ return log1pf(v); }
+__host__ __device__ __forceinline__ double log1p_of(double v){ return log1p(v); }
 
 //------------------------------------------------------------------------
 // The activation (d = 0), its first (d = 1) or second (d = 2) derivative at z.
 
 template <class C>
-__device__ C activation(int act, int d, C z, C alpha)
+__host__ __device__ C activation(int act, int d, C z, C alpha)
 {
     const C one = 1, zero = 0;
     switch (act)
@@ -82,8 +82,9 @@ __device__ C activation(int act, int d, C z, C alpha)
 
 //------------------------------------------------------------------------
 
+// Element i of the output. Host-callable too, so the CPU tests can run the same arithmetic.
 template <class T>
-__global__ void bias_act_kernel(BiasActArgs a)
+__host__ __device__ void bias_act_element(const BiasActArgs& a, int64_t i)
 {
     typedef typename Compute<T>::type C;
     const T* x = (const T*)a.x;
@@ -92,26 +93,30 @@ __global__ void bias_act_kernel(BiasActArgs a)
     T* out = (T*)a.out;
     const C alpha = (C)a.alpha, gain = (C)a.gain, clamp = (C)a.clamp;
 
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < a.numel; i += (int64_t)gridDim.x * blockDim.x)
+    C z = to_compute(x[i]);
+    if (b)
+        z += to_compute(b[(i / a.bias_step) % a.bias_size]);
+    C h = activation<C>(a.act, 0, z, alpha) * gain;
+    if (a.order == 0)
     {
-        C z = to_compute(x[i]);
-        if (b)
-            z += to_compute(b[(i / a.bias_step) % a.bias_size]);
-        C h = activation<C>(a.act, 0, z, alpha) * gain;
-        if (a.order == 0)
-        {
-            if (clamp >= C(0))
-                h = h > clamp ? clamp : (h < -clamp ? -clamp : h);
-            store(&out[i], h);
-            continue;
-        }
-        // Outside [-clamp, clamp] the output is constant, so every derivative is zero there
-        // (the bounds count as inside, as in torch.clamp's gradient).
-        C r = C(0);
-        if (clamp < C(0) || (h >= -clamp && h <= clamp))
-            r = to_compute(dy[i]) * gain * activation<C>(a.act, a.order, z, alpha);
-        store(&out[i], r);
+        if (clamp >= C(0))
+            h = h > clamp ? clamp : (h < -clamp ? -clamp : h);
+        store(&out[i], h);
+        return;
     }
+    // Outside [-clamp, clamp] the output is constant, so every derivative is zero there
+    // (the bounds count as inside, as in torch.clamp's gradient).
+    C r = C(0);
+    if (clamp < C(0) || (h >= -clamp && h <= clamp))
+        r = to_compute(dy[i]) * gain * activation<C>(a.act, a.order, z, alpha);
+    store(&out[i], r);
+}
+
+template <class T>
+__global__ void bias_act_kernel(BiasActArgs a)
+{
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < a.numel; i += (int64_t)gridDim.x * blockDim.x)
+        bias_act_element<T>(a, i);
 }
 
 //------------------------------------------------------------------------

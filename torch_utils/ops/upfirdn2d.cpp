@@ -37,8 +37,8 @@ static torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor w, int64_t up_x, i
     const int64_t out_h = (in_h * up_y + pad_y0 + pad_y1 - taps_h + down_y) / down_y;
     const int64_t out_w = (in_w * up_x + pad_x0 + pad_x1 - taps_w + down_x) / down_x;
     TORCH_CHECK(out_h >= 1 && out_w >= 1, "upfirdn2d: the padding and filter leave an empty output");
-    TORCH_CHECK(x.numel() <= INT32_MAX && x.size(0) * x.size(1) * out_h * out_w <= INT32_MAX * 16LL,
-                "upfirdn2d: tensor too large for this kernel");
+    TORCH_CHECK(in_h * up_y <= INT32_MAX / 2 && in_w * up_x <= INT32_MAX / 2 && x.size(0) * x.size(1) <= INT32_MAX,
+                "upfirdn2d: image too large for this kernel's 32-bit pixel coordinates");
 
     const bool channels_last = x.suggest_memory_format() == at::MemoryFormat::ChannelsLast;
     torch::Tensor y = torch::empty({x.size(0), x.size(1), out_h, out_w},

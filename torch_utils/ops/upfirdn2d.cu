@@ -11,65 +11,72 @@
 template <class T> struct Compute { typedef float type; };
 template <> struct Compute<double> { typedef double type; };
 
-__device__ __forceinline__ float  to_compute(float v)  { return v; }
-__device__ __forceinline__ float  to_compute(__half v) { return __half2float(v); }
-__device__ __forceinline__ double to_compute(double v) { return v; }
-__device__ __forceinline__ void store(float* p, float v)   { *p = v; }
-__device__ __forceinline__ void store(__half* p, float v)  { *p = __float2half_rn(v); }
-__device__ __forceinline__ void store(double* p, double v) { *p = v; }
+__host__ __device__ __forceinline__ float  to_compute(float v)  { return v; }
+__host__ __device__ __forceinline__ float  to_compute(__half v) { return __half2float(v); }
+__host__ __device__ __forceinline__ double to_compute(double v) { return v; }
+__host__ __device__ __forceinline__ void store(float* p, float v)   { *p = v; }
+__host__ __device__ __forceinline__ void store(__half* p, float v)  { *p = __float2half_rn(v); }
+__host__ __device__ __forceinline__ void store(double* p, double v) { *p = v; }
 
 // Integer division rounding toward minus infinity, and its ceiling counterpart (b > 0).
-__device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
-__device__ __forceinline__ int ceil_div(int a, int b)  { return -floor_div(-a, b); }
+__host__ __device__ __forceinline__ int floor_div(int a, int b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
+__host__ __device__ __forceinline__ int ceil_div(int a, int b)  { return -floor_div(-a, b); }
+__host__ __device__ __forceinline__ int max_int(int a, int b)   { return a > b ? a : b; }
+__host__ __device__ __forceinline__ int min_int(int a, int b)   { return a < b ? a : b; }
 
 //------------------------------------------------------------------------
 
+// Output pixel i (in y's memory order). Host-callable too, so the CPU tests can run the same arithmetic.
 template <class T>
-__global__ void upfirdn2d_kernel(UpFirDn2dArgs a)
+__host__ __device__ void upfirdn2d_pixel(const UpFirDn2dArgs& a, int64_t i)
 {
     typedef typename Compute<T>::type C;
     const T* x = (const T*)a.x;
     T* y = (T*)a.y;
-    const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
 
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+    // Output coordinates, with consecutive threads on consecutive memory addresses.
+    int64_t rest = i;
+    int n, c, oy, ox;
+    if (a.channels_last)
     {
-        // Output coordinates, with consecutive threads on consecutive memory addresses.
-        int64_t rest = i;
-        int n, c, oy, ox;
-        if (a.channels_last)
-        {
-            c = (int)(rest % a.c); rest /= a.c;
-            ox = (int)(rest % a.out_w); rest /= a.out_w;
-            oy = (int)(rest % a.out_h); n = (int)(rest / a.out_h);
-        }
-        else
-        {
-            ox = (int)(rest % a.out_w); rest /= a.out_w;
-            oy = (int)(rest % a.out_h); rest /= a.out_h;
-            c = (int)(rest % a.c); n = (int)(rest / a.c);
-        }
-
-        // The window of output (oy, ox) starts at upsampled position (base_y, base_x); input pixel
-        // iy sits at upsampled position iy * up_y and meets tap iy * up_y - base_y.
-        const int base_y = oy * a.down_y - a.pad_y0;
-        const int base_x = ox * a.down_x - a.pad_x0;
-        const int iy0 = max(ceil_div(base_y, a.up_y), 0);
-        const int iy1 = min(floor_div(base_y + a.taps_h - 1, a.up_y), a.in_h - 1);
-        const int ix0 = max(ceil_div(base_x, a.up_x), 0);
-        const int ix1 = min(floor_div(base_x + a.taps_w - 1, a.up_x), a.in_w - 1);
-
-        const T* x_plane = x + n * a.x_stride[0] + c * a.x_stride[1];
-        C acc = C(0);
-        for (int iy = iy0; iy <= iy1; iy++)
-        {
-            const float* w_row = a.w + (int64_t)(iy * a.up_y - base_y) * a.taps_w;
-            const T* x_row = x_plane + iy * a.x_stride[2];
-            for (int ix = ix0; ix <= ix1; ix++)
-                acc += to_compute(x_row[ix * a.x_stride[3]]) * (C)w_row[ix * a.up_x - base_x];
-        }
-        store(&y[n * a.y_stride[0] + c * a.y_stride[1] + oy * a.y_stride[2] + ox * a.y_stride[3]], acc);
+        c = (int)(rest % a.c); rest /= a.c;
+        ox = (int)(rest % a.out_w); rest /= a.out_w;
+        oy = (int)(rest % a.out_h); n = (int)(rest / a.out_h);
     }
+    else
+    {
+        ox = (int)(rest % a.out_w); rest /= a.out_w;
+        oy = (int)(rest % a.out_h); rest /= a.out_h;
+        c = (int)(rest % a.c); n = (int)(rest / a.c);
+    }
+
+    // The window of output (oy, ox) starts at upsampled position (base_y, base_x); input pixel
+    // iy sits at upsampled position iy * up_y and meets tap iy * up_y - base_y.
+    const int base_y = oy * a.down_y - a.pad_y0;
+    const int base_x = ox * a.down_x - a.pad_x0;
+    const int iy0 = max_int(ceil_div(base_y, a.up_y), 0);
+    const int iy1 = min_int(floor_div(base_y + a.taps_h - 1, a.up_y), a.in_h - 1);
+    const int ix0 = max_int(ceil_div(base_x, a.up_x), 0);
+    const int ix1 = min_int(floor_div(base_x + a.taps_w - 1, a.up_x), a.in_w - 1);
+
+    const T* x_plane = x + n * a.x_stride[0] + c * a.x_stride[1];
+    C acc = C(0);
+    for (int iy = iy0; iy <= iy1; iy++)
+    {
+        const float* w_row = a.w + (int64_t)(iy * a.up_y - base_y) * a.taps_w;
+        const T* x_row = x_plane + iy * a.x_stride[2];
+        for (int ix = ix0; ix <= ix1; ix++)
+            acc += to_compute(x_row[ix * a.x_stride[3]]) * (C)w_row[ix * a.up_x - base_x];
+    }
+    store(&y[n * a.y_stride[0] + c * a.y_stride[1] + oy * a.y_stride[2] + ox * a.y_stride[3]], acc);
+}
+
+template <class T>
+__global__ void upfirdn2d_kernel(UpFirDn2dArgs a)
+{
+    const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
+    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
+        upfirdn2d_pixel<T>(a, i);
 }
 
 //------------------------------------------------------------------------

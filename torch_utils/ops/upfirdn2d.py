@@ -52,6 +52,8 @@ def _filter_size(f):
     assert isinstance(f, torch.Tensor) and f.ndim in (1, 2)
     return f.shape[-1], f.shape[0]
 
+_get_filter_size = _filter_size  # The name stylegan2-ada-pytorch's network code imports.
+
 #----------------------------------------------------------------------------
 
 def setup_filter(f, device=torch.device('cpu'), normalize=True, flip_filter=False, gain=1, separable=None):
