@@ -199,3 +199,28 @@ def test_official_augment_pipe_is_rebuilt_on_our_class_with_its_probability(snap
     for name, buffer in pipe.named_buffers():
         assert torch.equal(dict(loaded.named_buffers())[name], buffer), name
     assert not helpers.source_was_executed()
+
+
+def test_official_pickle_loads_with_plain_pickle_load_in_a_fresh_process(tmp_path, snapshot, official_bytes):
+    """Issue 4: plain pickle.load, nothing of ours imported beforehand, embedded source never executed."""
+    import subprocess
+    import sys
+    (tmp_path / 'official.pkl').write_bytes(official_bytes)
+    torch.save({'G_ema': helpers.generator_output(snapshot['G_ema']), 'D': helpers.discriminator_output(snapshot['D'])},
+               tmp_path / 'expected.pt')
+    script = (
+        'import pickle, sys, torch\n'
+        'with open(sys.argv[1], "rb") as f:\n'
+        '    data = pickle.load(f)\n'
+        'from tests import legacy_helpers as helpers\n'
+        'expected = torch.load(sys.argv[2])\n'
+        'assert type(data["G_ema"]).__module__.startswith("training.networks"), type(data["G_ema"])\n'
+        'g = (helpers.generator_output(data["G_ema"]) - expected["G_ema"]).abs().max()\n'
+        'd = (helpers.discriminator_output(data["D"]) - expected["D"]).abs().max()\n'
+        'assert g <= 1e-4 and d <= 1e-4, (float(g), float(d))\n'
+        'assert not helpers.source_was_executed()\n'
+        'print("plain-load-ok")\n')
+    root = str(__import__('pathlib').Path(__file__).resolve().parents[1])
+    result = subprocess.run([sys.executable, '-c', script, str(tmp_path / 'official.pkl'), str(tmp_path / 'expected.pt')],
+                            cwd=root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and 'plain-load-ok' in result.stdout, result.stderr[-2000:]

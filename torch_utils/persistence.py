@@ -279,10 +279,28 @@ def _pickled_tensors(state):
                 yield f'{child_name}.{name}', tensor
 
 
+# Resolvers used when a pickle from another project (no module_name in its meta) is unpickled with a
+# plain pickle.load, outside any class_resolver() block. They live above torch_utils, so they are named
+# here as strings and imported only then, like objects a config names; each maps the classes it knows
+# onto ours (rebuilt from their constructor arguments) and passes on everything else.
+DEFAULT_RESOLVER_NAMES = ('training.legacy.official_class',)
+
+
+def _default_resolvers():
+    resolvers = []
+    for name in DEFAULT_RESOLVER_NAMES:
+        try:
+            resolvers.append((dnnlib.util.get_obj_by_name(name), True))
+        except ImportError:
+            pass  # That part of the package is not installed; the other lookups still apply.
+    return tuple(resolvers)
+
+
 def _resolve_class(meta):
     """(class, rebuild) for `meta`, looked up in this order; the pickle's source runs only in step 4.
 
-    1. resolvers active through class_resolver() (innermost first);
+    1. resolvers active through class_resolver() (innermost first); when none is active and the pickle
+       comes from another project, the DEFAULT_RESOLVER_NAMES (official stylegan2-ada classes -> ours);
     2. meta.module_name, when that module is importable ('__main__' only when its source matches,
        since every script is '__main__'); a module of ours that changed since is used as it is now;
     3. a module we already know with exactly this source (e.g. one executed earlier in this process);
@@ -291,7 +309,10 @@ def _resolve_class(meta):
     """
     class_name = meta.get('class_name')
     module_src = meta.get('module_src')
-    for resolver, rebuild in _class_resolvers.get():
+    resolvers = _class_resolvers.get()
+    if not resolvers and not meta.get('module_name'):
+        resolvers = _default_resolvers()
+    for resolver, rebuild in resolvers:
         cls = resolver(meta)
         if cls is not None:
             if not isinstance(cls, type):

@@ -12,6 +12,7 @@
 # Unpickling still trusts the file in the way every pickle does (it can name any importable
 # function); for files from strangers use the weights-only format of training/export.py.
 
+import functools
 import importlib
 import os
 import pickle
@@ -152,6 +153,27 @@ def state_tensors(state, prefix=''):
 
 #----------------------------------------------------------------------------
 # Unpickling.
+
+
+def official_class(meta):
+    """Our class for an object of an official pickle, or None: persistence's default resolver.
+
+    This is what lets a plain `pickle.load` of a stylegan2-ada-pytorch snapshot work without running the
+    source code embedded in it: persistence rebuilds each known object on our class from its pickled
+    constructor arguments and tensors. Objects of classes we do not know are left to persistence's
+    other rules (which refuse them unless source execution is allowed).
+    """
+    if meta.get('module_name'):
+        return None
+    class_name = str(meta.get('class_name', '')).rsplit('.', 1)[-1]
+    module_src = meta.get('module_src')
+    module_name = _OfficialClassResolver._our_module(class_name, _names_defined_by(module_src))
+    return None if module_name is None else our_class(module_name, class_name)
+
+
+@functools.lru_cache(maxsize=8)
+def _names_defined_by(module_src):
+    return persistence.defined_names(module_src) if isinstance(module_src, str) else frozenset()
 
 
 class _Unpickler(pickle.Unpickler):
