@@ -85,3 +85,120 @@ class ReferenceBiasActPlugin:
                 d = torch.zeros_like(z) if d is None else d
         d = d.detach()
         return d if order == 0 else dy.detach() * d
+
+#----------------------------------------------------------------------------
+# The real kernels' arithmetic on the CPU: the .cu files keep their per-element code in
+# __host__ __device__ functions, so a small harness compiled by nvcc (no GPU needed) loops over
+# the elements on the host. HostKernelPlugin puts it behind the bindings' signatures.
+
+_HOST_HARNESS = {
+    'host_bias_act.cu': r'''
+#include "bias_act.cu"
+extern "C" int host_bias_act(const void* x, const void* b, const void* dy, void* out, long long numel,
+                             long long bias_size, long long bias_step, int dtype, int act, int order,
+                             double alpha, double gain, double clamp)
+{
+    BiasActArgs a;
+    a.x = x; a.b = b; a.dy = dy; a.out = out; a.numel = numel; a.bias_size = bias_size; a.bias_step = bias_step;
+    a.dtype = dtype; a.act = act; a.order = order; a.alpha = alpha; a.gain = gain; a.clamp = clamp;
+    for (int64_t i = 0; i < numel; i++)
+    {
+        if (dtype == BIAS_ACT_FLOAT32) bias_act_element<float>(a, i);
+        else if (dtype == BIAS_ACT_FLOAT16) bias_act_element<__half>(a, i);
+        else if (dtype == BIAS_ACT_FLOAT64) bias_act_element<double>(a, i);
+        else return 1;
+    }
+    return 0;
+}
+''',
+    'host_upfirdn2d.cu': r'''
+#include "upfirdn2d.cu"
+extern "C" int host_upfirdn2d(const void* x, const float* w, void* y, int dtype, const int* s,
+                              const long long* x_stride, const long long* y_stride)
+{
+    UpFirDn2dArgs a;
+    a.x = x; a.w = w; a.y = y; a.dtype = dtype;
+    a.n = s[0]; a.c = s[1]; a.in_h = s[2]; a.in_w = s[3]; a.out_h = s[4]; a.out_w = s[5];
+    a.taps_h = s[6]; a.taps_w = s[7]; a.up_x = s[8]; a.up_y = s[9]; a.down_x = s[10]; a.down_y = s[11];
+    a.pad_x0 = s[12]; a.pad_y0 = s[13]; a.channels_last = s[14];
+    for (int i = 0; i < 4; i++) { a.x_stride[i] = x_stride[i]; a.y_stride[i] = y_stride[i]; }
+    const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
+    for (int64_t i = 0; i < total; i++)
+    {
+        if (dtype == UPFIRDN2D_FLOAT32) upfirdn2d_pixel<float>(a, i);
+        else if (dtype == UPFIRDN2D_FLOAT16) upfirdn2d_pixel<__half>(a, i);
+        else if (dtype == UPFIRDN2D_FLOAT64) upfirdn2d_pixel<double>(a, i);
+        else return 1;
+    }
+    return 0;
+}
+''',
+}
+
+_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.float64: 2}
+
+
+def build_host_kernels(build_dir, nvcc='nvcc'):
+    """Compile the kernels' host harness into a shared library in `build_dir`; returns its ctypes handle."""
+    import ctypes  # pylint: disable=import-outside-toplevel
+    import os  # pylint: disable=import-outside-toplevel
+    import subprocess  # pylint: disable=import-outside-toplevel
+    ops_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'torch_utils', 'ops')
+    sources = []
+    for name, text in _HOST_HARNESS.items():
+        path = os.path.join(build_dir, name)
+        with open(path, 'w', encoding='utf-8') as f:
+            f.write(text)
+        sources.append(path)
+    library = os.path.join(build_dir, 'libops_host.so')
+    subprocess.run([nvcc, '-shared', '-std=c++17', '-O1', '-Xcompiler', '-fPIC', f'-I{ops_dir}', *sources, '-o', library],
+                   check=True, capture_output=True, text=True, timeout=600)
+    return ctypes.CDLL(library)
+
+
+class HostKernelPlugin:
+    """The compiled kernels' per-element code, run on the CPU behind the CUDA bindings' signatures.
+
+    Layout handling follows bias_act.cpp / upfirdn2d.cpp: dense inputs keep their strides, dy takes
+    x's strides, outputs keep x's memory format.
+    """
+
+    def __init__(self, library):
+        import ctypes  # pylint: disable=import-outside-toplevel
+        self._ctypes = ctypes
+        self._lib = library
+
+    def _ptr(self, t):
+        return self._ctypes.c_void_p(t.data_ptr() if t is not None and t.numel() > 0 else None)
+
+    def bias_act(self, x, b, dy, dim, act, order, alpha, gain, clamp):
+        c = self._ctypes
+        if not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last):
+            x = x.contiguous()
+        b = b.contiguous()
+        if order > 0 and dy.stride() != x.stride():
+            dy = torch.empty_like(x).copy_(dy)
+        out = torch.empty_like(x)
+        has_bias = b.numel() > 0
+        status = self._lib.host_bias_act(
+            self._ptr(x), self._ptr(b if has_bias else None), self._ptr(dy if order > 0 else None), self._ptr(out),
+            c.c_longlong(x.numel()), c.c_longlong(x.shape[dim] if has_bias else 1), c.c_longlong(x.stride(dim) if has_bias else 1),
+            c.c_int(_DTYPE_CODES[x.dtype]), c.c_int(act), c.c_int(order), c.c_double(alpha), c.c_double(gain), c.c_double(clamp))
+        assert status == 0
+        return out
+
+    def upfirdn2d(self, x, w, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1):
+        c = self._ctypes
+        w = w.contiguous()
+        n, ch, in_h, in_w = x.shape
+        out_h = (in_h * up_y + pad_y0 + pad_y1 - w.shape[0]) // down_y + 1
+        out_w = (in_w * up_x + pad_x0 + pad_x1 - w.shape[1]) // down_x + 1
+        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+        y = torch.empty([n, ch, out_h, out_w], dtype=x.dtype,
+                        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+        sizes = (c.c_int * 15)(n, ch, in_h, in_w, out_h, out_w, w.shape[0], w.shape[1], up_x, up_y, down_x, down_y,
+                               pad_x0, pad_y0, int(channels_last))
+        status = self._lib.host_upfirdn2d(self._ptr(x), self._ptr(w), self._ptr(y), c.c_int(_DTYPE_CODES[x.dtype]), sizes,
+                                          (c.c_longlong * 4)(*x.stride()), (c.c_longlong * 4)(*y.stride()))
+        assert status == 0
+        return y

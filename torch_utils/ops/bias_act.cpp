@@ -60,9 +60,9 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy
     args.dtype = code;
     args.act = (int)act;
     args.order = (int)order;
-    args.alpha = (float)alpha;
-    args.gain = (float)gain;
-    args.clamp = (float)clamp;
+    args.alpha = alpha;
+    args.gain = gain;
+    args.clamp = clamp;
     cudaError_t status = bias_act_launch(args, c10::cuda::getCurrentCUDAStream());
     TORCH_CHECK(status == cudaSuccess, "bias_act: kernel launch failed: ", cudaGetErrorString(status));
     return out;

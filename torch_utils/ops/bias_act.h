@@ -24,9 +24,9 @@ struct BiasActArgs {
     int         dtype;      // BiasActDtype of x, b, dy and out.
     int         act;        // BiasActKind.
     int         order;      // 0: clamp(act(x + b) * gain); 1: dy * d/dx of that; 2: dy * d2/dx2 of that.
-    float       alpha;      // Activation parameter (lrelu slope).
-    float       gain;       // Output scale.
-    float       clamp;      // Clamp magnitude, negative for none.
+    double      alpha;      // Activation parameter (lrelu slope).
+    double      gain;       // Output scale.
+    double      clamp;      // Clamp magnitude, negative for none.
 };
 
 // Launches the kernel on `stream`; returns the launch status.
