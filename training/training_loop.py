@@ -1,0 +1,340 @@
+"""The training loop, in named steps: build, restore, train one step, end a tick, snapshot, evaluate."""
+
+# training_loop(config, rank, device) runs one process of a run; train.py resolves `config`
+# (training/config.py) and training/train_launch.py starts one process per GPU. Ranks exchange gradients
+# with one all-reduce per phase (no DDP wrapper), so the same code serves 1 process, N local processes
+# and torchrun across nodes. Only rank 0 writes files. Everything that changes during the run lives in
+# the `Run` object below; nothing is kept at module level.
+
+import copy
+import os
+import time
+
+import numpy as np
+import torch
+
+import dnnlib
+from torch_utils import misc
+from torch_utils import training_stats
+from training import loss as training_loss
+from training import train_report
+from training import train_snapshot
+
+#----------------------------------------------------------------------------
+# Build.
+
+def build_data(config, rank, start_index):
+    """(dataset, infinite iterator of (images, labels) for this rank's share of one batch)."""
+    training_set = dnnlib.util.construct_class_by_name(**config.training_set_kwargs)
+    sampler = misc.InfiniteSampler(dataset=training_set, rank=rank, num_replicas=config.num_gpus,
+                                   seed=config.random_seed, start_index=start_index)
+    loader_kwargs = {k: v for k, v in config.data_loader_kwargs.items() if v is not None}
+    loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler,
+                                         batch_size=config.batch_size // config.num_gpus, **loader_kwargs)
+    return training_set, iter(loader)
+
+
+def build_networks(config, training_set, device):
+    """G, D, G_ema (a frozen copy of G) and the augment pipe (or None), on `device`."""
+    common = dict(c_dim=training_set.label_dim, img_resolution=training_set.resolution,
+                  img_channels=training_set.num_channels)
+    G = dnnlib.util.construct_class_by_name(**config.G_kwargs, **common).train().requires_grad_(False).to(device)
+    D = dnnlib.util.construct_class_by_name(**config.D_kwargs, **common).train().requires_grad_(False).to(device)
+    G_ema = copy.deepcopy(G).eval()
+    augment_pipe = None
+    if config.augment_kwargs is not None:
+        augment_pipe = dnnlib.util.construct_class_by_name(**config.augment_kwargs).train().requires_grad_(False).to(device)
+        augment_pipe.p.copy_(torch.as_tensor(config.augment_p))
+    return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
+
+
+def build_phases(config, nets, device):
+    """(loss, phases): each phase has name, module, opt, interval; lazy regularisation as in StyleGAN2."""
+    loss = dnnlib.util.construct_class_by_name(device=device, G=nets.G, D=nets.D, augment_pipe=nets.augment_pipe,
+                                               **config.loss_kwargs)
+    phases = []
+    for name, module, opt_kwargs, reg_interval in [('G', nets.G, config.G_opt_kwargs, config.G_reg_interval),
+                                                   ('D', nets.D, config.D_opt_kwargs, config.D_reg_interval)]:
+        opt_kwargs = training_loss.lazy_regularization_opt_kwargs(opt_kwargs, reg_interval)
+        opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+        for phase_name, interval in training_loss.training_phases(name, reg_interval):
+            phases.append(dnnlib.EasyDict(name=phase_name, network=name, module=module, opt=opt, interval=interval))
+    return loss, phases
+
+
+def broadcast_networks(nets, num_gpus):
+    """Make every rank start from rank 0's parameters and buffers."""
+    if num_gpus > 1:
+        for module in nets.values():
+            if module is not None:
+                for tensor in misc.params_and_buffers(module):
+                    torch.distributed.broadcast(tensor, src=0)
+
+#----------------------------------------------------------------------------
+# Restore.
+
+def restore(run, config):
+    """Load --resume: exact continuation from our snapshot + companion, or weights only (transfer learning)."""
+    if not config.resume_pkl:
+        return None
+    from training import export, transfer  # pylint: disable=import-outside-toplevel
+    state = None
+    if config.resume_state:
+        state = train_snapshot.load_resume_state(config.resume_state)
+        mismatch = train_snapshot.exact_resume_mismatch(state, config)
+        if mismatch:
+            run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
+            state = None
+    run.log(f'Resuming from "{config.resume_pkl}"')
+    resumed = export.load_network(config.resume_pkl, device='cpu')
+    for name in ('G', 'D', 'G_ema'):
+        if resumed.get(name) is None:
+            run.log(f'  {name}: not in the resumed file, keeps its fresh initialisation')
+        elif state is not None:
+            misc.copy_params_and_buffers(resumed[name], run.nets[name], require_all=True)
+        else:
+            run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
+    if state is None:
+        return None
+    if run.nets.augment_pipe is not None and resumed.get('augment_pipe') is not None:
+        run.nets.augment_pipe.p.copy_(resumed['augment_pipe'].p)
+    for name, opt in run.opts.items():
+        opt.load_state_dict(state['optimizers'][name])
+    run.loss.load_state_dict(state['loss'])
+    run.progress.update(state['progress'])
+    run.progress.tick_start_nimg = run.progress.cur_nimg
+    run.ada_accumulator = list(state['ada_accumulator'])
+    run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
+            f'loss state, augment p {run.augment_p():.3f}, ADA accumulator and RNG states restored')
+    return state
+
+#----------------------------------------------------------------------------
+# The run.
+
+class Run:
+    """The state of one process of a training run, built by `training_loop`; step methods mutate it."""
+
+    def __init__(self, config, rank, device):
+        self.config = config
+        self.rank = rank
+        self.device = device
+        self.np_random = np.random.RandomState(config.random_seed * config.num_gpus + rank)
+        self.progress = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0)
+        self.ada_accumulator = [0.0, 0.0]   # [sum, count] of sign(D(real)) since the last ADA update.
+        self.run_dir = config.run_dir if rank == 0 else None
+
+    def log(self, text):
+        if self.rank == 0:
+            print(text, flush=True)
+
+    def augment_p(self):
+        return float(self.nets.augment_pipe.p.cpu()) if self.nets.augment_pipe is not None else 0.0
+
+    # Train one step ---------------------------------------------------------
+
+    def train_step(self):
+        """One batch over every phase that is due, then EMA, counters and the ADA update."""
+        c, batch_idx = self.config, self.progress.batch_idx
+        real_img, real_c = next(self.data_iter)
+        real_img = (real_img.to(self.device).to(torch.float32) / 127.5 - 1).split(c.batch_gpu)
+        real_c = real_c.to(self.device).split(c.batch_gpu)
+        per_rank = c.batch_size // c.num_gpus
+        for phase in self.phases:
+            gen_z = torch.randn([per_rank, self.nets.G.z_dim], device=self.device)
+            labels = [self.training_set.get_label(self.np_random.randint(len(self.training_set))) for _ in range(per_rank)]
+            gen_c = torch.from_numpy(np.stack(labels)).to(self.device)
+            if batch_idx % phase.interval != 0:
+                continue
+            phase.module.requires_grad_(True)
+            phase.opt.zero_grad(set_to_none=True)
+            for round_img, round_c, round_z, round_gen_c in zip(real_img, real_c, gen_z.split(c.batch_gpu),
+                                                               gen_c.split(c.batch_gpu)):
+                self.loss.accumulate_gradients(phase=phase.name, real_img=round_img, real_c=round_c, gen_z=round_z,
+                                               gen_c=round_gen_c, gain=phase.interval, cur_nimg=self.progress.cur_nimg)
+            phase.module.requires_grad_(False)
+            self.reduce_gradients(phase.module)
+            phase.opt.step()
+        self.update_ema()
+        self.progress.cur_nimg += c.batch_size
+        self.progress.batch_idx += 1
+        self.update_ada()
+
+    def reduce_gradients(self, module):
+        """Average gradients over ranks and replace NaN/inf entries, in one flat all-reduce."""
+        params = [param for param in module.parameters() if param.grad is not None]
+        if not params:
+            return
+        flat = torch.cat([param.grad.flatten() for param in params])
+        if self.config.num_gpus > 1:
+            torch.distributed.all_reduce(flat)
+            flat /= self.config.num_gpus
+        torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
+        for param, grad in zip(params, flat.split([param.numel() for param in params])):
+            param.grad = grad.reshape(param.shape)
+
+    def update_ema(self):
+        """G_ema <- lerp(G, G_ema, beta) with a half-life of ema_kimg (ramped up by ema_rampup)."""
+        c = self.config
+        ema_nimg = c.ema_kimg * 1000
+        if c.ema_rampup is not None:
+            ema_nimg = min(ema_nimg, self.progress.cur_nimg * c.ema_rampup)
+        ema_beta = 0.5 ** (c.batch_size / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.nets.G_ema.parameters(), self.nets.G.parameters()):
+                p_ema.copy_(p.lerp(p_ema, ema_beta))
+            for b_ema, b in zip(self.nets.G_ema.buffers(), self.nets.G.buffers()):
+                b_ema.copy_(b)
+
+    def update_ada(self):
+        """ADA (Karras et al. 2020, Sec. 3): every ada_interval steps move p by sign(E[sign D(real)] - target)."""
+        c = self.config
+        if c.ada_target is None or self.nets.augment_pipe is None:
+            return
+        self.ada_stats.update()
+        count = self.ada_stats.num('Loss/signs/real')
+        if count:
+            self.ada_accumulator[0] += self.ada_stats.mean('Loss/signs/real') * count
+            self.ada_accumulator[1] += count
+        if self.progress.batch_idx % c.ada_interval != 0 or not self.ada_accumulator[1]:
+            return
+        r_t = self.ada_accumulator[0] / self.ada_accumulator[1]
+        adjust = np.sign(r_t - c.ada_target) * (c.batch_size * c.ada_interval) / (c.ada_kimg * 1000)
+        p = self.nets.augment_pipe.p
+        p.copy_((p + adjust).clamp(0, 1))
+        self.ada_accumulator = [0.0, 0.0]
+
+    # End of a tick ----------------------------------------------------------
+
+    def tick_due(self, done):
+        """A tick ends after the first step and then every kimg_per_tick (and when training is done)."""
+        p = self.progress
+        return done or p.cur_tick == 0 or p.cur_nimg >= p.tick_start_nimg + self.config.kimg_per_tick * 1000
+
+    def end_tick(self, done):
+        """Status line, snapshot and metrics when due, stats.jsonl and TensorBoard; starts the next tick."""
+        c, p = self.config, self.progress
+        self.timing.tick_end = time.time()
+        self.log(train_report.status_line(p, self.timing, self.device, self.augment_p()))
+        if done:
+            self.log('Training done.')
+        # RNG states are taken before anything else runs, and put back afterwards, so that grids and metrics
+        # draw nothing from the generators the next step uses: a resumed run continues on the same numbers.
+        rng = train_snapshot.capture_rng(self.np_random, self.device)
+        if done or p.cur_tick % c.image_snapshot_ticks == 0:
+            self.save_fakes_grid(f'fakes{p.cur_nimg // 1000:06d}.png')
+        metrics = {}
+        if done or p.cur_tick % c.network_snapshot_ticks == 0:
+            snapshot_data = self.snapshot(rng)
+            metrics = self.evaluate(snapshot_data)
+        train_snapshot.restore_rng(rng, self.np_random, self.device)
+        self.stats_collector.update()
+        self.stats_writer.write(self.stats_collector.as_dict(), metrics, p.cur_nimg)
+        p.cur_tick += 1
+        p.tick_start_nimg = p.cur_nimg
+        self.timing.tick_start = time.time()
+        self.timing.maintenance = self.timing.tick_start - self.timing.tick_end
+
+    def save_fakes_grid(self, name):
+        if self.run_dir is None:
+            return
+        with torch.no_grad():
+            images = [self.nets.G_ema(z=z, c=c, noise_mode='const').cpu()
+                      for z, c in zip(self.grid_z.split(self.config.batch_gpu), self.grid_c.split(self.config.batch_gpu))]
+        train_report.save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, name), drange=[-1, 1],
+                                     grid_size=self.grid_size)
+
+    def snapshot(self, rng):
+        """Write network-snapshot-NNNNNN.pkl and its .resume.pt (rank 0); returns the snapshot dict."""
+        c, p = self.config, self.progress
+        data = train_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_gpus)
+        rng_states = train_snapshot.gather_rng(rng, c.num_gpus)
+        if self.run_dir is not None:
+            pkl = os.path.join(self.run_dir, train_snapshot.snapshot_name(p.cur_nimg))
+            train_snapshot.save_snapshot(pkl, data)
+            state = train_snapshot.resume_state(p, self.opts, self.loss, self.ada_accumulator, rng_states, c)
+            train_snapshot.save_resume_state(train_snapshot.resume_path(pkl), state)
+            data['path'] = pkl
+        return data
+
+    def evaluate(self, snapshot_data):
+        """Run config.metrics on the snapshot's G_ema (every rank takes part); returns {name: value}."""
+        results = {}
+        if not self.config.metrics:
+            return results
+        try:
+            from metrics import metric_main  # pylint: disable=import-outside-toplevel
+        except ImportError as exc:
+            self.log(f'Skipping metrics: {exc}')
+            return results
+        c = self.config
+        if self.rank == 0:
+            self.log(f'Evaluating metrics: {", ".join(c.metrics)}')
+        for metric in c.metrics:
+            result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
+                                             num_gpus=c.num_gpus, rank=self.rank, device=self.device)
+            if self.rank == 0:
+                metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
+            results.update(result.results)
+        return results
+
+#----------------------------------------------------------------------------
+
+def training_loop(config, rank=0, device=torch.device('cpu')):
+    """Train according to `config` (training/config.py's resolve_config, plus run_dir) in this process."""
+    c = dnnlib.EasyDict(config)
+    run = Run(c, rank, device)
+    torch.manual_seed(c.random_seed * c.num_gpus + rank)
+    torch.backends.cudnn.benchmark = c.cudnn_benchmark
+    torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
+    torch.backends.cudnn.allow_tf32 = c.allow_tf32
+    if c.num_gpus > 1:
+        training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else torch.device('cpu'))
+
+    # Build: networks and optimizers first, then whatever --resume restores, then the data from that position.
+    run.log('Building networks...')
+    probe = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
+    run.nets = build_networks(c, probe, device)
+    run.loss, run.phases = build_phases(c, run.nets, device)
+    run.opts = {phase.network: phase.opt for phase in run.phases}
+    state = restore(run, c)
+    broadcast_networks(run.nets, c.num_gpus)
+    run.training_set, run.data_iter = build_data(c, rank, start_index=run.progress.cur_nimg)
+    run.log(f'Dataset: {len(run.training_set)} images, {run.training_set.image_shape}, labels {run.training_set.label_shape}')
+    run.stats_collector = training_stats.Collector(regex='.*')
+    run.ada_stats = training_stats.Collector(regex='Loss/signs/real', keep_previous=False)
+    run.timing = dnnlib.EasyDict(start=time.time(), tick_start=time.time(), tick_end=None, maintenance=0.0)
+    run.stats_writer = train_report.StatsWriter(run.run_dir, run.timing.start)
+    setup_grids(run, probe)
+    probe.close()
+    if state is not None:
+        rng = train_snapshot.rng_for_rank(state, rank, c.num_gpus)
+        if rng is not None:
+            train_snapshot.restore_rng(rng, run.np_random, device)
+    run.timing.tick_start = time.time()
+
+    run.log(f'Training for {c.total_kimg:g} kimg...')
+    while True:
+        run.train_step()
+        done = run.progress.cur_nimg >= c.total_kimg * 1000
+        if run.tick_due(done):
+            run.end_tick(done)
+        if done:
+            break
+    run.stats_writer.close()
+    return run
+
+
+def setup_grids(run, training_set):
+    """Reals grid (written once by rank 0) and the fixed latents and labels of the fakes grids."""
+    c = run.config
+    cols, rows = c.get('grid_size') or train_report.grid_shape(training_set.image_shape)
+    run.grid_size = (cols, rows)
+    indices = train_report.grid_indices(training_set, cols, rows, seed=c.random_seed)
+    # Own generator: the grid latents do not depend on what building or restoring drew from the global one.
+    grid_generator = torch.Generator().manual_seed(c.random_seed)
+    run.grid_z = torch.randn([len(indices), run.nets.G.z_dim], generator=grid_generator).to(run.device)
+    run.grid_c = torch.from_numpy(np.stack([training_set.get_label(i) for i in indices])).to(run.device)
+    if run.run_dir is not None and run.progress.cur_nimg == 0:
+        reals = np.stack([training_set[i][0] for i in indices])
+        train_report.save_image_grid(reals, os.path.join(run.run_dir, 'reals.png'), drange=[0, 255], grid_size=run.grid_size)
+        run.save_fakes_grid('fakes_init.png')
