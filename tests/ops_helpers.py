@@ -89,7 +89,8 @@ class ReferenceBiasActPlugin:
 #----------------------------------------------------------------------------
 # The real kernels' arithmetic on the CPU: the .cu files keep their per-element code in
 # __host__ __device__ functions, so a small harness compiled by nvcc (no GPU needed) loops over
-# the elements on the host. HostKernelPlugin puts it behind the bindings' signatures.
+# the elements on the host (with both index widths the kernels use). HostKernelPlugin puts it
+# behind the bindings' signatures.
 
 _HOST_HARNESS = {
     'host_bias_act.cu': r'''
@@ -103,9 +104,9 @@ extern "C" int host_bias_act(const void* x, const void* b, const void* dy, void*
     a.dtype = dtype; a.act = act; a.order = order; a.alpha = alpha; a.gain = gain; a.clamp = clamp;
     for (int64_t i = 0; i < numel; i++)
     {
-        if (dtype == BIAS_ACT_FLOAT32) bias_act_element<float>(a, i);
-        else if (dtype == BIAS_ACT_FLOAT16) bias_act_element<__half>(a, i);
-        else if (dtype == BIAS_ACT_FLOAT64) bias_act_element<double>(a, i);
+        if (dtype == BIAS_ACT_FLOAT32) bias_act_element<float, int64_t>(a, i);
+        else if (dtype == BIAS_ACT_FLOAT16) bias_act_element<__half, uint32_t>(a, (uint32_t)i);
+        else if (dtype == BIAS_ACT_FLOAT64) bias_act_element<double, int64_t>(a, i);
         else return 1;
     }
     return 0;
@@ -125,9 +126,9 @@ extern "C" int host_upfirdn2d(const void* x, const float* w, void* y, int dtype,
     const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
     for (int64_t i = 0; i < total; i++)
     {
-        if (dtype == UPFIRDN2D_FLOAT32) upfirdn2d_pixel<float>(a, i);
-        else if (dtype == UPFIRDN2D_FLOAT16) upfirdn2d_pixel<__half>(a, i);
-        else if (dtype == UPFIRDN2D_FLOAT64) upfirdn2d_pixel<double>(a, i);
+        if (dtype == UPFIRDN2D_FLOAT32) upfirdn2d_pixel<float, uint32_t>(a, (uint32_t)i);
+        else if (dtype == UPFIRDN2D_FLOAT16) upfirdn2d_pixel<__half, int64_t>(a, i);
+        else if (dtype == UPFIRDN2D_FLOAT64) upfirdn2d_pixel<double, uint32_t>(a, (uint32_t)i);
         else return 1;
     }
     return 0;

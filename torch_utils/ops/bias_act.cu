@@ -83,8 +83,10 @@ __host__ __device__ C activation(int act, int d, C z, C alpha)
 //------------------------------------------------------------------------
 
 // Element i of the output. Host-callable too, so the CPU tests can run the same arithmetic.
-template <class T>
-__host__ __device__ void bias_act_element(const BiasActArgs& a, int64_t i)
+// I is the index type: 32-bit when the tensor allows, since 64-bit division costs as much as the
+// memory traffic of this op.
+template <class T, class I>
+__host__ __device__ void bias_act_element(const BiasActArgs& a, I i)
 {
     typedef typename Compute<T>::type C;
     const T* x = (const T*)a.x;
@@ -95,7 +97,7 @@ __host__ __device__ void bias_act_element(const BiasActArgs& a, int64_t i)
 
     C z = to_compute(x[i]);
     if (b)
-        z += to_compute(b[(i / a.bias_step) % a.bias_size]);
+        z += to_compute(b[(i / (I)a.bias_step) % (I)a.bias_size]);
     C h = activation<C>(a.act, 0, z, alpha) * gain;
     if (a.order == 0)
     {
@@ -112,11 +114,21 @@ __host__ __device__ void bias_act_element(const BiasActArgs& a, int64_t i)
     store(&out[i], r);
 }
 
-template <class T>
+template <class T, class I>
 __global__ void bias_act_kernel(BiasActArgs a)
 {
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < a.numel; i += (int64_t)gridDim.x * blockDim.x)
-        bias_act_element<T>(a, i);
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < (I)a.numel; i += (I)gridDim.x * blockDim.x)
+        bias_act_element<T, I>(a, i);
+}
+
+template <class T>
+static void launch_typed(const BiasActArgs& args, unsigned blocks, int threads, cudaStream_t stream)
+{
+    // The grid-stride loop may step past numel before it stops, so 32-bit indices need headroom.
+    if (args.numel + (int64_t)blocks * threads < (int64_t)UINT32_MAX)
+        bias_act_kernel<T, uint32_t><<<blocks, threads, 0, stream>>>(args);
+    else
+        bias_act_kernel<T, int64_t><<<blocks, threads, 0, stream>>>(args);
 }
 
 //------------------------------------------------------------------------
@@ -131,9 +143,9 @@ cudaError_t bias_act_launch(const BiasActArgs& args, cudaStream_t stream)
         blocks = 65535L * 16;  // Grid-stride loop covers the rest.
     switch (args.dtype)
     {
-    case BIAS_ACT_FLOAT32: bias_act_kernel<float><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
-    case BIAS_ACT_FLOAT16: bias_act_kernel<__half><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
-    case BIAS_ACT_FLOAT64: bias_act_kernel<double><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
+    case BIAS_ACT_FLOAT32: launch_typed<float>(args, (unsigned)blocks, threads, stream); break;
+    case BIAS_ACT_FLOAT16: launch_typed<__half>(args, (unsigned)blocks, threads, stream); break;
+    case BIAS_ACT_FLOAT64: launch_typed<double>(args, (unsigned)blocks, threads, stream); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();

@@ -27,27 +27,28 @@ __host__ __device__ __forceinline__ int min_int(int a, int b)   { return a < b ?
 //------------------------------------------------------------------------
 
 // Output pixel i (in y's memory order). Host-callable too, so the CPU tests can run the same arithmetic.
-template <class T>
-__host__ __device__ void upfirdn2d_pixel(const UpFirDn2dArgs& a, int64_t i)
+// I is the index type: 32-bit when the output allows, as 64-bit division is slow on the GPU.
+template <class T, class I>
+__host__ __device__ void upfirdn2d_pixel(const UpFirDn2dArgs& a, I i)
 {
     typedef typename Compute<T>::type C;
     const T* x = (const T*)a.x;
     T* y = (T*)a.y;
 
     // Output coordinates, with consecutive threads on consecutive memory addresses.
-    int64_t rest = i;
+    I rest = i;
     int n, c, oy, ox;
     if (a.channels_last)
     {
-        c = (int)(rest % a.c); rest /= a.c;
-        ox = (int)(rest % a.out_w); rest /= a.out_w;
-        oy = (int)(rest % a.out_h); n = (int)(rest / a.out_h);
+        c = (int)(rest % (I)a.c); rest /= (I)a.c;
+        ox = (int)(rest % (I)a.out_w); rest /= (I)a.out_w;
+        oy = (int)(rest % (I)a.out_h); n = (int)(rest / (I)a.out_h);
     }
     else
     {
-        ox = (int)(rest % a.out_w); rest /= a.out_w;
-        oy = (int)(rest % a.out_h); rest /= a.out_h;
-        c = (int)(rest % a.c); n = (int)(rest / a.c);
+        ox = (int)(rest % (I)a.out_w); rest /= (I)a.out_w;
+        oy = (int)(rest % (I)a.out_h); rest /= (I)a.out_h;
+        c = (int)(rest % (I)a.c); n = (int)(rest / (I)a.c);
     }
 
     // The window of output (oy, ox) starts at upsampled position (base_y, base_x); input pixel
@@ -71,12 +72,21 @@ __host__ __device__ void upfirdn2d_pixel(const UpFirDn2dArgs& a, int64_t i)
     store(&y[n * a.y_stride[0] + c * a.y_stride[1] + oy * a.y_stride[2] + ox * a.y_stride[3]], acc);
 }
 
-template <class T>
-__global__ void upfirdn2d_kernel(UpFirDn2dArgs a)
+template <class T, class I>
+__global__ void upfirdn2d_kernel(UpFirDn2dArgs a, I total)
 {
-    const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
-    for (int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (int64_t)gridDim.x * blockDim.x)
-        upfirdn2d_pixel<T>(a, i);
+    for (I i = (I)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += (I)gridDim.x * blockDim.x)
+        upfirdn2d_pixel<T, I>(a, i);
+}
+
+template <class T>
+static void launch_typed(const UpFirDn2dArgs& args, int64_t total, unsigned blocks, int threads, cudaStream_t stream)
+{
+    // The grid-stride loop may step past total before it stops, so 32-bit indices need headroom.
+    if (total + (int64_t)blocks * threads < (int64_t)UINT32_MAX)
+        upfirdn2d_kernel<T, uint32_t><<<blocks, threads, 0, stream>>>(args, (uint32_t)total);
+    else
+        upfirdn2d_kernel<T, int64_t><<<blocks, threads, 0, stream>>>(args, total);
 }
 
 //------------------------------------------------------------------------
@@ -92,9 +102,9 @@ cudaError_t upfirdn2d_launch(const UpFirDn2dArgs& args, cudaStream_t stream)
         blocks = 65535L * 16;  // Grid-stride loop covers the rest.
     switch (args.dtype)
     {
-    case UPFIRDN2D_FLOAT32: upfirdn2d_kernel<float><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
-    case UPFIRDN2D_FLOAT16: upfirdn2d_kernel<__half><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
-    case UPFIRDN2D_FLOAT64: upfirdn2d_kernel<double><<<(unsigned)blocks, threads, 0, stream>>>(args); break;
+    case UPFIRDN2D_FLOAT32: launch_typed<float>(args, total, (unsigned)blocks, threads, stream); break;
+    case UPFIRDN2D_FLOAT16: launch_typed<__half>(args, total, (unsigned)blocks, threads, stream); break;
+    case UPFIRDN2D_FLOAT64: launch_typed<double>(args, total, (unsigned)blocks, threads, stream); break;
     default: return cudaErrorInvalidValue;
     }
     return cudaGetLastError();
