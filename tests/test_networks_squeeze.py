@@ -126,3 +126,18 @@ def test_eq7_summed_torgb_outputs_equal_one_projection_of_concatenated_features(
     assert channels == concat_channels
     assert torch.allclose(img, projection, atol=1e-5)
     assert img.abs().max() > 1e-2  # Not trivially zero.
+
+
+def test_squeeze_arguments_with_another_architecture_name_their_architecture():
+    with pytest.raises(ValueError, match="squeeze_ratio applies only to architecture='squeeze'"):
+        tiny_generator('skip', squeeze_ratio=4)
+
+
+def test_squeeze_generator_shares_mapping_4x4_block_and_conv0_with_skip_generator():
+    # What transfer learning from a skip G (training/transfer.py) can copy by name and shape.
+    shapes = lambda G: {n: tuple(t.shape) for n, t in list(G.named_parameters()) + list(G.named_buffers())}
+    skip, squeeze = shapes(tiny_generator('skip')), shapes(tiny_generator('squeeze'))
+    shared = {n for n in skip if squeeze.get(n) == skip[n]}
+    assert {n for n in skip if n.startswith(('mapping.', 'synthesis.b4.'))} <= shared
+    assert {'synthesis.b8.conv0.weight', 'synthesis.b16.conv0.affine.weight'} <= shared
+    assert 'synthesis.b8.torgb.weight' not in shared  # ToRGB reads c/r channels in the squeeze G.

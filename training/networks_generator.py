@@ -28,6 +28,16 @@ def fp16_min_resolution(img_resolution, num_fp16_res):
     """Lowest resolution that runs in fp16 when the `num_fp16_res` highest ones do (never below 8x8)."""
     return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
 
+
+def _check_kwargs_belong_to(block_class, architecture, block_kwargs):
+    """Name the architecture a block-specific argument (e.g. squeeze_ratio) belongs to, instead of a TypeError deep inside."""
+    own = set(getattr(block_class, 'OWN_KWARGS', ()))
+    for name, other_class in SYNTHESIS_BLOCKS.items():
+        for key in set(getattr(other_class, 'OWN_KWARGS', ())) - own:
+            if key in block_kwargs:
+                raise ValueError(f'synthesis argument {key} applies only to architecture={name!r}, '
+                                 f'not architecture={architecture!r}')
+
 #----------------------------------------------------------------------------
 
 @persistence.persistent_class
@@ -57,6 +67,7 @@ class SynthesisNetwork(torch.nn.Module):
         channels = channels_per_resolution(self.block_resolutions, channel_base, channel_max)
         fp16_resolution = fp16_min_resolution(img_resolution, num_fp16_res)
         block_class = SYNTHESIS_BLOCKS[architecture]
+        _check_kwargs_belong_to(block_class, architecture, block_kwargs)
 
         self.num_ws = 0
         for res in self.block_resolutions:

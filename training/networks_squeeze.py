@@ -51,6 +51,8 @@ class SqueezeBlock(torch.nn.Module):
     G (r = 8) has num_ws = 1 + 5*4 + 2 + 1 = 24 (the skip G has 14).
     """
 
+    OWN_KWARGS = ('squeeze_ratio', 'squeeze_ablation')  # Arguments only this block type takes.
+
     def __init__(self,
         in_channels,                        # Number of input channels, 0 = first block (learned constant input).
         out_channels,                       # Number of output channels (c).

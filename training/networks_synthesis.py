@@ -8,6 +8,8 @@
 #                           ws[:, num_conv] to its ToRGB, which is also the first w of the next block
 #                           (as in stylegan2-ada-pytorch), so num_ws = sum(num_conv) + num_torgb(last).
 #   forward(x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs) -> (x, img)
+#   .OWN_KWARGS             (optional) names of arguments only this block type takes, so that passing
+#                           them with another architecture is a clear error.
 
 import numpy as np
 import torch
