@@ -35,6 +35,8 @@ class SqueezeBlock(torch.nn.Module):
         f_e = excite(f_s)            3x3 modulated conv, c channels
         f_o = blend(cat(f_i, f_e))   1x1 modulated conv, 2c -> c channels (feature blending)
     Every conv except ToRGB is a SynthesisLayer (modulated, demodulated, noise, bias, lrelu, clamp).
+    Conv weights per block with c in and out channels: 9c^2 + 2 * 9c^2/r + 2c^2 = (11 + 18/r) c^2
+    (the paper's Sec. III-B writes 10 + 18/r; the 1x1 blend on 2c channels alone is 2c^2).
 
     The 4x4 block (in_channels == 0) has no upsampling conv to give f_i; it is StyleGAN2's first
     block unchanged (const -> conv1 -> torgb, same names and shapes as the skip G's b4).
