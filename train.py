@@ -89,15 +89,7 @@ def main(**options):
         click.echo(f'Dry run: would train in {config.run_dir}; exiting.', err=True)
         return
 
-    # Under torchrun every rank resolves the same config; rank 0 creates the run directory and the others
-    # learn its name through the process group inside the training loop.
-    if rank is None or rank[0] == 0:
-        config.run_dir = train_run_dir.create_run_dir(config.outdir, config.run_desc)
-        train_run_dir.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
-        click.echo(f'Training in {config.run_dir}')
-    else:
-        config.run_dir = None
-    train_launch.launch(config)
+    train_launch.start(config)
 
 
 if __name__ == '__main__':

@@ -33,3 +33,12 @@ def tiny_options(outdir, data, **overrides):
                    metrics='none', aug='noaug', device='cpu', workers=0, tick=0.008, kimg=0.024, snap=1, fp32=True)
     options.update(overrides)
     return options
+
+
+def tiny_config(outdir, data, **overrides):
+    """A resolved config shrunk further than the CLI allows (z/w 32, 2x2 grids) for fast loop tests."""
+    from training.config import resolve_config  # pylint: disable=import-outside-toplevel
+    config = resolve_config(tiny_options(outdir, data, **overrides), env={})
+    config.G_kwargs.z_dim = config.G_kwargs.w_dim = 32
+    config.grid_size = (2, 2)
+    return config

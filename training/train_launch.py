@@ -6,6 +6,7 @@ import tempfile
 import torch
 
 import dnnlib
+from training import train_run_dir
 
 
 def torchrun_rank(env):
@@ -54,3 +55,18 @@ def launch(config, env=None):
         torch.multiprocessing.set_start_method('spawn', force=True)
         with tempfile.TemporaryDirectory() as temp_dir:
             torch.multiprocessing.spawn(fn=_subprocess_fn, args=(config, temp_dir), nprocs=config.num_gpus)
+
+
+def start(config, env=None):
+    """Create the run directory and training_options.json (rank 0 only), then launch; returns the run dir."""
+    env = os.environ if env is None else env
+    ranks = torchrun_rank(env)
+    config = dnnlib.EasyDict(config)
+    if ranks is None or ranks[0] == 0:
+        config.run_dir = train_run_dir.create_run_dir(config.outdir, config.run_desc)
+        train_run_dir.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
+        print(f'Training in {config.run_dir}', flush=True)
+    else:
+        config.run_dir = None  # Only rank 0 writes; the others never need the folder.
+    launch(config, env)
+    return config.run_dir

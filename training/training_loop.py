@@ -101,7 +101,8 @@ def restore(run, config):
     for name, opt in run.opts.items():
         opt.load_state_dict(state['optimizers'][name])
     run.loss.load_state_dict(state['loss'])
-    run.progress.update(state['progress'])
+    run.progress.update(state['progress'])  # Saved at the end of a tick; this run starts the next one.
+    run.progress.cur_tick += 1
     run.progress.tick_start_nimg = run.progress.cur_nimg
     run.ada_accumulator = list(state['ada_accumulator'])
     run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
