@@ -36,7 +36,7 @@ def test_upfirdn2d_kernel_path_adjoint_gives_gradients_of_any_order(taps, separa
     config = upfirdn2d.cuda_config(ReferenceUpFirDn2dPlugin(), up, down, padding, flip_filter, gain)
     func = lambda x: upfirdn2d_cuda.apply(config, x, f)
     assert torch.autograd.gradcheck(func, [x])
-    assert torch.autograd.gradgradcheck(func, [x])
+    assert torch.autograd.gradgradcheck(func, [x], fast_mode=True)  # Random projections; the full check costs ~10x.
 
 
 def test_upfirdn2d_kernel_path_backward_runs_on_the_kernel():

@@ -38,7 +38,7 @@ def test_gradfix_conv_gradients_first_and_second_order(name):
     w = (w[:2, :1] if name == 'conv2d' else w[:1, :2]).clone().requires_grad_(True)  # Tiny: 1 -> 2 channels.
     func = lambda x, w: ours(x, w, **kwargs)
     assert torch.autograd.gradcheck(func, [x, w])
-    assert torch.autograd.gradgradcheck(func, [x, w])
+    assert torch.autograd.gradgradcheck(func, [x, w], fast_mode=True)  # Random projections; the full check costs ~10x.
 
 
 @pytest.mark.parametrize('name', sorted(CONVS))

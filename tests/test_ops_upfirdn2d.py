@@ -112,7 +112,7 @@ def test_upfirdn2d_gradients_first_and_second_order(separable, up, down, padding
     f = upfirdn2d.setup_filter([1, 2, 4], separable=separable)
     func = lambda x: upfirdn2d.upfirdn2d(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
     assert torch.autograd.gradcheck(func, [x])
-    assert torch.autograd.gradgradcheck(func, [x])
+    assert torch.autograd.gradgradcheck(func, [x], fast_mode=True)  # Random projections; the full check costs ~10x.
 
 #----------------------------------------------------------------------------
 
