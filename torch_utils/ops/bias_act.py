@@ -31,6 +31,9 @@ activation_funcs = {
 
 #----------------------------------------------------------------------------
 
+_KERNEL_DTYPES = (torch.float16, torch.float32, torch.float64)  # Others (bfloat16) use the reference.
+
+
 def _plugin():
     return custom_ops.get_plugin(
         module_name='bias_act_plugin',
@@ -60,7 +63,7 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
     assert isinstance(x, torch.Tensor)
     if impl not in ('ref', 'cuda'):
         raise ValueError(f'bias_act: impl must be "ref" or "cuda", got {impl!r}')
-    if impl == 'cuda' and x.device.type == 'cuda' and _plugin() is not None:
+    if impl == 'cuda' and x.device.type == 'cuda' and x.dtype in _KERNEL_DTYPES and _plugin() is not None:
         return bias_act_cuda.apply(cuda_config(_plugin(), x, b, dim, act, alpha, gain, clamp), x, b)
     return bias_act_ref(x, b=b, dim=dim, act=act, alpha=alpha, gain=gain, clamp=clamp)
 

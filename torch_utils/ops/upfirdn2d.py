@@ -14,6 +14,9 @@ from . import upfirdn2d_cuda
 
 #----------------------------------------------------------------------------
 
+_KERNEL_DTYPES = (torch.float16, torch.float32, torch.float64)  # Others (bfloat16) use the reference.
+
+
 def _plugin():
     return custom_ops.get_plugin(
         module_name='upfirdn2d_plugin',
@@ -93,7 +96,7 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     assert isinstance(x, torch.Tensor)
     if impl not in ('ref', 'cuda'):
         raise ValueError(f'upfirdn2d: impl must be "ref" or "cuda", got {impl!r}')
-    if impl == 'cuda' and x.device.type == 'cuda' and _plugin() is not None:
+    if impl == 'cuda' and x.device.type == 'cuda' and x.ndim == 4 and x.dtype in _KERNEL_DTYPES and _plugin() is not None:
         return upfirdn2d_cuda.apply(cuda_config(_plugin(), up, down, padding, flip_filter, gain), x, f)
     return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
 
