@@ -35,10 +35,10 @@ def tiny_options(outdir, data, **overrides):
     return options
 
 
-def tiny_config(outdir, data, **overrides):
+def tiny_config(outdir, data, env=None, **overrides):
     """A resolved config shrunk further than the CLI allows (z/w 32, 2x2 grids) for fast loop tests."""
     from training.config import resolve_config  # pylint: disable=import-outside-toplevel
-    config = resolve_config(tiny_options(outdir, data, **overrides), env={})
+    config = resolve_config(tiny_options(outdir, data, **overrides), env=env or {})
     config.G_kwargs.z_dim = config.G_kwargs.w_dim = 32
     config.grid_size = (2, 2)
     return config

@@ -1,0 +1,41 @@
+"""Distributed training on CPU: two gloo processes started by torchrun (env:// rendezvous) train one run."""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.train_helpers import write_image_folder
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.slow
+def test_two_process_gloo_run_under_torchrun(tmp_path):
+    data = write_image_folder(tmp_path / 'tiny16', num_images=8, resolution=16)
+    script = tmp_path / 'tiny_train.py'
+    script.write_text(textwrap.dedent(f'''
+        import os, sys
+        sys.path.insert(0, {REPO_ROOT!r})
+        from tests.train_helpers import tiny_config
+        from training import train_launch
+        config = tiny_config({str(tmp_path / 'runs')!r}, {data!r}, env=os.environ, kimg=0.008, tick=0.004)
+        train_launch.start(config)
+    '''))
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
+                             str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    runs = os.listdir(tmp_path / 'runs')
+    assert len(runs) == 1 and runs[0].startswith('00000-tiny16-auto2-skip')  # Rank 0 alone made a run directory.
+    run_dir = tmp_path / 'runs' / runs[0]
+    options = json.loads((run_dir / 'training_options.json').read_text())
+    assert options['num_gpus'] == 2 and options['batch_gpu'] == 2
+    ticks = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
+    assert ticks[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
+    # Losses are reduced over both ranks: each rank's 2 samples per step count in the tick's statistics.
+    assert ticks[-1]['Loss/G/loss']['num'] == 4
+    assert (run_dir / 'network-snapshot-000000.pkl').is_file() and (run_dir / 'network-snapshot-000000.resume.pt').is_file()
