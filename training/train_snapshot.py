@@ -4,7 +4,7 @@
 # CPU, eval mode, no gradients) and training_set_kwargs, so every tool that reads official snapshots
 # reads ours. Everything else a run needs to continue exactly where it stopped lives in the companion
 # file, saved with torch.save: counters, optimizer states, the loss's state (path-length mean), the ADA
-# accumulator and the random-number generators of every rank.
+# controller's state (p and its partial interval) and the random-number generators of every rank.
 
 import copy
 import pickle
@@ -66,14 +66,14 @@ def save_snapshot(path, snapshot_data):
         pickle.dump(snapshot_data, f)
 
 
-def resume_state(progress, opts, loss, ada_accumulator, rng_states, config):
+def resume_state(progress, opts, loss, ada_state, rng_states, config):
     """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers."""
     return dict(
         format          = RESUME_FORMAT,
         progress        = dict(progress),
         optimizers      = {name: opt.state_dict() for name, opt in opts.items()},
         loss            = loss.state_dict(),
-        ada_accumulator = list(ada_accumulator),
+        ada             = ada_state,
         rng             = rng_states,
         options         = {key: _plain(config.get(key)) for key in EXACT_KEYS},
     )

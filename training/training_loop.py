@@ -16,6 +16,7 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import training_stats
+from training import ada as training_ada
 from training import loss as training_loss
 from training import train_report
 from training import train_snapshot
@@ -46,6 +47,16 @@ def build_networks(config, training_set, device):
         augment_pipe = dnnlib.util.construct_class_by_name(**config.augment_kwargs).train().requires_grad_(False).to(device)
         augment_pipe.p.copy_(torch.as_tensor(config.augment_p))
     return dnnlib.EasyDict(G=G, D=D, G_ema=G_ema, augment_pipe=augment_pipe)
+
+
+def build_ada(config, augment_pipe):
+    """The AdaController owning augment_pipe.p ('ada' when a target is set, else 'fixed'), or None without a pipe."""
+    if augment_pipe is None:
+        return None
+    mode = 'fixed' if config.ada_target is None else 'ada'
+    return training_ada.AdaController(augment_pipe, mode=mode, p=config.augment_p,
+                                      target=0.6 if config.ada_target is None else config.ada_target,
+                                      interval=config.ada_interval, ada_kimg=config.ada_kimg, batch_size=config.batch_size)
 
 
 def build_phases(config, nets, device):
@@ -96,15 +107,14 @@ def restore(run, config):
             run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
     if state is None:
         return None
-    if run.nets.augment_pipe is not None and resumed.get('augment_pipe') is not None:
-        run.nets.augment_pipe.p.copy_(resumed['augment_pipe'].p)
+    if run.ada is not None and state['ada'] is not None:
+        run.ada.load_state_dict(state['ada'])
     for name, opt in run.opts.items():
         opt.load_state_dict(state['optimizers'][name])
     run.loss.load_state_dict(state['loss'])
     run.progress.update(state['progress'])  # Saved at the end of a tick; this run starts the next one.
     run.progress.cur_tick += 1
     run.progress.tick_start_nimg = run.progress.cur_nimg
-    run.ada_accumulator = list(state['ada_accumulator'])
     run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
             f'loss state, augment p {run.augment_p():.3f}, ADA accumulator and RNG states restored')
     return state
@@ -121,7 +131,6 @@ class Run:
         self.device = device
         self.np_random = np.random.RandomState(config.random_seed * config.num_gpus + rank)
         self.progress = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0)
-        self.ada_accumulator = [0.0, 0.0]   # [sum, count] of sign(D(real)) since the last ADA update.
         self.run_dir = config.run_dir if rank == 0 else None
 
     def log(self, text):
@@ -187,22 +196,9 @@ class Run:
                 b_ema.copy_(b)
 
     def update_ada(self):
-        """ADA (Karras et al. 2020, Sec. 3): every ada_interval steps move p by sign(E[sign D(real)] - target)."""
-        c = self.config
-        if c.ada_target is None or self.nets.augment_pipe is None:
-            return
-        self.ada_stats.update()
-        count = self.ada_stats.num('Loss/signs/real')
-        if count:
-            self.ada_accumulator[0] += self.ada_stats.mean('Loss/signs/real') * count
-            self.ada_accumulator[1] += count
-        if self.progress.batch_idx % c.ada_interval != 0 or not self.ada_accumulator[1]:
-            return
-        r_t = self.ada_accumulator[0] / self.ada_accumulator[1]
-        adjust = np.sign(r_t - c.ada_target) * (c.batch_size * c.ada_interval) / (c.ada_kimg * 1000)
-        p = self.nets.augment_pipe.p
-        p.copy_((p + adjust).clamp(0, 1))
-        self.ada_accumulator = [0.0, 0.0]
+        """ADA (Karras et al. 2020, Sec. 3): the controller moves p after every ada_interval steps."""
+        if self.ada is not None:
+            self.ada.step()
 
     # End of a tick ----------------------------------------------------------
 
@@ -249,10 +245,11 @@ class Run:
         c, p = self.config, self.progress
         data = train_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_gpus)
         rng_states = train_snapshot.gather_rng(rng, c.num_gpus)
+        ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:
             pkl = os.path.join(self.run_dir, train_snapshot.snapshot_name(p.cur_nimg))
             train_snapshot.save_snapshot(pkl, data)
-            state = train_snapshot.resume_state(p, self.opts, self.loss, self.ada_accumulator, rng_states, c)
+            state = train_snapshot.resume_state(p, self.opts, self.loss, ada_state, rng_states, c)
             train_snapshot.save_resume_state(train_snapshot.resume_path(pkl), state)
             data['path'] = pkl
         return data
@@ -280,8 +277,8 @@ class Run:
 
 #----------------------------------------------------------------------------
 
-def training_loop(config, rank=0, device=torch.device('cpu')):
-    """Train according to `config` (training/config.py's resolve_config, plus run_dir) in this process."""
+def build_run(config, rank=0, device=torch.device('cpu')):
+    """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
     run = Run(c, rank, device)
     torch.manual_seed(c.random_seed * c.num_gpus + rank)
@@ -291,18 +288,18 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
     if c.num_gpus > 1:
         training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else torch.device('cpu'))
 
-    # Build: networks and optimizers first, then whatever --resume restores, then the data from that position.
+    # Networks and optimizers first, then whatever --resume restores, then the data from that position.
     run.log('Building networks...')
     probe = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)
     run.nets = build_networks(c, probe, device)
     run.loss, run.phases = build_phases(c, run.nets, device)
+    run.ada = build_ada(c, run.nets.augment_pipe)
     run.opts = {phase.network: phase.opt for phase in run.phases}
     state = restore(run, c)
     broadcast_networks(run.nets, c.num_gpus)
     run.training_set, run.data_iter = build_data(c, rank, start_index=run.progress.cur_nimg)
     run.log(f'Dataset: {len(run.training_set)} images, {run.training_set.image_shape}, labels {run.training_set.label_shape}')
     run.stats_collector = training_stats.Collector(regex='.*')
-    run.ada_stats = training_stats.Collector(regex='Loss/signs/real', keep_previous=False)
     run.timing = dnnlib.EasyDict(start=time.time(), tick_start=time.time(), tick_end=None, maintenance=0.0)
     run.stats_writer = train_report.StatsWriter(run.run_dir, run.timing.start)
     setup_grids(run, probe)
@@ -311,12 +308,19 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
         rng = train_snapshot.rng_for_rank(state, rank, c.num_gpus)
         if rng is not None:
             train_snapshot.restore_rng(rng, run.np_random, device)
-    run.timing.tick_start = time.time()
+        else:
+            run.log(f'  RNG states not restored: the resumed run had {len(state["rng"])} processes, this one {c.num_gpus}')
+    return run
 
-    run.log(f'Training for {c.total_kimg:g} kimg...')
+
+def training_loop(config, rank=0, device=torch.device('cpu')):
+    """Train according to `config` (training/config.py's resolve_config, plus run_dir) in this process."""
+    run = build_run(config, rank, device)
+    run.timing.tick_start = time.time()
+    run.log(f'Training for {run.config.total_kimg:g} kimg...')
     while True:
         run.train_step()
-        done = run.progress.cur_nimg >= c.total_kimg * 1000
+        done = run.progress.cur_nimg >= run.config.total_kimg * 1000
         if run.tick_due(done):
             run.end_tick(done)
         if done:

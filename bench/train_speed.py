@@ -1,0 +1,79 @@
+"""Training speed and memory: sec/kimg and peak memory of one configuration for each generator architecture."""
+
+# python bench/train_speed.py --cfg=cifar --res=32 --g-arch=skip,squeeze --device=cpu --steps=4
+# Builds a random-image dataset of the requested resolution in a temporary folder, resolves the config
+# exactly as train.py does, and times training steps (all phases, lazy regularisation included, EMA)
+# after warm-up steps. Prints one JSON line per architecture.
+
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+import time
+
+import click
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from tests.train_helpers import write_image_folder  # noqa: E402  pylint: disable=wrong-import-position
+from training import config as training_config  # noqa: E402  pylint: disable=wrong-import-position
+from training import training_loop  # noqa: E402  pylint: disable=wrong-import-position
+
+
+def measure(options, steps, warmup, device):
+    """(sec/kimg, peak memory GiB, G parameter count) for `steps` timed training steps."""
+    config = training_config.resolve_config(options, env={}, cuda_available=torch.cuda.is_available())
+    config.run_dir = None
+    config.grid_size = (1, 1)
+    run = training_loop.build_run(config, rank=0, device=torch.device(device))
+    for _ in range(warmup):
+        run.train_step()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    for _ in range(steps):
+        run.train_step()
+    if device == 'cuda':
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() / 2 ** 30
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2 ** 20  # KiB on Linux.
+    seconds = time.perf_counter() - start
+    kimg = steps * config.batch_size / 1000
+    params = sum(p.numel() for p in run.nets.G.parameters())
+    return seconds / kimg, peak, params, config
+
+
+@click.command()
+@click.option('--cfg',      help='Preset', default='paper256', show_default=True)
+@click.option('--res',      help='Image resolution of the synthetic dataset', type=int, default=256, show_default=True)
+@click.option('--g-arch',   help='Comma-separated generator architectures', default='skip,squeeze', show_default=True)
+@click.option('--device',   help='cpu or cuda', type=click.Choice(['cpu', 'cuda']), default='cuda' if torch.cuda.is_available() else 'cpu')
+@click.option('--batch',    help='Override the preset batch', type=int)
+@click.option('--cbase',    help='Override the channel base', type=int)
+@click.option('--cmax',     help='Override the channel maximum', type=int)
+@click.option('--steps',    help='Timed training steps', type=int, default=8, show_default=True)
+@click.option('--warmup',   help='Untimed steps first', type=int, default=2, show_default=True)
+@click.option('--aug',      help='Augmentation mode', default='noaug', show_default=True)
+def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug):
+    """Time training steps of a preset for each generator architecture."""
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_image_folder(os.path.join(tmp, f'random{res}'), num_images=64, resolution=res)
+        for arch in g_arch.split(','):
+            options = dict(outdir=os.path.join(tmp, 'runs'), data=data, cfg=cfg, g_arch=arch, device=device, batch=batch,
+                           cbase=cbase, cmax=cmax, aug=aug, metrics='none', workers=0 if device == 'cpu' else 3,
+                           fp32=(device == 'cpu'))
+            sec_per_kimg, peak, params, config = measure(options, steps, warmup, device)
+            print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, device=device, batch=config.batch_size,
+                                  batch_gpu=config.batch_gpu, G_params=params, sec_per_kimg=round(sec_per_kimg, 2),
+                                  peak_mem_gib=round(peak, 3), steps=steps,
+                                  gpu=torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine(),
+                                  threads=torch.get_num_threads(), torch=torch.__version__,
+                                  date=time.strftime('%Y-%m-%d'))), flush=True)
+
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter
