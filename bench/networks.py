@@ -48,6 +48,24 @@ def _timed(fn, repeats, device):
     return sorted(times)[len(times) // 2]
 
 
+def conv_gmacs_per_image(module, run):
+    """Multiply-accumulates of every conv layer per image, in billions (weight numel x pixels it slides over).
+
+    A timing-free cost measure (FIR resampling filters and affines excluded), useful where timings are noisy.
+    """
+    total = []
+    def hook(layer, inputs, output):
+        del inputs
+        up = getattr(layer, 'up', 1)  # A 2x upsampling conv is a strided transposed conv over the input pixels.
+        total.append(layer.weight.numel() * output.shape[-2] * output.shape[-1] * output.shape[0] // up ** 2)
+    hooks = [m.register_forward_hook(hook) for m in module.modules()
+             if getattr(m, 'weight', None) is not None and m.weight.ndim == 4]
+    batch = run()
+    for h in hooks:
+        h.remove()
+    return sum(total) / batch / 1e9
+
+
 def measure(arch, resolution, batch, repeats, device):
     """One config, in this process: dict of parameter counts, times (s) and peak memory (MiB) per pass."""
     import torch  # pylint: disable=import-outside-toplevel
@@ -73,6 +91,9 @@ def measure(arch, resolution, batch, repeats, device):
     }
     result = dict(arch=arch, resolution=resolution, batch=batch, device=device,
                   G_params=sum(p.numel() for p in G.parameters()), D_params=sum(p.numel() for p in D.parameters()))
+    with torch.no_grad():
+        result['G_GMACs'] = conv_gmacs_per_image(G, lambda: G(z, c, force_fp32=force_fp32).shape[0])
+        result['D_GMACs'] = conv_gmacs_per_image(D, lambda: D(img, c, force_fp32=force_fp32).shape[0])
     for name, fn in passes.items():
         if device == 'cuda':
             torch.cuda.reset_peak_memory_stats()
@@ -98,9 +119,9 @@ def _run_child(arch, resolution, batch, repeats, device, threads):
 
 
 def format_rows(results):
-    header = ('| res | arch | G params | G fwd s | G fwd+bwd s | G peak MiB | D params | D fwd s | D fwd+bwd s '
-              '| D peak MiB |\n|---|---|---|---|---|---|---|---|---|---|')
-    rows = [f'| {r["resolution"]} | {r["arch"]} | {r["G_params"] / 1e6:.2f}M | {r["G_fwd_s"]:.3f} | '
+    header = ('| res | arch | G params | G conv GMACs/img | G fwd s | G fwd+bwd s | G peak MiB | D params | D fwd s '
+              '| D fwd+bwd s | D peak MiB |\n|---|---|---|---|---|---|---|---|---|---|---|')
+    rows = [f'| {r["resolution"]} | {r["arch"]} | {r["G_params"] / 1e6:.2f}M | {r["G_GMACs"]:.2f} | {r["G_fwd_s"]:.3f} | '
             f'{r["G_fwd_bwd_s"]:.3f} | {r["G_fwd_bwd_MiB"]:.0f} | {r["D_params"] / 1e6:.2f}M | {r["D_fwd_s"]:.3f} | '
             f'{r["D_fwd_bwd_s"]:.3f} | {r["D_fwd_bwd_MiB"]:.0f} |' for r in results]
     return '\n'.join([header] + rows)
