@@ -81,3 +81,17 @@ def test_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_
         assert ticks_a[-1][name]['num'] == ticks_b[-1][name]['num']
         assert ticks_a[-1][name]['mean'] == pytest.approx(ticks_b[-1][name]['mean'], rel=1e-9, abs=1e-12)
     assert 'exact resume: kimg 0.012, tick 2' in open(os.path.join(resumed, 'log.txt')).read()
+
+
+@pytest.mark.slow
+def test_metrics_run_on_each_snapshot_into_metric_jsonl(tmp_path, data16, monkeypatch):
+    from tests.metrics_helpers import write_detector_dir
+    monkeypatch.setenv('SQUEEZEGAN_DETECTOR_DIR', write_detector_dir(tmp_path / 'detectors'))
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    config = tiny_config(tmp_path / 'runs', data16, kimg=0.004, metrics='fid1k_full')
+    run_dir = train_launch.start(config, env={})
+    lines = [json.loads(line) for line in open(os.path.join(run_dir, 'metric-fid1k_full.jsonl'))]
+    assert len(lines) == 1 and lines[0]['snapshot_pkl'] == 'network-snapshot-000000.pkl'
+    assert lines[0]['results']['fid1k_full'] > 0
+    ticks = [json.loads(line) for line in open(os.path.join(run_dir, 'stats.jsonl'))]
+    assert len(ticks) == 1
