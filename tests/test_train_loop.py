@@ -95,3 +95,16 @@ def test_metrics_run_on_each_snapshot_into_metric_jsonl(tmp_path, data16, monkey
     assert lines[0]['results']['fid1k_full'] > 0
     ticks = [json.loads(line) for line in open(os.path.join(run_dir, 'stats.jsonl'))]
     assert len(ticks) == 1
+
+
+@pytest.mark.slow
+def test_resume_into_another_architecture_transfers_matching_weights(tmp_path, data16):
+    skip_run = train_launch.start(tiny_config(tmp_path / 'runs', data16, kimg=0.004), env={})
+    snapshot = os.path.join(skip_run, 'network-snapshot-000000.pkl')
+    squeeze_run = train_launch.start(tiny_config(tmp_path / 'runs', data16, kimg=0.004, g_arch='squeeze',
+                                                 resume=snapshot), env={})
+    log = open(os.path.join(squeeze_run, 'log.txt')).read()
+    assert 'Resume state not used (G_kwargs differ' in log
+    assert 'G: transferred' in log and 'D: transferred 0' not in log
+    with open(os.path.join(squeeze_run, 'network-snapshot-000000.pkl'), 'rb') as f:
+        assert pickle.load(f)['G'].synthesis.b8.architecture == 'squeeze'
