@@ -12,6 +12,9 @@ from training import train_run_dir
 
 #----------------------------------------------------------------------------
 
+# stylegan2-ada-pytorch's switches take a value (--mirror=1); a bare --mirror works too.
+BOOL = dict(type=bool, is_flag=False, flag_value=True, default=None, metavar='BOOL')
+
 
 def _print_config(config):
     print(json.dumps(config, indent=2))
@@ -29,9 +32,9 @@ def _print_config(config):
 @click.option('--seed',       help='Random seed [default: 0]', type=int)
 @click.option('--dry-run',    help='Print the resolved configuration and exit', is_flag=True)
 # Dataset.
-@click.option('--cond',       help='Train a conditional model on the dataset labels', is_flag=True)
+@click.option('--cond',       help='Train a conditional model on the dataset labels', **BOOL)
 @click.option('--subset',     help='Train with only N images [default: all]', type=click.IntRange(min=1))
-@click.option('--mirror',     help='Add x-flipped copies of the images', is_flag=True)
+@click.option('--mirror',     help='Add x-flipped copies of the images', **BOOL)
 # Base config.
 @click.option('--cfg',        help='Preset name (configs/<name>.json) or JSON path [default: auto]', metavar='NAME|FILE')
 @click.option('--gamma',      help='Override R1 gamma', type=click.FloatRange(min=0))
@@ -55,10 +58,10 @@ def _print_config(config):
 @click.option('--resume',     help='Snapshot to resume from, "latest", a URL, a model name, or "noresume"', metavar='PKL')
 @click.option('--freezed',    help='Freeze-D: number of discriminator layers to freeze [default: 0]', type=click.IntRange(min=0))
 # Performance.
-@click.option('--fp32',       help='Disable mixed-precision training', is_flag=True)
-@click.option('--nhwc',       help='Use NHWC memory format with FP16', is_flag=True)
-@click.option('--nobench',    help='Disable cuDNN benchmarking', is_flag=True)
-@click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', is_flag=True)
+@click.option('--fp32',       help='Disable mixed-precision training', **BOOL)
+@click.option('--nhwc',       help='Use NHWC memory format with FP16', **BOOL)
+@click.option('--nobench',    help='Disable cuDNN benchmarking', **BOOL)
+@click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', **BOOL)
 @click.option('--workers',    help='DataLoader worker processes [default: 3]', type=click.IntRange(min=0))
 def main(**options):
     """Train a GAN with the techniques of StyleGAN2-ADA, plus the image squeeze connection.

@@ -51,3 +51,10 @@ def test_bad_input_exits_with_a_one_line_usage_error(tmp_path, data16, args, mes
 def test_missing_data_path_is_named_in_the_error(tmp_path):
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}', f'--data={tmp_path}/none.zip', '--dry-run', '--device=cpu'])
     assert result.exit_code == 2 and 'none.zip' in result.output and 'not found' in result.output
+
+
+@pytest.mark.parametrize('switch, xflip', [('--mirror', True), ('--mirror=1', True), ('--mirror=0', False)])
+def test_switches_accept_stylegan2_ada_values_and_bare_flags(tmp_path, data16, switch, xflip):
+    result = run_cli([f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS, switch, '--dry-run'])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)['training_set_kwargs']['xflip'] is xflip

@@ -125,7 +125,11 @@ def restore(run, config):
 class Run:
     """The state of one process of a training run, built by `training_loop`; step methods mutate it."""
 
-    def __init__(self, config, rank, device):
+    def __init__(self,
+        config,     # Resolved config (training/config.py) with run_dir.
+        rank,       # This process's rank; only rank 0 writes files.
+        device,     # torch.device this process trains on.
+    ):
         self.config = config
         self.rank = rank
         self.device = device
