@@ -9,6 +9,7 @@ import torch
 from training import config as training_config
 from training import train_launch
 from training import train_run_dir
+from training import training_loop
 
 #----------------------------------------------------------------------------
 
@@ -92,7 +93,10 @@ def main(**options):
         click.echo(f'Dry run: would train in {config.run_dir}; exiting.', err=True)
         return
 
-    train_launch.start(config)
+    try:
+        train_launch.start(config)
+    except training_loop.ResumeError as exc:
+        raise click.ClickException(str(exc))
 
 
 if __name__ == '__main__':

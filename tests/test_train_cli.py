@@ -58,3 +58,12 @@ def test_switches_accept_stylegan2_ada_values_and_bare_flags(tmp_path, data16, s
     result = run_cli([f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS, switch, '--dry-run'])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)['training_set_kwargs']['xflip'] is xflip
+
+
+def test_unreadable_resume_file_is_a_one_line_error(tmp_path, data16):
+    bad = tmp_path / 'broken.pkl'
+    bad.write_bytes(b'not a pickle')
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}/runs', f'--data={data16}', *TINY_ARGS, f'--resume={bad}'])
+    assert result.exit_code == 1 and 'Traceback' not in result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(error_lines) == 1 and 'broken.pkl' in error_lines[0]

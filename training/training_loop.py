@@ -84,6 +84,10 @@ def broadcast_networks(nets, num_gpus):
 #----------------------------------------------------------------------------
 # Restore.
 
+class ResumeError(ValueError):
+    """--resume names something that cannot be loaded; the message is one line naming it."""
+
+
 def restore(run, config):
     """Load --resume: exact continuation from our snapshot + companion, or weights only (transfer learning)."""
     if not config.resume_pkl:
@@ -91,13 +95,20 @@ def restore(run, config):
     from training import export, transfer  # pylint: disable=import-outside-toplevel
     state = None
     if config.resume_state:
-        state = train_snapshot.load_resume_state(config.resume_state)
+        try:
+            state = train_snapshot.load_resume_state(config.resume_state)
+        except ValueError as exc:
+            raise ResumeError(f'--resume: {exc}') from None
         mismatch = train_snapshot.exact_resume_mismatch(state, config)
         if mismatch:
             run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
             state = None
     run.log(f'Resuming from "{config.resume_pkl}"')
-    resumed = export.load_network(config.resume_pkl, device='cpu')
+    try:
+        resumed = export.load_network(config.resume_pkl, device='cpu')
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResumeError(f'--resume={config.resume_pkl}: {first_line}') from None
     for name in ('G', 'D', 'G_ema'):
         if resumed.get(name) is None:
             run.log(f'  {name}: not in the resumed file, keeps its fresh initialisation')
