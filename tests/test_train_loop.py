@@ -54,7 +54,6 @@ def _final_tensors(run_dir):
     return tensors
 
 
-@pytest.mark.slow
 def test_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data16):
     # ADA with a fast controller so that p (and the augmentations' random draws) change within a few steps;
     # the stop falls mid ADA interval (batch 3 of 4), so the ADA accumulator has to survive the resume too.
@@ -83,7 +82,6 @@ def test_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_
     assert 'exact resume: kimg 0.012, tick 2' in open(os.path.join(resumed, 'log.txt')).read()
 
 
-@pytest.mark.slow
 def test_metrics_run_on_each_snapshot_into_metric_jsonl(tmp_path, data16, monkeypatch):
     from tests.metrics_helpers import write_detector_dir
     monkeypatch.setenv('SQUEEZEGAN_DETECTOR_DIR', write_detector_dir(tmp_path / 'detectors'))
@@ -97,7 +95,6 @@ def test_metrics_run_on_each_snapshot_into_metric_jsonl(tmp_path, data16, monkey
     assert len(ticks) == 1
 
 
-@pytest.mark.slow
 def test_resume_into_another_architecture_transfers_matching_weights(tmp_path, data16):
     skip_run = train_launch.start(tiny_config(tmp_path / 'runs', data16, kimg=0.004), env={})
     snapshot = os.path.join(skip_run, 'network-snapshot-000000.pkl')
