@@ -17,7 +17,8 @@ from torch_utils import misc
 from training import config as training_config
 
 RESUME_FORMAT = 1
-EXACT_KEYS = ('G_kwargs', 'D_kwargs', 'batch_size', 'batch_gpu', 'num_gpus', 'random_seed', 'training_set_kwargs')
+NETWORK_KEYS = ('G_kwargs', 'D_kwargs')  # Must match for optimizer states to fit the networks.
+EXACT_KEYS = NETWORK_KEYS + ('batch_size', 'batch_gpu', 'num_gpus', 'random_seed', 'training_set_kwargs')
 
 #----------------------------------------------------------------------------
 # Random-number generators.
@@ -97,8 +98,8 @@ def load_resume_state(path):
     return state
 
 
-def exact_resume_mismatch(state, config):
-    """Names of the options that differ between the resumed run and this one (empty = exact resume possible)."""
+def resume_mismatch(state, config):
+    """Names of the options that differ between the resumed run and this one (empty = bit-exact continuation)."""
     saved = state['options']
     return [key for key in EXACT_KEYS if key != 'training_set_kwargs' and saved.get(key) != _plain(config.get(key))] + \
            (['training_set_kwargs'] if _dataset_identity(saved.get('training_set_kwargs')) !=

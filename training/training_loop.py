@@ -99,10 +99,12 @@ def restore(run, config):
             state = train_snapshot.load_resume_state(config.resume_state)
         except ValueError as exc:
             raise ResumeError(f'--resume: {exc}') from None
-        mismatch = train_snapshot.exact_resume_mismatch(state, config)
-        if mismatch:
+        mismatch = train_snapshot.resume_mismatch(state, config)
+        if set(mismatch) & set(train_snapshot.NETWORK_KEYS):
             run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
             state = None
+        elif mismatch:
+            run.log(f'Continuing with the resume state, but not bit-exactly: {", ".join(mismatch)} differ from the resumed run.')
     run.log(f'Resuming from "{config.resume_pkl}"')
     try:
         resumed = export.load_network(config.resume_pkl, device='cpu')
