@@ -3,23 +3,35 @@
 # python bench/train_speed.py --cfg=cifar --res=32 --g-arch=skip,squeeze --device=cpu --steps=4
 # Builds a random-image dataset of the requested resolution in a temporary folder, resolves the config
 # exactly as train.py does, and times training steps (all phases, lazy regularisation included, EMA)
-# after warm-up steps. Prints one JSON line per architecture.
+# after warm-up steps. Prints one JSON line per architecture; each architecture runs in a fresh process so
+# that its peak memory is its own.
 
 import json
 import os
 import platform
 import resource
+import subprocess
 import sys
 import tempfile
 import time
 
 import click
+import numpy as np
+import PIL.Image
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from tests.train_helpers import write_image_folder  # noqa: E402  pylint: disable=wrong-import-position
-from training import config as training_config  # noqa: E402  pylint: disable=wrong-import-position
-from training import training_loop  # noqa: E402  pylint: disable=wrong-import-position
+from training import config as training_config
+from training import training_loop
+
+
+def write_random_images(folder, num_images, resolution):
+    """A dataset folder of random RGB PNGs; speed does not depend on what the images show."""
+    os.makedirs(folder)
+    rnd = np.random.RandomState(0)
+    for i in range(num_images):
+        pixels = rnd.randint(0, 256, size=[resolution, resolution, 3], dtype=np.uint8)
+        PIL.Image.fromarray(pixels).save(os.path.join(folder, f'img{i:05d}.png'))
+    return folder
 
 
 def measure(options, steps, warmup, device):
@@ -60,9 +72,19 @@ def measure(options, steps, warmup, device):
 @click.option('--aug',      help='Augmentation mode', default='noaug', show_default=True)
 def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug):
     """Time training steps of a preset for each generator architecture."""
+    archs = g_arch.split(',')
+    if len(archs) > 1:
+        args, skip_next = [], False
+        for arg in sys.argv[1:]:  # Everything but --g-arch, which each child gets alone.
+            if not skip_next and not arg.startswith('--g-arch'):
+                args.append(arg)
+            skip_next = (arg == '--g-arch')
+        for arch in archs:
+            subprocess.run([sys.executable, os.path.abspath(__file__), *args, f'--g-arch={arch}'], check=True)
+        return
     with tempfile.TemporaryDirectory() as tmp:
-        data = write_image_folder(os.path.join(tmp, f'random{res}'), num_images=64, resolution=res)
-        for arch in g_arch.split(','):
+        data = write_random_images(os.path.join(tmp, f'random{res}'), num_images=64, resolution=res)
+        for arch in archs:
             options = dict(outdir=os.path.join(tmp, 'runs'), data=data, cfg=cfg, g_arch=arch, device=device, batch=batch,
                            cbase=cbase, cmax=cmax, aug=aug, metrics='none', workers=0 if device == 'cpu' else 3,
                            fp32=(device == 'cpu'))
