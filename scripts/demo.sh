@@ -12,6 +12,8 @@ DATA="$DEMO_DIR/digits32.zip"
 RUNS="$DEMO_DIR/runs"
 KIMG="${DEMO_KIMG:-1}"
 mkdir -p "$DEMO_DIR"
+TRAIN_LOG="$(mktemp)"
+trap 'rm -f "$TRAIN_LOG"' EXIT
 
 if [ -f "$DATA" ]; then
     echo "[demo] dataset $DATA already built"
@@ -20,13 +22,13 @@ else
     python dataset_tool.py --source=builtin:digits --dest="$DATA"
 fi
 
-echo "[demo] training a squeeze generator on CPU for $KIMG kimg (about 5 minutes per kimg on 2 cores)"
+echo "[demo] training a squeeze generator on CPU for $KIMG kimg (1.5 to 5 minutes per kimg on 2 cores)"
 python train.py --outdir="$RUNS" --data="$DATA" --device=cpu --cfg=auto --g-arch=squeeze \
     --cbase=2048 --cmax=64 --map=2 --batch=16 --kimg="$KIMG" --tick=0.25 --snap=2 \
-    --aug=noaug --metrics=none --fp32 --workers=0 | tee "$DEMO_DIR/last-train.log"
+    --aug=noaug --metrics=none --fp32 --workers=0 | tee "$TRAIN_LOG"
 
 # The run directory train.py just made is named in its first line of output.
-RUN_DIR="$(sed -n 's/^Training in //p' "$DEMO_DIR/last-train.log" | head -n 1)"
+RUN_DIR="$(sed -n 's/^Training in //p' "$TRAIN_LOG" | head -n 1)"
 SNAPSHOT="$(ls "$RUN_DIR"/network-snapshot-*.pkl | sort | tail -n 1)"
 echo "[demo] sampling 36 images from $SNAPSHOT"
 python generate.py --network="$SNAPSHOT" --seeds=0-35 --grid --device=cpu --outdir="$RUN_DIR/generated"
