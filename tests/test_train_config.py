@@ -32,7 +32,7 @@ def test_every_preset_file_loads_with_exactly_the_preset_keys():
         assert sorted(spec) == sorted(training_config.PRESET_KEYS)
 
 
-def test_paper256_preset_matches_the_squeeze_paper_table_one(tmp_path, data16):
+def test_paper256_preset_matches_the_squeeze_paper_table_one():
     _, spec = training_config.load_preset('paper256')
     assert (spec.batch, spec.mbstd_group, spec.lrate, spec.gamma, spec.ema_kimg, spec.map) == (64, 8, 0.0025, 1, 20, 8)
     assert spec.kimg == 25000 and spec.fmaps == 0.5
@@ -118,7 +118,7 @@ def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
     (dict(kimg=-1), '--kimg=-1'),
     (dict(device='cuda'), '--device=cuda'),
 ])
-def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message, monkeypatch):
+def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message):
     with pytest.raises(ConfigError) as info:
         resolve_config(tiny_options(tmp_path / 'runs', data16, **overrides), env={}, cuda_available=False)
     assert message in str(info.value) and '\n' not in str(info.value)
