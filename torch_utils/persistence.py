@@ -237,34 +237,51 @@ def _reconstruct_persistent_obj(meta):
     return obj
 
 
-def rebuild_from_state(cls, state):
+def rebuild_from_state(cls, state, tensors=None, what=None):
     """Construct `cls(*state['_init_args'], **state['_init_kwargs'])` and copy the pickled tensors into it.
 
-    For an nn.Module every parameter and buffer is taken, by name, from the pickled `_parameters`,
-    `_buffers` and `_modules`; a tensor missing on either side, or of another shape, is an error.
+    For an nn.Module every parameter and buffer is taken by name from `tensors` (default: those in the
+    pickled `_parameters`, `_buffers` and `_modules`); a tensor missing on either side, or of another
+    shape, is an error. Construction draws initial weights, so it runs on a forked RNG: loading leaves
+    the caller's random state alone. `what` (e.g. 'G_ema') prefixes error messages.
     """
     name = getattr(cls, '__name__', repr(cls))
+    prefix = f'{what}: ' if what else ''
     try:
-        obj = cls(*state.get('_init_args', ()), **state.get('_init_kwargs', {}))
+        with torch.random.fork_rng(devices=[]):
+            obj = cls(*state.get('_init_args', ()), **state.get('_init_kwargs', {}))
     except Exception as error:
-        raise PersistenceError(f'cannot construct {name} from the pickled constructor arguments: {error}') from None
+        first_line = (str(error).strip().splitlines() or [''])[0]
+        raise PersistenceError(f'{prefix}cannot build {name} from the pickled constructor arguments '
+                               f'({type(error).__name__}: {first_line})') from error
     if not isinstance(obj, torch.nn.Module):
         return obj
-    pickled = dict(_pickled_tensors(state))
+    pickled = dict(_pickled_tensors(state) if tensors is None else tensors)
     ours = dict(list(obj.named_parameters()) + list(obj.named_buffers()))
     missing = sorted(set(ours) - set(pickled))
     extra = sorted(set(pickled) - set(ours))
     if missing or extra:
-        raise PersistenceError(f'pickled {name} does not match ours: missing in the pickle {missing}, '
-                               f'not in ours {extra}')
+        raise PersistenceError(f'{prefix}pickled {name} does not match ours (absent from the pickle: '
+                               f'{_few(missing)}; unknown to us: {_few(extra)})')
     with torch.no_grad():
         for key, dst in ours.items():
             src = pickled[key]
-            if src.shape != dst.shape:
-                raise PersistenceError(f'pickled {name}: "{key}" has shape {list(src.shape)}, ours {list(dst.shape)}')
+            if tuple(src.shape) != tuple(dst.shape):
+                raise PersistenceError(f'{prefix}"{key}" has shape {list(src.shape)} in the pickle, '
+                                       f'{list(dst.shape)} in our {name}')
             dst.copy_(src)
+            if isinstance(dst, torch.nn.Parameter):
+                dst.requires_grad_(bool(src.requires_grad))
     obj.train(bool(state.get('training', True)))
     return obj
+
+
+def _few(names, limit=5):
+    """At most `limit` names for an error message, then how many more."""
+    if not names:
+        return 'none'
+    shown = ', '.join(names[:limit])
+    return shown if len(names) <= limit else f'{shown} and {len(names) - limit} more'
 
 
 def _pickled_tensors(state):

@@ -96,37 +96,14 @@ def load_network_pkl(f_or_path_or_url, allow_code_execution=False):
 
 def rebuild_on_our_class(pickled, what=None):
     """Construct our class for a PickledObject from its `_init_kwargs` and copy its tensors in by name."""
-    what = what or pickled.class_name
     cls = our_class(pickled.module_name, pickled.class_name)
-    state = pickled.state
-    args = state.get('_init_args', ())
-    kwargs = state.get('_init_kwargs', {})
     try:
-        with torch.random.fork_rng(devices=[]):  # Construction draws initial weights; keep the caller's RNG.
-            module = cls(*args, **kwargs)
-    except Exception as error:
-        raise LegacyPickleError(f'{what}: cannot build {pickled.class_name} from the pickled constructor '
-                                f'arguments ({type(error).__name__}: {_first_line(error)})') from error
-    if not isinstance(module, torch.nn.Module):
-        return module
-    pickled_tensors = dict(state_tensors(state))
-    our_tensors = dict(list(module.named_parameters()) + list(module.named_buffers()))
-    missing = sorted(set(our_tensors) - set(pickled_tensors))
-    extra = sorted(set(pickled_tensors) - set(our_tensors))
-    if missing or extra:
-        raise LegacyPickleError(f'{what}: pickled {pickled.class_name} does not match ours '
-                                f'(absent from the pickle: {_few(missing)}; unknown to us: {_few(extra)})')
-    with torch.no_grad():
-        for name, ours in our_tensors.items():
-            theirs = pickled_tensors[name]
-            if tuple(theirs.shape) != tuple(ours.shape):
-                raise LegacyPickleError(f'{what}: "{name}" has shape {list(theirs.shape)} in the pickle, '
-                                        f'{list(ours.shape)} in our {pickled.class_name}')
-            ours.copy_(theirs)
-            if isinstance(ours, torch.nn.Parameter):
-                ours.requires_grad_(bool(theirs.requires_grad))
-    module.train(bool(state.get('training', True)))
-    return module
+        return persistence.rebuild_from_state(cls, pickled.state, tensors=state_tensors(pickled.state),
+                                              what=what or pickled.class_name)
+    except LegacyPickleError:
+        raise
+    except persistence.PersistenceError as error:
+        raise LegacyPickleError(str(error)) from error.__cause__
 
 
 def our_class(module_name, class_name):
@@ -263,9 +240,6 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _few(names, limit=5):
-    shown = ', '.join(names[:limit]) if names else 'none'
-    return shown + (f' and {len(names) - limit} more' if len(names) > limit else '')
 
 #----------------------------------------------------------------------------
 # Command line: python -m training.legacy --source=OFFICIAL.pkl --dest=OURS.pkl
