@@ -74,6 +74,23 @@ def test_empty_report_registers_the_name_without_data():
     assert collector.num('Four/empty') == 0 and 'Four/empty' not in collector.as_dict()
 
 
+def test_a_nan_reported_once_does_not_poison_later_intervals():
+    name = 'Test/nan_once'
+    collector = training_stats.Collector(regex=name, keep_previous=False)
+    later = training_stats.Collector(regex=name, keep_previous=False)  # Created before the NaN as well.
+    training_stats.report(name, [float('nan'), 1.0])
+    collector.update()
+    assert math.isnan(collector.mean(name))
+    training_stats.report(name, [2.0, 4.0])
+    collector.update()
+    later.update()  # Saw both intervals since its last update: NaN as well, and only this once.
+    assert collector.num(name) == 2 and collector.mean(name) == 3.0
+    assert math.isnan(later.mean(name))
+    training_stats.report(name, [5.0])
+    later.update()
+    assert later.mean(name) == 5.0
+
+
 def test_as_dict_holds_num_mean_std_per_statistic():
     collector = training_stats.Collector(regex='Five/.*')
     training_stats.report('Five/a', [2.0, 4.0])

@@ -7,6 +7,7 @@
 """
 
 import re
+import weakref
 
 import numpy as np
 import torch
@@ -20,7 +21,7 @@ _counter_dtype = torch.float64    # Sums over a long run need double precision.
 _rank = 0                         # Set by init_multiprocessing.
 _sync_device = None               # Device for the cross-process reduction; None = no reduction.
 _counters = dict()                # name -> {device: moments tensor} since the last sync
-_cumulative = dict()              # name -> moments (CPU) summed over every sync so far
+_collectors = weakref.WeakSet()   # live Collectors; each sync hands its sums to all of them
 
 #----------------------------------------------------------------------------
 
@@ -60,9 +61,13 @@ def report0(name, value):
 #----------------------------------------------------------------------------
 
 def _sync(names):
-    """Fold the counters of `names` into their cumulative moments, summed over every process."""
+    """Move the counters of `names` into every live Collector's pending moments, summed over every process.
+
+    Each interval's sums are handed out as they are rather than as differences of running totals, so a
+    NaN or inf reported once shows in that interval only and never poisons later ones.
+    """
     if len(names) == 0:
-        return []
+        return
     device = _sync_device if _sync_device is not None else torch.device('cpu')
     deltas = torch.zeros([len(names), _num_moments], dtype=_counter_dtype, device=device)
     for idx, name in enumerate(names):
@@ -72,13 +77,10 @@ def _sync(names):
     if _sync_device is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(deltas)
     deltas = deltas.cpu()
-    result = []
-    for idx, name in enumerate(names):
-        if name not in _cumulative:
-            _cumulative[name] = torch.zeros([_num_moments], dtype=_counter_dtype)
-        _cumulative[name].add_(deltas[idx])
-        result.append((name, _cumulative[name]))
-    return result
+    for collector in list(_collectors):
+        for idx, name in enumerate(names):
+            pending = collector._pending  # pylint: disable=protected-access
+            pending[name] = pending[name] + deltas[idx] if name in pending else deltas[idx].clone()
 
 
 class Collector:
@@ -90,10 +92,11 @@ class Collector:
     ):
         self._regex = re.compile(regex)
         self._keep_previous = keep_previous
-        self._cumulative = dict()
-        self._moments = dict()
-        self.update()
+        self._pending = dict()   # name -> moments synced since this collector's last update
+        self._moments = dict()   # name -> moments of the last interval that had data
+        self.update()            # Everything reported before the collector existed is dropped.
         self._moments.clear()
+        _collectors.add(self)
 
     def names(self):
         """Names of all reported statistics that match the regex, sorted (the same order on every rank)."""
@@ -103,12 +106,13 @@ class Collector:
         """Take in everything reported since the last update (a collective call when multiprocessing)."""
         if not self._keep_previous:
             self._moments.clear()
-        for name, cumulative in _sync(self.names()):
-            previous = self._cumulative.setdefault(name, torch.zeros_like(cumulative))
-            delta = cumulative - previous
-            previous.copy_(cumulative)
-            if float(delta[0]) != 0:
+        names = self.names()
+        _sync(names)
+        for name in names:
+            delta = self._pending.pop(name, None)
+            if delta is not None and float(delta[0]) != 0:
                 self._moments[name] = delta
+        self._pending.clear()
 
     def _get(self, name):
         moments = self._moments.get(name, None)
