@@ -11,14 +11,6 @@ from tests.train_helpers import tiny_config, write_image_folder
 from training import train_launch
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Tiny convolutions gain nothing from a second thread, and on a shared 2-core machine an OpenMP team
-    # that waits for a busy core makes each one ~100x slower (measured: 0.3 ms -> 31 ms).
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope='module')
