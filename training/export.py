@@ -13,6 +13,7 @@ import click
 import torch
 
 import dnnlib
+from training import legacy
 
 FORMAT_NAME = 'squeezegan-weights-only'
 FORMAT_VERSION = 1
@@ -206,7 +207,6 @@ def read_weights_only(filename):
 
 def read_pickle(filename):
     """Networks from a snapshot or official stylegan2-ada pickle. Unpickling runs code from the file."""
-    from training import legacy
     try:
         with open(filename, 'rb') as f:
             networks = legacy.load_network_pkl(f)
@@ -256,12 +256,7 @@ def main(network_path, dest, overwrite):
     \b
     python -m training.export --network=network-snapshot-001000.pkl --dest=model.pt
     """
-    if os.path.isdir(dest):
-        raise click.BadParameter(f'{dest} is a folder; give a file name such as model.pt', param_hint='--dest')
-    if os.path.exists(network_path) and os.path.exists(dest) and os.path.samefile(network_path, dest):
-        raise click.BadParameter(f'{dest} is the source file; choose another name', param_hint='--dest')
-    if os.path.exists(dest) and not overwrite:
-        raise click.BadParameter(f'{dest} exists; pass --overwrite to replace it', param_hint='--dest')
+    legacy.check_dest(network_path, dest, overwrite, example='model.pt')
     try:
         networks = load_network(network_path, device='cpu')
         save_weights_only(networks, dest, source=network_path)

@@ -245,6 +245,16 @@ def _first_line(error):
 # Command line: python -m training.legacy --source=OFFICIAL.pkl --dest=OURS.pkl
 
 
+def check_dest(source, dest, overwrite, example):
+    """One-line click errors for a --dest that is a folder, the source itself, or an existing file without --overwrite."""
+    if os.path.isdir(dest):
+        raise click.BadParameter(f'{dest} is a folder; give a file name such as {example}', param_hint='--dest')
+    if os.path.exists(source) and os.path.exists(dest) and os.path.samefile(source, dest):
+        raise click.BadParameter(f'{dest} is the source file; choose another name', param_hint='--dest')
+    if os.path.exists(dest) and not overwrite:
+        raise click.BadParameter(f'{dest} exists; pass --overwrite to replace it', param_hint='--dest')
+
+
 @click.command()
 @click.option('--source', help='Network pickle to convert (path or URL)', required=True, metavar='PATH')
 @click.option('--dest',   help='Pickle to write, with our classes', required=True, metavar='FILE')
@@ -259,12 +269,7 @@ def convert_network_pickle(source, dest, overwrite):
     \b
     python -m training.legacy --source=ffhq.pkl --dest=ffhq-ours.pkl
     """
-    if os.path.isdir(dest):
-        raise click.BadParameter(f'{dest} is a folder; give a file name such as network.pkl', param_hint='--dest')
-    if os.path.exists(source) and os.path.exists(dest) and os.path.samefile(source, dest):
-        raise click.BadParameter(f'{dest} is the source file; choose another name', param_hint='--dest')
-    if os.path.exists(dest) and not overwrite:
-        raise click.BadParameter(f'{dest} exists; pass --overwrite to replace it', param_hint='--dest')
+    check_dest(source, dest, overwrite, example='network.pkl')
     try:
         data = load_network_pkl(source)
     except Exception as error:  # Unpickling a damaged or foreign file raises almost any type.
