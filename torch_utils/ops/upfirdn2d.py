@@ -111,22 +111,19 @@ def cuda_config(plugin, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
 
 def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
-    """The reference: zero insertion, pad/crop, depthwise conv2d, strided slicing."""
+    """The reference: strided transposed conv (upsampling) or pad/crop + depthwise conv2d, then strided slicing."""
     assert isinstance(x, torch.Tensor) and x.ndim == 4
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert isinstance(f, torch.Tensor) and f.ndim in (1, 2) and f.dtype == torch.float32
-    batch_size, num_channels, in_height, in_width = x.shape
+    num_channels = x.shape[1]
     upx, upy = _pair(up, 'up')
     downx, downy = _pair(down, 'down')
     padx0, padx1, pady0, pady1 = _parse_padding(padding)
     assert upx >= 1 and upy >= 1 and downx >= 1 and downy >= 1
 
-    # Zero insertion.
     if upx > 1 or upy > 1:
-        x = x.reshape([batch_size, num_channels, in_height, 1, in_width, 1])
-        x = torch.nn.functional.pad(x, [0, upx - 1, 0, 0, 0, upy - 1])
-        x = x.reshape([batch_size, num_channels, in_height * upy, in_width * upx])
+        return _upsample_by_transposed_conv(x, f, upx, upy, padx0, padx1, pady0, pady1, flip_filter, gain)[:, :, ::downy, ::downx]
 
     # Pad with zeros (positive) and crop (negative).
     x = torch.nn.functional.pad(x, [max(padx0, 0), max(padx1, 0), max(pady0, 0), max(pady1, 0)])
@@ -146,6 +143,37 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
 
     # Decimation.
     return x[:, :, ::downy, ::downx]
+
+
+def _upsample_by_transposed_conv(x, f, upx, upy, padx0, padx1, pady0, pady1, flip_filter, gain):
+    """Upsample + pad + filter as one strided transposed conv: no multiplications by inserted zeros.
+
+    conv_transpose2d with stride `up` is the full true convolution of the zero-inserted image with f,
+    of size (H-1)*up + K; the upfirdn2d output is its window starting at K-1-pad0, zero-extended where
+    the padding reaches past it. That is up*up times fewer multiply-adds than filtering the zeros.
+    """
+    num_channels, in_height, in_width = x.shape[1:]
+    f = f * (gain ** (f.ndim / 2))
+    f = f.to(x.dtype)
+    if flip_filter:  # conv_transpose2d already convolves (flips); flip_filter asks for correlation.
+        f = f.flip(list(range(f.ndim)))
+    if f.ndim == 2:
+        kh, kw = f.shape
+        y = torch.nn.functional.conv_transpose2d(x, f[None, None].repeat([num_channels, 1, 1, 1]), stride=(upy, upx), groups=num_channels)
+    else:
+        kh = kw = f.shape[0]
+        f = f[None, None].repeat([num_channels, 1, 1])
+        y = torch.nn.functional.conv_transpose2d(x, f.unsqueeze(2), stride=(1, upx), groups=num_channels)
+        y = torch.nn.functional.conv_transpose2d(y, f.unsqueeze(3), stride=(upy, 1), groups=num_channels)
+    out_height = in_height * upy + pady0 + pady1 - kh + 1
+    out_width = in_width * upx + padx0 + padx1 - kw + 1
+    assert out_height >= 1 and out_width >= 1, 'upfirdn2d: padding crops the whole image'
+    top, left = kh - 1 - pady0, kw - 1 - padx0
+    extend = [max(-left, 0), max(left + out_width - y.shape[3], 0), max(-top, 0), max(top + out_height - y.shape[2], 0)]
+    if any(extend):
+        y = torch.nn.functional.pad(y, extend)
+        top, left = top + extend[2], left + extend[0]
+    return y[:, :, top : top + out_height, left : left + out_width]
 
 #----------------------------------------------------------------------------
 
