@@ -36,12 +36,8 @@ def kernel_distance(real_features, gen_features, num_subsets, max_subset_size, r
 
 def compute_kid(opts, max_real, num_gen, num_subsets, max_subset_size):
     """KID between up to `max_real` dataset images and `num_gen` generated images."""
-    real_features = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector=detectors.INCEPTION, detector_kwargs=DETECTOR_KWARGS,
-        capture_all=True, max_items=max_real).get_all()
-    gen_features = metric_utils.compute_feature_stats_for_generator(
-        opts, detector=detectors.INCEPTION, detector_kwargs=DETECTOR_KWARGS,
-        capture_all=True, max_items=num_gen).get_all()
+    real_features, gen_features = metric_utils.compute_all_features(
+        opts, detectors.INCEPTION, DETECTOR_KWARGS, max_real=max_real, num_gen=num_gen)
     if opts.rank != 0:
         return float('nan')
     _z_rng, subset_rng = opts.random_streams(salt=2)

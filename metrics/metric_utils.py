@@ -235,3 +235,12 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_ite
         stats.append(gather_rows(features, opts.num_gpus).cpu().numpy())
         progress.update(stats.num_items)
     return stats
+
+
+def compute_all_features(opts, detector, detector_kwargs, max_real, num_gen):
+    """(real, generated) feature arrays, every row kept: what KID and precision/recall compare."""
+    real = compute_feature_stats_for_dataset(opts, detector=detector, detector_kwargs=detector_kwargs,
+                                             capture_all=True, max_items=max_real).get_all()
+    gen = compute_feature_stats_for_generator(opts, detector=detector, detector_kwargs=detector_kwargs,
+                                              capture_all=True, max_items=num_gen).get_all()
+    return real, gen

@@ -50,12 +50,8 @@ def precision_recall(real_features, gen_features, nhood_size, batch_size=10000, 
 
 def compute_pr(opts, max_real, num_gen, nhood_size, batch_size=10000):
     """(precision, recall) between up to `max_real` dataset images and `num_gen` generated images."""
-    real_features = metric_utils.compute_feature_stats_for_dataset(
-        opts, detector=detectors.VGG16, detector_kwargs=DETECTOR_KWARGS,
-        capture_all=True, max_items=max_real).get_all()
-    gen_features = metric_utils.compute_feature_stats_for_generator(
-        opts, detector=detectors.VGG16, detector_kwargs=DETECTOR_KWARGS,
-        capture_all=True, max_items=num_gen).get_all()
+    real_features, gen_features = metric_utils.compute_all_features(
+        opts, detectors.VGG16, DETECTOR_KWARGS, max_real=max_real, num_gen=num_gen)
     if opts.rank != 0:
         return float('nan'), float('nan')
     return precision_recall(real_features, gen_features, nhood_size, batch_size, device=opts.device)

@@ -1,6 +1,5 @@
 """Detector lookup and offline errors, the dataset statistics cache, and calc_metric end to end on stand-ins."""
 
-import json
 import os
 
 import numpy as np
