@@ -111,19 +111,25 @@ class InfiniteSampler(torch.utils.data.Sampler):
 
     def __iter__(self):
         order = np.arange(len(self.dataset))
-        rnd = None
         window = 0
         if self.shuffle:
             rnd = np.random.RandomState(self.seed)
             rnd.shuffle(order)
             window = int(np.rint(order.size * self.window_size))
+        order = order.tolist()  # Python lists swap far faster than numpy scalars; resuming replays every swap.
+        size = len(order)
+        offsets = iter(())
         idx = 0
         while True:
-            i = idx % order.size
+            i = idx % size
             if idx >= self.start_index and idx % self.num_replicas == self.rank:
-                yield int(order[i])
+                yield order[i]
             if window >= 2:
-                j = (i - rnd.randint(window)) % order.size
+                offset = next(offsets, None)
+                if offset is None:  # Drawn in blocks: the same numbers as one randint call per step.
+                    offsets = iter(rnd.randint(window, size=4096).tolist())
+                    offset = next(offsets)
+                j = (i - offset) % size
                 order[i], order[j] = order[j], order[i]
             idx += 1
 
