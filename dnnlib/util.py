@@ -179,14 +179,6 @@ def construct_class_by_name(*args, class_name=None, **kwargs):
         raise ValueError('construct_class_by_name: class_name is required')
     return call_func_by_name(*args, func_name=class_name, **kwargs)
 
-
-def get_top_level_function_name(obj):
-    """Dotted name 'module.function' of a top-level function, so it can be stored in a config."""
-    module = obj.__module__
-    if module == '__main__':
-        module = os.path.splitext(os.path.basename(sys.modules[module].__file__))[0]
-    return f'{module}.{obj.__name__}'
-
 #----------------------------------------------------------------------------
 # URLs and the download cache.
 
