@@ -187,3 +187,13 @@ def test_main_module_name_is_trusted_only_when_its_source_matches(toy):
     meta['module_name'] = '__main__'
     with pytest.raises(persistence.PersistenceError, match="'Scaler' from module '__main__'"):
         pickle.loads(_pickle_official_style(meta))
+
+
+def test_pickle_naming_a_moved_module_loads_from_its_new_home(toy):
+    meta = _official_meta(toy, 'Scaler')
+    meta['module_name'] = f'{toy.__name__}_old_home'
+    with pytest.raises(persistence.PersistenceError, match='no installed module provides it'):
+        pickle.loads(_pickle_official_style(meta))
+    persistence.module_moved(meta['module_name'], toy.__name__)
+    obj = pickle.loads(_pickle_official_style(meta))
+    assert type(obj) is toy.Scaler and torch.equal(obj.weight, toy.Scaler(*meta['state']['_init_args']).weight)

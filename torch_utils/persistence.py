@@ -39,6 +39,7 @@ _decorator_of = dict()          # Original class -> its persistent subclass, so 
 _import_hooks = []              # Permanent meta rewriters registered with import_hook().
 _source_of_module = dict()      # Module name -> source text.
 _module_of_source = dict()      # Source text -> module (modules we know, or that we executed).
+_moved_modules = dict()         # Module name written into older pickles -> the module that holds its classes now.
 
 # Scoped settings for loading, set only by the context managers below (no process-wide flags).
 _class_resolvers = contextvars.ContextVar('persistence_class_resolvers', default=())
@@ -116,6 +117,15 @@ def allow_source_execution():
 
 
 allow_code_execution = allow_source_execution  # Earlier name of the same switch.
+
+
+def module_moved(old_name, new_name):
+    """Pickles whose meta names module `old_name` find their classes in module `new_name` instead.
+
+    For a package that reorganises its modules: register the old names in the package's __init__,
+    which Python imports before it finds that the old module is gone, so a plain pickle.load works too.
+    """
+    _moved_modules[old_name] = new_name
 
 
 def defined_names(module_src):
@@ -319,7 +329,8 @@ def _resolve_class(meta):
     1. resolvers active through class_resolver() (innermost first); when none is active and the pickle
        comes from another project, the DEFAULT_RESOLVER_NAMES (official stylegan2-ada classes -> ours);
     2. meta.module_name, when that module is importable ('__main__' only when its source matches,
-       since every script is '__main__'); a module of ours that changed since is used as it is now;
+       since every script is '__main__'), or the module it moved to (module_moved); a module of ours
+       that changed since is used as it is now;
     3. a module we already know with exactly this source (e.g. one executed earlier in this process);
     4. inside allow_source_execution(): execute module_src in a fresh module (once per source).
     Otherwise a PersistenceError says how to load the file.
@@ -362,6 +373,8 @@ def _import_named_module(module_name, module_src):
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name is not None and (module_name == error.name or module_name.startswith(error.name + '.')):
+            if module_name in _moved_modules:  # Importing failed after the package registered its moves.
+                return importlib.import_module(_moved_modules[module_name])
             return None  # The module itself is not installed here.
         raise  # It exists but one of its own imports is missing: say so.
     if module_name == '__main__' and _module_source(module, missing_ok=True) != module_src:
