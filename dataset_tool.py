@@ -8,9 +8,9 @@ import sys
 
 import click
 
-from training.dataset_sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, convert_mode, open_source
-from training.dataset_transforms import RESIZE_FILTERS, TRANSFORMS, check_output_size, is_power_of_two, make_transform
-from training.dataset_writer import DatasetWriter, DestinationError
+from training.dataset.sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, convert_mode, open_source
+from training.dataset.transforms import RESIZE_FILTERS, TRANSFORMS, check_output_size, is_power_of_two, make_transform
+from training.dataset.writer import DatasetWriter, DestinationError
 
 #----------------------------------------------------------------------------
 

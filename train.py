@@ -6,10 +6,10 @@ import os
 import click
 import torch
 
-from training import config as training_config
-from training import train_launch
-from training import train_run_dir
-from training import training_loop
+from training.run import config as run_config
+from training.run import launch as run_launch
+from training.run import resume as run_resume
+from training.run import run_dir as run_dirs
 
 #----------------------------------------------------------------------------
 
@@ -78,24 +78,24 @@ def main(**options):
     torchrun --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py --outdir=runs --data=...
     """
     dry_run = options.pop('dry_run')
-    rank = train_launch.torchrun_rank(os.environ)
+    rank = run_launch.torchrun_rank(os.environ)
     if options['device'] is None and not torch.cuda.is_available():
         if rank is None or rank[0] == 0:
             click.echo('No CUDA device found: training on the CPU (pass --device=cpu to silence this notice).', err=True)
     try:
-        config = training_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available())
-    except training_config.ConfigError as exc:
+        config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available())
+    except run_config.ConfigError as exc:
         raise click.UsageError(str(exc))
 
     if dry_run:
-        config.run_dir = os.path.join(config.outdir, f'{train_run_dir.next_run_id(config.outdir):05d}-{config.run_desc}')
+        config.run_dir = os.path.join(config.outdir, f'{run_dirs.next_run_id(config.outdir):05d}-{config.run_desc}')
         _print_config(config)
         click.echo(f'Dry run: would train in {config.run_dir}; exiting.', err=True)
         return
 
     try:
-        train_launch.start(config)
-    except training_loop.ResumeError as exc:
+        run_launch.start(config)
+    except run_resume.ResumeError as exc:
         raise click.ClickException(str(exc))
 
 

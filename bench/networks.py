@@ -70,11 +70,11 @@ def measure(arch, resolution, batch, repeats, device):
     """One config, in this process: dict of parameter counts, times (s) and peak memory (MiB) per pass."""
     import torch  # pylint: disable=import-outside-toplevel
     from training.networks import Discriminator, Generator  # pylint: disable=import-outside-toplevel
-    from training.networks_summary import load_preset, network_kwargs  # pylint: disable=import-outside-toplevel
+    from training.networks.__main__ import preset_networks_kwargs  # pylint: disable=import-outside-toplevel
 
     g_arch, ratio = ARCHS[arch]
-    preset = load_preset(PRESET_OF_RESOLUTION[resolution])
-    g_kwargs, d_kwargs = network_kwargs(preset, resolution, g_arch, squeeze_ratio=ratio or 8)
+    squeeze = dict(squeeze_ratio=ratio or 8) if g_arch == 'squeeze' else {}
+    g_kwargs, d_kwargs = preset_networks_kwargs(PRESET_OF_RESOLUTION[resolution], resolution, g_arch=g_arch, **squeeze)
     torch.manual_seed(0)
     G = Generator(**g_kwargs).to(device).train().requires_grad_(True)
     D = Discriminator(**d_kwargs).to(device).train().requires_grad_(True)

@@ -20,7 +20,7 @@ import numpy as np
 import PIL.Image
 import torch
 
-from training import config as training_config
+from training.run import config as training_config
 from training import training_loop
 
 

@@ -101,18 +101,3 @@ def test_assert_shape_accepts_wildcards_and_names_the_wrong_dimension():
         misc.assert_shape(x, [None, 5, 4])
     with pytest.raises(AssertionError, match='number of dimensions'):
         misc.assert_shape(x, [2, 3])
-
-
-def test_print_module_summary_returns_outputs_and_counts_parameters(capsys):
-    net = _net(3).eval()
-    out = misc.print_module_summary(net, [torch.zeros(5, 2)])
-    assert out.shape == (5, 3)
-    total_line = [line for line in capsys.readouterr().out.splitlines() if line.startswith('Total')][0]
-    assert total_line.split()[1] == str(sum(p.numel() for p in net.parameters()))
-
-
-def test_ddp_sync_is_a_no_op_for_plain_modules():
-    net = _net()
-    with misc.ddp_sync(net, sync=False):
-        net(torch.zeros(2, 2)).sum().backward()
-    assert net[0].weight.grad is not None

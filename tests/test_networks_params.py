@@ -7,8 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from training.networks import Discriminator, Generator
-from training import networks_summary
-from training.networks_summary import load_preset, network_kwargs
+from training.networks import __main__ as networks_cli
 
 # stylegan2-ada-pytorch at --cfg=paper256 (channel_base 16384, channel_max 512, 8 mapping layers),
 # worked out from its layer shapes (w_dim 512; channels 512 at 4..32, 256, 128, 64 at 64..256):
@@ -27,7 +26,8 @@ def _count(module):
 
 
 def _paper256(g_arch, squeeze_ratio=8):
-    return network_kwargs(load_preset('paper256'), 256, g_arch, squeeze_ratio=squeeze_ratio)
+    squeeze = dict(squeeze_ratio=squeeze_ratio) if g_arch == 'squeeze' else {}
+    return networks_cli.preset_networks_kwargs('paper256', 256, g_arch=g_arch, **squeeze)
 
 
 @pytest.mark.slow
@@ -78,7 +78,7 @@ def test_summary_command_prints_counts_and_a_row_per_block():
     (['--resolution', '48'], '48 is not a power of two'),
 ])
 def test_summary_command_rejects_bad_input_in_one_line(args, message):
-    result = CliRunner().invoke(networks_summary.main, ['--summary', *args])
+    result = CliRunner().invoke(networks_cli.main, ['--summary', *args])
     assert result.exit_code == 2
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

@@ -1,14 +1,19 @@
 """Networks pickle with their constructor arguments and come back identical; names match stylegan2-ada-pytorch."""
 
 import copy
+import os
 import pickle
 
 import pytest
 import torch
 
+import training
+from tests import core_helpers
 from tests.networks_helpers import latents, randomize_trainable_zeros, tiny_discriminator, tiny_generator
 from torch_utils import persistence
 from training import networks
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 @pytest.mark.parametrize('arch', ['skip', 'squeeze'])
@@ -62,3 +67,36 @@ def test_resnet_discriminator_names_are_stylegan2_ada_names():
                  'mapping.fc0.weight', 'b4.conv.weight', 'b4.fc.weight', 'b4.out.weight', 'b4.out.bias']:
         assert name in names, name
     assert 'b8.fromrgb.weight' not in names and 'b16.skip.bias' not in names
+
+
+def _pickle_under_module_names_before_the_networks_package(module):
+    """Bytes of a pickle of `module` whose meta names the flat modules snapshots named before training/networks/."""
+    old_names = {new: old for old, new in training.MOVED_MODULES.items()}
+    classes = {type(m) for m in module.modules() if persistence.is_persistent(m)}
+    saved = {cls: cls._orig_module_name for cls in classes}
+    try:
+        for cls in classes:
+            cls._orig_module_name = old_names.get(cls._orig_module_name, cls._orig_module_name)
+        return pickle.dumps(module)
+    finally:
+        for cls, name in saved.items():
+            cls._orig_module_name = name
+
+
+@pytest.mark.parametrize('arch', ['skip', 'squeeze'])
+def test_snapshot_naming_the_old_flat_modules_loads_in_a_fresh_process(tmp_path, arch):
+    G = randomize_trainable_zeros(tiny_generator(arch)).eval()
+    data = _pickle_under_module_names_before_the_networks_package(G)
+    assert b'training.networks_generator' in data and b'training.networks.generator' not in data
+    (tmp_path / 'old.pkl').write_bytes(data)
+    z, c = latents()
+    torch.save(dict(z=z, c=c), tmp_path / 'inputs.pt')
+    result = core_helpers.run_python(f'''
+        import json, pickle, torch
+        G = pickle.load(open({str(tmp_path / 'old.pkl')!r}, 'rb'))
+        inputs = torch.load({str(tmp_path / 'inputs.pt')!r})
+        img = G(inputs['z'], inputs['c'], noise_mode='const')
+        print(json.dumps(dict(module=type(G).__module__, img=img.flatten().tolist())))
+    ''', cwd=REPO_ROOT)
+    assert result['module'] == 'training.networks.generator'
+    assert result['img'] == G(z, c, noise_mode='const').flatten().tolist()

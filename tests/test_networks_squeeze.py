@@ -5,7 +5,6 @@ import torch
 
 from tests.networks_helpers import latents, randomize_trainable_zeros, tiny_generator
 from torch_utils.ops import upfirdn2d
-from training.networks_squeeze import SQUEEZE_ABLATIONS
 
 
 def test_squeeze_block_layers_have_paper_widths():
@@ -36,7 +35,7 @@ def test_first_block_is_stylegan2_4x4_block():
 def test_last_block_ends_at_the_torgb_input(ablation, last_block_convs):
     G = tiny_generator('squeeze', squeeze_ablation=ablation)
     assert list(G.synthesis.b16.stages) == last_block_convs
-    assert G.synthesis.b16.num_conv == len(last_block_convs)
+    assert G.synthesis.b16.num_conv_ws == len(last_block_convs)
 
 
 @pytest.mark.parametrize('ablation, torgb_channels, has_blend', [
@@ -85,9 +84,6 @@ def test_bad_squeeze_settings_are_rejected_with_accepted_values(bad, message):
     with pytest.raises(ValueError, match=message):
         tiny_generator('squeeze', **bad)
 
-
-def test_squeeze_ablation_names_match_the_paper_figures():
-    assert SQUEEZE_ABLATIONS == ('none', 'no_blend', 'torgb_before_squeeze', 'torgb_after_excitation')
 
 #----------------------------------------------------------------------------
 # Eq. 7: summing per-resolution ToRGB outputs = one 1x1 projection of the concatenated, upsampled,

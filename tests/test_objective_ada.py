@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from torch_utils import training_stats
-from training.ada import AdaController
+from training.augment.ada import AdaController
 from training.augment import AugmentPipe
 
 STEP = 64 * 4 / (100 * 1000)  # batch_size * interval / (ada_kimg * 1000) for the controllers below.

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training import augment_matrices
+from training.augment import matrices as augment_matrices
 from training.augment import AugmentPipe, augpipe_specs
 
 SWITCHES = ['xflip', 'rotate90', 'xint', 'scale', 'rotate', 'aniso', 'xfrac', 'brightness', 'contrast',

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from torch_utils import training_stats
-from training.ada import AdaController
+from training.augment.ada import AdaController
 from training.augment import AugmentPipe, augpipe_specs
 from training.loss import StyleGAN2Loss
 from tests import objective_helpers as helpers

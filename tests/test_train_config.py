@@ -6,9 +6,9 @@ import os
 import pytest
 
 from tests.train_helpers import tiny_options, write_image_folder
-from training import config as training_config
-from training import train_run_dir
-from training.config import ConfigError, resolve_config
+from training.run import config as training_config
+from training.run import run_dir as train_run_dir
+from training.run.config import ConfigError, resolve_config
 
 
 @pytest.fixture(scope='module')
@@ -97,7 +97,7 @@ def test_ada_defaults_and_fixed_probability(tmp_path, data16):
 
 def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
     config = resolve_config(tiny_options(tmp_path, data16), env={'WORLD_SIZE': '2', 'RANK': '1'})
-    assert config.num_gpus == 2 and config.batch_gpu == 2
+    assert config.num_processes == 2 and config.batch_gpu == 2
 
 
 @pytest.mark.parametrize('overrides, message', [

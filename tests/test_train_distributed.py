@@ -21,7 +21,7 @@ def test_two_process_gloo_run_under_torchrun(tmp_path):
         import os, sys
         sys.path.insert(0, {REPO_ROOT!r})
         from tests.train_helpers import tiny_config
-        from training import train_launch
+        from training.run import launch as train_launch
         config = tiny_config({str(tmp_path / 'runs')!r}, {data!r}, env=os.environ, kimg=0.008, tick=0.004)
         train_launch.start(config)
     '''))
@@ -33,7 +33,7 @@ def test_two_process_gloo_run_under_torchrun(tmp_path):
     assert len(runs) == 1 and runs[0].startswith('00000-tiny16-auto2-skip')  # Rank 0 alone made a run directory.
     run_dir = tmp_path / 'runs' / runs[0]
     options = json.loads((run_dir / 'training_options.json').read_text())
-    assert options['num_gpus'] == 2 and options['batch_gpu'] == 2
+    assert options['num_processes'] == 2 and options['batch_gpu'] == 2
     ticks = [json.loads(line) for line in (run_dir / 'stats.jsonl').read_text().splitlines()]
     assert ticks[-1]['Progress/kimg']['mean'] == pytest.approx(0.008)
     # Losses are reduced over both ranks: each rank's 2 samples per step count in the tick's statistics.

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.train_helpers import tiny_config, write_image_folder
-from training import train_launch
+from training.run import launch as train_launch
 
 
 

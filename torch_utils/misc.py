@@ -1,4 +1,4 @@
-"""Reusable PyTorch helpers: cached constants, shape checks, parameter copying, DDP checks, module summaries, an infinite sampler."""
+"""Reusable PyTorch helpers: cached constants, shape checks, parameter copying, a DDP consistency check, an infinite sampler."""
 
 import contextlib
 import re
@@ -7,7 +7,6 @@ import warnings
 import numpy as np
 import torch
 
-import dnnlib
 
 #----------------------------------------------------------------------------
 # Constants built once per (value, shape, dtype, device, memory format) instead of on every call.
@@ -166,18 +165,7 @@ def copy_params_and_buffers(src_module, dst_module, require_all=False):
         tensor.copy_(src.detach()).requires_grad_(tensor.requires_grad)
 
 #----------------------------------------------------------------------------
-# Distributed data parallel helpers.
-
-@contextlib.contextmanager
-def ddp_sync(module, sync):
-    """Within the block, let a DDP module all-reduce gradients only when `sync` is true (gradient accumulation)."""
-    assert isinstance(module, torch.nn.Module)
-    if sync or not isinstance(module, torch.nn.parallel.DistributedDataParallel):
-        yield
-    else:
-        with module.no_sync():
-            yield
-
+# Distributed helpers.
 
 def check_ddp_consistency(module, ignore_regex=None):
     """Assert that every parameter and buffer is identical on all ranks (catches un-synchronised state)."""
@@ -193,75 +181,5 @@ def check_ddp_consistency(module, ignore_regex=None):
         torch.distributed.broadcast(tensor=other, src=0)
         if not (tensor == other).all():
             raise AssertionError(f'{fullname} differs between rank 0 and rank {torch.distributed.get_rank()}')
-
-#----------------------------------------------------------------------------
-# A table of submodules with their parameter counts and output shapes.
-
-def print_module_summary(module, inputs, max_nesting=3, skip_redundant=True):
-    """Run `module(*inputs)` once and print each submodule's parameters, buffers, output shape and dtype.
-
-    Returns the module's outputs.
-    """
-    assert isinstance(module, torch.nn.Module)
-    assert not isinstance(module, torch.jit.ScriptModule)
-    assert isinstance(inputs, (tuple, list))
-
-    entries = []
-    nesting = [0]
-
-    def pre_hook(_mod, _inputs):
-        nesting[0] += 1
-
-    def post_hook(mod, _inputs, outputs):
-        nesting[0] -= 1
-        if nesting[0] <= max_nesting:
-            outputs = list(outputs) if isinstance(outputs, (tuple, list)) else [outputs]
-            outputs = [t for t in outputs if isinstance(t, torch.Tensor)]
-            entries.append(dnnlib.EasyDict(mod=mod, outputs=outputs))
-
-    hooks = [m.register_forward_pre_hook(pre_hook) for m in module.modules()]
-    hooks += [m.register_forward_hook(post_hook) for m in module.modules()]
-    try:
-        outputs = module(*inputs)
-    finally:
-        for hook in hooks:
-            hook.remove()
-
-    # Attribute each tensor to the first (innermost-finished) module that owns it.
-    seen = set()
-    for entry in entries:
-        entry.unique_params = [t for t in entry.mod.parameters() if id(t) not in seen]
-        entry.unique_buffers = [t for t in entry.mod.buffers() if id(t) not in seen]
-        entry.unique_outputs = [t for t in entry.outputs if id(t) not in seen]
-        seen |= {id(t) for t in entry.unique_params + entry.unique_buffers + entry.unique_outputs}
-    if skip_redundant:
-        entries = [e for e in entries if len(e.unique_params) or len(e.unique_buffers) or len(e.unique_outputs)]
-
-    names = {mod: name for name, mod in module.named_modules()}
-    rows = [[type(module).__name__, 'Parameters', 'Buffers', 'Output shape', 'Datatype'], ['---'] * 5]
-    total_params = total_buffers = 0
-    for entry in entries:
-        name = '<top-level>' if entry.mod is module else names[entry.mod]
-        num_params = sum(t.numel() for t in entry.unique_params)
-        num_buffers = sum(t.numel() for t in entry.unique_buffers)
-        shapes = [str(list(t.shape)) for t in entry.outputs]
-        dtypes = [str(t.dtype).split('.')[-1] for t in entry.outputs]
-        rows.append([name + (':0' if len(entry.outputs) >= 2 else ''),
-                     str(num_params) if num_params else '-',
-                     str(num_buffers) if num_buffers else '-',
-                     (shapes + ['-'])[0],
-                     (dtypes + ['-'])[0]])
-        for idx in range(1, len(entry.outputs)):
-            rows.append([name + f':{idx}', '-', '-', shapes[idx], dtypes[idx]])
-        total_params += num_params
-        total_buffers += num_buffers
-    rows += [['---'] * 5, ['Total', str(total_params), str(total_buffers), '-', '-']]
-
-    widths = [max(len(cell) for cell in column) for column in zip(*rows)]
-    print()
-    for row in rows:
-        print('  '.join(cell + ' ' * (width - len(cell)) for cell, width in zip(row, widths)))
-    print()
-    return outputs
 
 #----------------------------------------------------------------------------

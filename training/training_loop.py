@@ -1,7 +1,7 @@
 """The training loop, in named steps: build, restore, train one step, end a tick, snapshot, evaluate."""
 
 # training_loop(config, rank, device) runs one process of a run; train.py resolves `config`
-# (training/config.py) and training/train_launch.py starts one process per GPU. Ranks exchange gradients
+# (training/run/config.py) and training/run/launch.py starts one process per GPU. Ranks exchange gradients
 # with one all-reduce per phase (no DDP wrapper), so the same code serves 1 process, N local processes
 # and torchrun across nodes. Only rank 0 writes files. Everything that changes during the run lives in
 # the `Run` object below; nothing is kept at module level.
@@ -16,10 +16,11 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import training_stats
-from training import ada as training_ada
 from training import loss as training_loss
-from training import train_report
-from training import train_snapshot
+from training.augment import ada as training_ada
+from training.run import report as run_report
+from training.run import resume as run_resume
+from training.run import snapshot as run_snapshot
 
 #----------------------------------------------------------------------------
 # Build.
@@ -27,11 +28,11 @@ from training import train_snapshot
 def build_data(config, rank, start_index):
     """(dataset, infinite iterator of (images, labels) for this rank's share of one batch)."""
     training_set = dnnlib.util.construct_class_by_name(**config.training_set_kwargs)
-    sampler = misc.InfiniteSampler(dataset=training_set, rank=rank, num_replicas=config.num_gpus,
+    sampler = misc.InfiniteSampler(dataset=training_set, rank=rank, num_replicas=config.num_processes,
                                    seed=config.random_seed, start_index=start_index)
     loader_kwargs = {k: v for k, v in config.data_loader_kwargs.items() if v is not None}
     loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler,
-                                         batch_size=config.batch_size // config.num_gpus, **loader_kwargs)
+                                         batch_size=config.batch_size // config.num_processes, **loader_kwargs)
     return training_set, iter(loader)
 
 
@@ -73,64 +74,13 @@ def build_phases(config, nets, device):
     return loss, phases
 
 
-def broadcast_networks(nets, num_gpus):
+def broadcast_networks(nets, num_processes):
     """Make every rank start from rank 0's parameters and buffers."""
-    if num_gpus > 1:
+    if num_processes > 1:
         for module in nets.values():
             if module is not None:
                 for tensor in misc.params_and_buffers(module):
                     torch.distributed.broadcast(tensor, src=0)
-
-#----------------------------------------------------------------------------
-# Restore.
-
-class ResumeError(ValueError):
-    """--resume names something that cannot be loaded; the message is one line naming it."""
-
-
-def restore(run, config):
-    """Load --resume: exact continuation from our snapshot + companion, or weights only (transfer learning)."""
-    if not config.resume_pkl:
-        return None
-    from training import export, transfer  # pylint: disable=import-outside-toplevel
-    state = None
-    if config.resume_state:
-        try:
-            state = train_snapshot.load_resume_state(config.resume_state)
-        except ValueError as exc:
-            raise ResumeError(f'--resume: {exc}') from None
-        mismatch = train_snapshot.resume_mismatch(state, config)
-        if set(mismatch) & set(train_snapshot.NETWORK_KEYS):
-            run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
-            state = None
-        elif mismatch:
-            run.log(f'Continuing with the resume state, but not bit-exactly: {", ".join(mismatch)} differ from the resumed run.')
-    run.log(f'Resuming from "{config.resume_pkl}"')
-    try:
-        resumed = export.load_network(config.resume_pkl, device='cpu')
-    except (OSError, ValueError) as exc:
-        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ResumeError(f'--resume={config.resume_pkl}: {first_line}') from None
-    for name in ('G', 'D', 'G_ema'):
-        if resumed.get(name) is None:
-            run.log(f'  {name}: not in the resumed file, keeps its fresh initialisation')
-        elif state is not None:
-            misc.copy_params_and_buffers(resumed[name], run.nets[name], require_all=True)
-        else:
-            run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
-    if state is None:
-        return None
-    if run.ada is not None and state['ada'] is not None:
-        run.ada.load_state_dict(state['ada'])
-    for name, opt in run.opts.items():
-        opt.load_state_dict(state['optimizers'][name])
-    run.loss.load_state_dict(state['loss'])
-    run.progress.update(state['progress'])  # Saved at the end of a tick; this run starts the next one.
-    run.progress.cur_tick += 1
-    run.progress.tick_start_nimg = run.progress.cur_nimg
-    run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
-            f'loss state, augment p {run.augment_p():.3f}, ADA accumulator and RNG states restored')
-    return state
 
 #----------------------------------------------------------------------------
 # The run.
@@ -139,14 +89,14 @@ class Run:
     """The state of one process of a training run, built by `training_loop`; step methods mutate it."""
 
     def __init__(self,
-        config,     # Resolved config (training/config.py) with run_dir.
+        config,     # Resolved config (training/run/config.py) with run_dir.
         rank,       # This process's rank; only rank 0 writes files.
         device,     # torch.device this process trains on.
     ):
         self.config = config
         self.rank = rank
         self.device = device
-        self.np_random = np.random.RandomState(config.random_seed * config.num_gpus + rank)
+        self.np_random = np.random.RandomState(config.random_seed * config.num_processes + rank)
         self.progress = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0)
         self.run_dir = config.run_dir if rank == 0 else None
 
@@ -165,7 +115,7 @@ class Run:
         real_img, real_c = next(self.data_iter)
         real_img = (real_img.to(self.device).to(torch.float32) / 127.5 - 1).split(c.batch_gpu)
         real_c = real_c.to(self.device).split(c.batch_gpu)
-        per_rank = c.batch_size // c.num_gpus
+        per_rank = c.batch_size // c.num_processes
         for phase in self.phases:
             gen_z = torch.randn([per_rank, self.nets.G.z_dim], device=self.device)
             labels = [self.training_set.get_label(self.np_random.randint(len(self.training_set))) for _ in range(per_rank)]
@@ -192,9 +142,9 @@ class Run:
         if not params:
             return
         flat = torch.cat([param.grad.flatten() for param in params])
-        if self.config.num_gpus > 1:
+        if self.config.num_processes > 1:
             torch.distributed.all_reduce(flat)
-            flat /= self.config.num_gpus
+            flat /= self.config.num_processes
         torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
         for param, grad in zip(params, flat.split([param.numel() for param in params])):
             param.grad = grad.reshape(param.shape)
@@ -228,19 +178,19 @@ class Run:
         """Status line, snapshot and metrics when due, stats.jsonl and TensorBoard; starts the next tick."""
         c, p = self.config, self.progress
         self.timing.tick_end = time.time()
-        self.log(train_report.status_line(p, self.timing, self.device, self.augment_p()))
+        self.log(run_report.status_line(p, self.timing, self.device, self.augment_p()))
         if done:
             self.log('Training done.')
         # RNG states are taken before anything else runs, and put back afterwards, so that grids and metrics
         # draw nothing from the generators the next step uses: a resumed run continues on the same numbers.
-        rng = train_snapshot.capture_rng(self.np_random, self.device)
+        rng = run_snapshot.capture_rng(self.np_random, self.device)
         if done or p.cur_tick % c.image_snapshot_ticks == 0:
             self.save_fakes_grid(f'fakes{p.cur_nimg // 1000:06d}.png')
         metrics = {}
         if done or p.cur_tick % c.network_snapshot_ticks == 0:
             snapshot_data = self.snapshot(rng)
             metrics = self.evaluate(snapshot_data)
-        train_snapshot.restore_rng(rng, self.np_random, self.device)
+        run_snapshot.restore_rng(rng, self.np_random, self.device)
         self.stats_collector.update()
         self.stats_writer.write(self.stats_collector.as_dict(), metrics, p.cur_nimg)
         p.cur_tick += 1
@@ -254,20 +204,20 @@ class Run:
         with torch.no_grad():
             images = [self.nets.G_ema(z=z, c=c, noise_mode='const').cpu()
                       for z, c in zip(self.grid_z.split(self.config.batch_gpu), self.grid_c.split(self.config.batch_gpu))]
-        train_report.save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, name), drange=[-1, 1],
+        run_report.save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, name), drange=[-1, 1],
                                      grid_size=self.grid_size)
 
     def snapshot(self, rng):
         """Write network-snapshot-NNNNNN.pkl and its .resume.pt (rank 0); returns the snapshot dict."""
         c, p = self.config, self.progress
-        data = train_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_gpus)
-        rng_states = train_snapshot.gather_rng(rng, c.num_gpus)
+        data = run_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_processes)
+        rng_states = run_snapshot.gather_rng(rng, c.num_processes)
         ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:
-            pkl = os.path.join(self.run_dir, train_snapshot.snapshot_name(p.cur_nimg))
-            train_snapshot.save_snapshot(pkl, data)
-            state = train_snapshot.resume_state(p, self.opts, self.loss, ada_state, rng_states, c)
-            train_snapshot.save_resume_state(train_snapshot.resume_path(pkl), state)
+            pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg))
+            run_snapshot.save_snapshot(pkl, data)
+            state = run_resume.resume_state(p, self.opts, self.loss, ada_state, rng_states, c)
+            run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
             data['path'] = pkl
         return data
 
@@ -286,7 +236,7 @@ class Run:
             self.log(f'Evaluating metrics: {", ".join(c.metrics)}')
         for metric in c.metrics:
             result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
-                                             num_gpus=c.num_gpus, rank=self.rank, device=self.device)
+                                             num_gpus=c.num_processes, rank=self.rank, device=self.device)
             if self.rank == 0:
                 metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
             results.update(result.results)
@@ -298,11 +248,11 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
     run = Run(c, rank, device)
-    torch.manual_seed(c.random_seed * c.num_gpus + rank)
+    torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
     torch.backends.cudnn.allow_tf32 = c.allow_tf32
-    if c.num_gpus > 1:
+    if c.num_processes > 1:
         training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else torch.device('cpu'))
 
     # Networks and optimizers first, then whatever --resume restores, then the data from that position.
@@ -312,26 +262,22 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     run.loss, run.phases = build_phases(c, run.nets, device)
     run.ada = build_ada(c, run.nets.augment_pipe)
     run.opts = {phase.network: phase.opt for phase in run.phases}
-    state = restore(run, c)
-    broadcast_networks(run.nets, c.num_gpus)
+    state = run_resume.restore(run, c)
+    broadcast_networks(run.nets, c.num_processes)
     run.training_set, run.data_iter = build_data(c, rank, start_index=run.progress.cur_nimg)
     run.log(f'Dataset: {len(run.training_set)} images, {run.training_set.image_shape}, labels {run.training_set.label_shape}')
     run.stats_collector = training_stats.Collector(regex='.*')
     run.timing = dnnlib.EasyDict(start=time.time(), tick_start=time.time(), tick_end=None, maintenance=0.0)
-    run.stats_writer = train_report.StatsWriter(run.run_dir, run.timing.start)
+    run.stats_writer = run_report.StatsWriter(run.run_dir, run.timing.start)
     setup_grids(run, probe)
     probe.close()
     if state is not None:
-        rng = train_snapshot.rng_for_rank(state, rank, c.num_gpus)
-        if rng is not None:
-            train_snapshot.restore_rng(rng, run.np_random, device)
-        else:
-            run.log(f'  RNG states not restored: the resumed run had {len(state["rng"])} processes, this one {c.num_gpus}')
+        run_resume.restore_rng_states(run, state)
     return run
 
 
 def training_loop(config, rank=0, device=torch.device('cpu')):
-    """Train according to `config` (training/config.py's resolve_config, plus run_dir) in this process."""
+    """Train according to `config` (training/run/config.py's resolve_config, plus run_dir) in this process."""
     run = build_run(config, rank, device)
     run.timing.tick_start = time.time()
     run.log(f'Training for {run.config.total_kimg:g} kimg...')
@@ -349,14 +295,14 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
 def setup_grids(run, training_set):
     """Reals grid (written once by rank 0) and the fixed latents and labels of the fakes grids."""
     c = run.config
-    cols, rows = c.get('grid_size') or train_report.grid_shape(training_set.image_shape)
+    cols, rows = c.get('grid_size') or run_report.grid_shape(training_set.image_shape)
     run.grid_size = (cols, rows)
-    indices = train_report.grid_indices(training_set, cols, rows, seed=c.random_seed)
+    indices = run_report.grid_indices(training_set, cols, rows, seed=c.random_seed)
     # Own generator: the grid latents do not depend on what building or restoring drew from the global one.
     grid_generator = torch.Generator().manual_seed(c.random_seed)
     run.grid_z = torch.randn([len(indices), run.nets.G.z_dim], generator=grid_generator).to(run.device)
     run.grid_c = torch.from_numpy(np.stack([training_set.get_label(i) for i in indices])).to(run.device)
     if run.run_dir is not None and run.progress.cur_nimg == 0:
         reals = np.stack([training_set[i][0] for i in indices])
-        train_report.save_image_grid(reals, os.path.join(run.run_dir, 'reals.png'), drange=[0, 255], grid_size=run.grid_size)
+        run_report.save_image_grid(reals, os.path.join(run.run_dir, 'reals.png'), drange=[0, 255], grid_size=run.grid_size)
         run.save_fakes_grid('fakes_init.png')

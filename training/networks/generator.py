@@ -5,9 +5,9 @@ import torch
 
 from torch_utils import misc
 from torch_utils import persistence
-from training.networks_layers import MappingNetwork
-from training.networks_squeeze import SqueezeBlock
-from training.networks_synthesis import SynthesisBlock
+from training.networks.layers import MappingNetwork, channels_per_resolution, fp16_min_resolution
+from training.networks.squeeze import SqueezeBlock
+from training.networks.synthesis import SynthesisBlock
 
 # architecture name -> block class. A new connection type is one class plus one line here.
 SYNTHESIS_BLOCKS = {
@@ -18,16 +18,6 @@ SYNTHESIS_BLOCKS = {
 }
 
 #----------------------------------------------------------------------------
-
-def channels_per_resolution(resolutions, channel_base, channel_max):
-    """StyleGAN2's channel rule: min(channel_base / resolution, channel_max) at every resolution."""
-    return {res: min(channel_base // res, channel_max) for res in resolutions}
-
-
-def fp16_min_resolution(img_resolution, num_fp16_res):
-    """Lowest resolution that runs in fp16 when the `num_fp16_res` highest ones do (never below 8x8)."""
-    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
-
 
 def _check_kwargs_belong_to(block_class, architecture, block_kwargs):
     """Name the architecture a block-specific argument (e.g. squeeze_ratio) belongs to, instead of a TypeError deep inside."""
@@ -75,7 +65,7 @@ class SynthesisNetwork(torch.nn.Module):
             block = block_class(channels[res // 2] if res > 4 else 0, channels[res], w_dim=w_dim, resolution=res,
                                 img_channels=img_channels, is_last=is_last, use_fp16=(res >= fp16_resolution),
                                 **block_kwargs)
-            self.num_ws += block.num_conv + (block.num_torgb if is_last else 0)
+            self.num_ws += block.num_conv_ws + (block.num_torgb if is_last else 0)
             setattr(self, f'b{res}', block)
 
     def forward(self, ws, **block_kwargs):
@@ -85,9 +75,9 @@ class SynthesisNetwork(torch.nn.Module):
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
-            block_ws = ws.narrow(1, w_idx, block.num_conv + block.num_torgb)
+            block_ws = ws.narrow(1, w_idx, block.num_conv_ws + block.num_torgb)
             x, img = block(x, img, block_ws, **block_kwargs)
-            w_idx += block.num_conv
+            w_idx += block.num_conv_ws
         return img
 
 #----------------------------------------------------------------------------

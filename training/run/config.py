@@ -7,13 +7,13 @@
 
 import json
 import os
-import re
 
 import dnnlib
+from training.run import resume as run_resume
 
 #----------------------------------------------------------------------------
 
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'configs')
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
 
 PRESET_KEYS = ('ref_gpus', 'kimg', 'batch', 'mbstd_group', 'fmaps', 'cmax', 'lrate', 'gamma', 'ema_kimg',
                'ema_rampup', 'map', 'style_mixing_prob', 'pl_weight', 'd_arch', 'g_reg_interval',
@@ -23,19 +23,6 @@ AUTO_KEYS = ('ref_gpus', 'batch', 'mbstd_group', 'fmaps', 'lrate', 'gamma', 'ema
 G_ARCHS = ('orig', 'skip', 'resnet', 'squeeze')
 D_ARCHS = ('orig', 'skip', 'resnet')
 AUG_MODES = ('ada', 'noaug', 'fixed')
-
-# Public transfer-learning sources of stylegan2-ada-pytorch, accepted by --resume as short names.
-TRANSFER_SOURCES = {
-    'ffhq256':     'ffhq-res256-mirror-paper256-noaug.pkl',
-    'ffhq512':     'ffhq-res512-mirror-stylegan2-noaug.pkl',
-    'ffhq1024':    'ffhq-res1024-mirror-stylegan2-noaug.pkl',
-    'celebahq256': 'celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
-    'lsundog256':  'lsundog-res256-paper256-kimg100000-noaug.pkl',
-}
-TRANSFER_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/'
-
-SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
-RESUME_SUFFIX = '.resume.pt'
 
 # Command-line defaults; None = "take it from the preset" or "not given".
 DEFAULTS = dict(
@@ -67,7 +54,8 @@ def load_preset(cfg):
         path = os.path.join(PRESET_DIR, f'{cfg}.json')
         name = cfg
         if not os.path.isfile(path):
-            raise ConfigError(f'--cfg={cfg}: no such preset; accepted: {", ".join(list_presets())} or a path to a JSON file')
+            raise ConfigError(f'--cfg={cfg}: no such preset {os.path.relpath(path)}; accepted: {", ".join(list_presets())} '
+                              f'or a path to a JSON file')
     if not os.path.isfile(path):
         raise ConfigError(f'--cfg={cfg}: file not found')
     try:
@@ -105,53 +93,6 @@ def resolve_auto(spec, resolution, gpus):
     return spec
 
 #----------------------------------------------------------------------------
-# Resume sources.
-
-def find_latest_snapshot(outdir):
-    """Newest complete snapshot (pickle + resume state) in any run directory under outdir, or None."""
-    best = None
-    if not os.path.isdir(outdir):
-        return None
-    for run in os.listdir(outdir):
-        match = re.match(r'^(\d+)-', run)
-        run_dir = os.path.join(outdir, run)
-        if not match or not os.path.isdir(run_dir):
-            continue
-        for f in os.listdir(run_dir):
-            snap = SNAPSHOT_RE.match(f)
-            pkl = os.path.join(run_dir, f)
-            if snap and os.path.isfile(resume_state_path(pkl)):
-                key = (int(match.group(1)), int(snap.group(1)))
-                if best is None or key > best[0]:
-                    best = (key, pkl)
-    return None if best is None else best[1]
-
-
-def resume_state_path(snapshot_pkl):
-    """The exact-resume companion of a snapshot: network-snapshot-NNNNNN.resume.pt beside it."""
-    return re.sub(r'\.pkl$', '', snapshot_pkl) + RESUME_SUFFIX
-
-
-def resolve_resume(resume, outdir):
-    """(resume_pkl, resume_state or None, description) for the --resume value."""
-    if resume in (None, '', 'noresume'):
-        return None, None, None
-    if resume == 'latest':
-        pkl = find_latest_snapshot(outdir)
-        if pkl is None:
-            raise ConfigError(f'--resume=latest: no complete snapshot (network-snapshot-*.pkl with {RESUME_SUFFIX}) under {outdir}')
-        return pkl, resume_state_path(pkl), 'latest'
-    if resume in TRANSFER_SOURCES:
-        return TRANSFER_URL + TRANSFER_SOURCES[resume], None, resume
-    if dnnlib.util.is_url(resume):
-        return resume, None, 'custom'
-    if not os.path.isfile(resume):
-        raise ConfigError(f'--resume={resume}: file not found; accepted: a snapshot or model file, a URL, "latest", '
-                          f'"noresume" or one of {", ".join(TRANSFER_SOURCES)}')
-    state = resume_state_path(resume)
-    return resume, (state if os.path.isfile(state) else None), 'custom'
-
-#----------------------------------------------------------------------------
 # Dataset facts.
 
 def inspect_dataset(training_set_kwargs):
@@ -185,7 +126,7 @@ def _one_of(value, flag, accepted):
 
 
 def _num_processes(opts, env):
-    """World size: WORLD_SIZE under torchrun (env:// rendezvous), else --gpus (default 1)."""
+    """World size (processes, one per GPU or gloo CPU process): WORLD_SIZE under torchrun, else --gpus (default 1)."""
     if 'WORLD_SIZE' in env:
         world = int(env['WORLD_SIZE'])
         if opts.gpus is not None and opts.gpus != world:
@@ -220,7 +161,7 @@ def _metric_list(metrics):
     return names
 
 
-def _augment_kwargs(opts, desc):
+def _augment_kwargs(opts):
     """(augment_kwargs or None, augment_p, ada_target or None) for --aug/--p/--target/--augpipe."""
     _one_of(opts.aug, 'aug', AUG_MODES)
     if opts.aug != 'ada' and opts.target is not None:
@@ -230,7 +171,6 @@ def _augment_kwargs(opts, desc):
     if opts.aug == 'noaug':
         if opts.augpipe is not None:
             raise ConfigError(f'--augpipe={opts.augpipe} cannot be used with --aug=noaug')
-        desc.append('noaug')
         return None, 0.0, None
     from training import augment  # pylint: disable=import-outside-toplevel
     augpipe = opts.augpipe or 'bgc'
@@ -241,39 +181,33 @@ def _augment_kwargs(opts, desc):
             raise ConfigError('--aug=fixed needs --p, the augmentation probability in [0, 1]')
         if not 0 <= opts.p <= 1:
             raise ConfigError(f'--p={opts.p}: must be in [0, 1]')
-        desc.append(f'fixed-p{opts.p:g}')
-        p, target = float(opts.p), None
-    else:
-        target = 0.6 if opts.target is None else opts.target
-        if not 0 <= target <= 1:
-            raise ConfigError(f'--target={target}: must be in [0, 1]')
-        desc.append('ada' if opts.target is None else f'ada-target{target:g}')
-        p = 0.0
-    if opts.augpipe is not None:
-        desc.append(augpipe)
-    return augment_kwargs, p, target
+        return augment_kwargs, float(opts.p), None
+    target = 0.6 if opts.target is None else opts.target
+    if not 0 <= target <= 1:
+        raise ConfigError(f'--target={target}: must be in [0, 1]')
+    return augment_kwargs, 0.0, target
 
 #----------------------------------------------------------------------------
-# The whole resolution.
+# The resolution, in named steps. Each fills part of the config `c` from the options `opts` (DEFAULTS
+# keys) and, where it needs them, the preset values `spec` and the dataset facts.
 
-def resolve_config(options, env=None, cuda_available=False):
-    """Validated training config (EasyDict) from command-line `options` (DEFAULTS keys; None = not given).
-
-    env: the process environment (os.environ), consulted for torchrun's WORLD_SIZE.
-    cuda_available: whether torch sees a CUDA device (decides the default --device).
-    """
+def parse_options(options):
+    """The command-line `options` over DEFAULTS (None = not given), with the required ones checked."""
     unknown = set(options) - set(DEFAULTS) - {'dry_run'}
     if unknown:
         raise ConfigError(f'unknown option(s): {", ".join(sorted(unknown))}')
     opts = dnnlib.EasyDict(DEFAULTS)
     opts.update({k: v for k, v in options.items() if v is not None and k in DEFAULTS})
-    env = {} if env is None else env
     if not opts.outdir:
         raise ConfigError('--outdir is required: the folder that receives the run directory')
     if not opts.data:
         raise ConfigError('--data is required: a folder or .zip written by dataset_tool.py')
-    c = dnnlib.EasyDict()
-    c.num_gpus = _num_processes(opts, env)
+    return opts
+
+
+def resolve_general(c, opts, env, cuda_available):
+    """Processes, device, seed, metrics, tick and snapshot intervals, and the plain range checks."""
+    c.num_processes = _num_processes(opts, env)
     c.device = _resolve_device(opts.device, cuda_available)
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
@@ -284,8 +218,13 @@ def resolve_config(options, env=None, cuda_available=False):
         raise ConfigError(f'--freezed={opts.freezed}: must be >= 0 (number of discriminator layers to freeze)')
     if opts.workers < 0:
         raise ConfigError(f'--workers={opts.workers}: must be >= 0')
+    c.cudnn_benchmark = not opts.nobench
+    c.allow_tf32 = bool(opts.allow_tf32)
+    c.outdir = opts.outdir
 
-    # Dataset.
+
+def resolve_dataset(c, opts):
+    """training_set_kwargs and data_loader_kwargs; returns the dataset facts (inspect_dataset)."""
     c.training_set_kwargs = dnnlib.EasyDict(class_name='training.dataset.ImageFolderDataset', path=opts.data,
                                             use_labels=bool(opts.cond), max_size=opts.subset, xflip=bool(opts.mirror),
                                             random_seed=c.random_seed)
@@ -297,43 +236,53 @@ def resolve_config(options, env=None, cuda_available=False):
     c.training_set_kwargs.resolution = facts.resolution
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(c.device == 'cuda'), num_workers=int(opts.workers),
                                            prefetch_factor=(2 if opts.workers > 0 else None))
+    return facts
 
-    # Preset, then command-line overrides.
-    c.cfg, spec = load_preset(opts.cfg)
-    spec = resolve_auto(spec, facts.resolution, c.num_gpus)
+
+def resolve_preset(opts, resolution, num_processes):
+    """(preset name, values): the preset with its "auto" values filled in, then the command-line overrides."""
+    name, spec = load_preset(opts.cfg)
+    spec = resolve_auto(spec, resolution, num_processes)
     if opts.gamma is not None:
         spec.gamma = _positive(opts.gamma, 'gamma') if opts.gamma != 0 else 0.0
     if opts.kimg is not None:
         spec.kimg = _positive(opts.kimg, 'kimg')
     if opts.batch is not None:
         spec.batch = _positive(opts.batch, 'batch', int)
-        spec.ref_gpus = c.num_gpus
+        spec.ref_gpus = num_processes
     spec.map = spec.map if opts.map is None else _positive(opts.map, 'map', int)
     spec.d_arch = _one_of(opts.d_arch or spec.d_arch, 'd-arch', D_ARCHS)
-    channel_base = int(spec.fmaps * 32768) if opts.cbase is None else _positive(opts.cbase, 'cbase', int)
-    channel_max = spec.cmax if opts.cmax is None else _positive(opts.cmax, 'cmax', int)
+    spec.channel_base = int(spec.fmaps * 32768) if opts.cbase is None else _positive(opts.cbase, 'cbase', int)
+    spec.channel_max = spec.cmax if opts.cmax is None else _positive(opts.cmax, 'cmax', int)
+    return name, spec
 
-    # Batch split across processes and accumulation rounds.
+
+def resolve_batch(c, opts, spec):
+    """Total batch, its split over processes (batch_gpu per process and accumulation round), and checks."""
     c.batch_size = int(spec.batch)
-    if c.batch_size % c.num_gpus:
-        raise ConfigError(f'--batch={c.batch_size} must be a multiple of the number of GPUs/processes ({c.num_gpus})')
-    per_process = c.batch_size // c.num_gpus
+    if c.batch_size % c.num_processes:
+        raise ConfigError(f'--batch={c.batch_size} must be a multiple of the number of GPUs/processes ({c.num_processes})')
+    per_process = c.batch_size // c.num_processes
     default_batch_gpu = max(c.batch_size // int(spec.ref_gpus), 1) if opts.batch is None else per_process
     c.batch_gpu = int(opts.batch_gpu or min(default_batch_gpu, per_process))
     if c.batch_gpu < 1 or per_process % c.batch_gpu:
-        raise ConfigError(f'--batch-gpu={c.batch_gpu} must divide the per-process batch {per_process} (--batch {c.batch_size} / {c.num_gpus} GPUs)')
+        raise ConfigError(f'--batch-gpu={c.batch_gpu} must divide the per-process batch {per_process} '
+                          f'(--batch {c.batch_size} / {c.num_processes} GPUs)')
     mbstd_group = int(spec.mbstd_group)
     if c.batch_gpu % min(mbstd_group, c.batch_gpu):
-        raise ConfigError(f'--batch-gpu={c.batch_gpu} must be a multiple of the minibatch-stddev group size {mbstd_group} of --cfg={c.cfg}')
+        raise ConfigError(f'--batch-gpu={c.batch_gpu} must be a multiple of the minibatch-stddev group size '
+                          f'{mbstd_group} of --cfg={opts.cfg}')
 
-    # Networks.
+
+def _synthesis_kwargs(opts, spec):
+    """The generator's synthesis_kwargs: channels, fp16, clamp, block architecture and its own arguments."""
     _one_of(opts.g_arch, 'g-arch', G_ARCHS)
     if opts.g_arch != 'squeeze' and (opts.squeeze_ratio is not None or opts.squeeze_ablation is not None):
         flag = '--squeeze-ratio' if opts.squeeze_ratio is not None else '--squeeze-ablation'
         raise ConfigError(f'{flag} only applies to --g-arch=squeeze (got --g-arch={opts.g_arch})')
     fp16_res, conv_clamp = (0, None) if opts.fp32 else (spec.num_fp16_res, spec.conv_clamp)
-    synthesis_kwargs = dnnlib.EasyDict(channel_base=channel_base, channel_max=channel_max, num_fp16_res=fp16_res,
-                                       conv_clamp=conv_clamp, architecture=opts.g_arch)
+    synthesis_kwargs = dnnlib.EasyDict(channel_base=spec.channel_base, channel_max=spec.channel_max,
+                                       num_fp16_res=fp16_res, conv_clamp=conv_clamp, architecture=opts.g_arch)
     if opts.g_arch == 'squeeze':
         synthesis_kwargs.squeeze_ratio = 8 if opts.squeeze_ratio is None else _positive(opts.squeeze_ratio, 'squeeze-ratio')
         if synthesis_kwargs.squeeze_ratio < 1:
@@ -343,20 +292,41 @@ def resolve_config(options, env=None, cuda_available=False):
         _one_of(synthesis_kwargs.squeeze_ablation, 'squeeze-ablation', networks.SQUEEZE_ABLATIONS)
     if opts.nhwc:
         synthesis_kwargs.fp16_channels_last = True
-    c.G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=512, w_dim=512,
-                                 mapping_kwargs=dnnlib.EasyDict(num_layers=int(spec.map)),
-                                 synthesis_kwargs=synthesis_kwargs)
-    c.D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', architecture=spec.d_arch,
-                                 channel_base=channel_base, channel_max=channel_max, num_fp16_res=fp16_res,
-                                 conv_clamp=conv_clamp, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
-                                 epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=mbstd_group))
-    if opts.nhwc:
-        c.D_kwargs.block_kwargs.fp16_channels_last = True
-    if opts.freezed:
-        c.D_kwargs.block_kwargs.freeze_layers = int(opts.freezed)
+    return synthesis_kwargs
 
-    # Optimisation and loss.
-    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=float(spec.lrate), betas=list(spec.betas), eps=float(spec.eps))
+
+def network_kwargs(opts, spec):
+    """(G_kwargs, D_kwargs) as training_options.json records them; the dataset adds c_dim, resolution, channels."""
+    G_kwargs = dnnlib.EasyDict(class_name='training.networks.Generator', z_dim=512, w_dim=512,
+                               mapping_kwargs=dnnlib.EasyDict(num_layers=int(spec.map)),
+                               synthesis_kwargs=_synthesis_kwargs(opts, spec))
+    fp16_res, conv_clamp = (0, None) if opts.fp32 else (spec.num_fp16_res, spec.conv_clamp)
+    D_kwargs = dnnlib.EasyDict(class_name='training.networks.Discriminator', architecture=spec.d_arch,
+                               channel_base=spec.channel_base, channel_max=spec.channel_max, num_fp16_res=fp16_res,
+                               conv_clamp=conv_clamp, block_kwargs=dnnlib.EasyDict(), mapping_kwargs=dnnlib.EasyDict(),
+                               epilogue_kwargs=dnnlib.EasyDict(mbstd_group_size=int(spec.mbstd_group)))
+    if opts.nhwc:
+        D_kwargs.block_kwargs.fp16_channels_last = True
+    if opts.freezed:
+        D_kwargs.block_kwargs.freeze_layers = int(opts.freezed)
+    return G_kwargs, D_kwargs
+
+
+def preset_network_kwargs(cfg, resolution, **options):
+    """(G_kwargs, D_kwargs) of preset `cfg` at `resolution`, resolved as training does, without a dataset.
+
+    options: g_arch, squeeze_ratio, squeeze_ablation, d_arch, ... as train.py names them (DEFAULTS keys).
+    """
+    opts = dnnlib.EasyDict(DEFAULTS)
+    opts.update({k: v for k, v in options.items() if v is not None}, cfg=cfg)
+    _name, spec = resolve_preset(opts, resolution, num_processes=1)
+    return network_kwargs(opts, spec)
+
+
+def resolve_optimisation(c, spec):
+    """Optimizers, lazy-regularisation intervals, loss, training length and EMA."""
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=float(spec.lrate), betas=list(spec.betas),
+                                     eps=float(spec.eps))
     c.D_opt_kwargs = dnnlib.EasyDict(c.G_opt_kwargs)
     c.G_reg_interval = spec.g_reg_interval
     c.D_reg_interval = spec.d_reg_interval
@@ -366,35 +336,67 @@ def resolve_config(options, env=None, cuda_available=False):
     c.ema_kimg = float(spec.ema_kimg)
     c.ema_rampup = spec.ema_rampup
 
-    # Run-directory description: <dataset>-<cfg><gpus>-<g-arch>, then what differs from the defaults.
-    desc = [facts.name, f'{c.cfg}{c.num_gpus}', opts.g_arch]
-    if opts.g_arch == 'squeeze' and opts.squeeze_ratio is not None:
-        desc.append(f'r{synthesis_kwargs.squeeze_ratio:g}')
-    if opts.g_arch == 'squeeze' and synthesis_kwargs.squeeze_ablation != 'none':
-        desc.append(synthesis_kwargs.squeeze_ablation.replace('_', ''))
-    desc += ['cond'] * bool(opts.cond) + [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
-    desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
-    desc += [f'cbase{channel_base}'] * (opts.cbase is not None) + [f'cmax{channel_max}'] * (opts.cmax is not None)
-    desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
-    desc += [f'batch{c.batch_size}'] * (opts.batch is not None)
 
-    # Augmentation.
-    c.augment_kwargs, c.augment_p, c.ada_target = _augment_kwargs(opts, desc)
+def resolve_augmentation(c, opts):
+    """ADA pipe, its initial p and target, and the ADA controller's speed and interval."""
+    c.augment_kwargs, c.augment_p, c.ada_target = _augment_kwargs(opts)
     c.ada_kimg = 500
     c.ada_interval = 4
 
-    # Resume.
-    c.resume_pkl, c.resume_state, resume_desc = resolve_resume(opts.resume, opts.outdir)
-    if resume_desc is not None:
-        desc.append(f'resume{resume_desc}')
-        if c.resume_state is None:  # Transfer learning: faster ADA and no EMA ramp-up, as stylegan2-ada-pytorch.
-            c.ada_kimg = 100
-            c.ema_rampup = None
+
+def resolve_resume_source(c, opts):
+    """resume_pkl and resume_state; transfer learning (no resume state) ramps ADA faster and EMA not at all."""
+    try:
+        c.resume_pkl, c.resume_state, resume_desc = run_resume.resolve_resume(opts.resume, opts.outdir)
+    except run_resume.ResumeError as exc:
+        raise ConfigError(str(exc)) from None
+    if resume_desc is not None and c.resume_state is None:  # As stylegan2-ada-pytorch does for transfer learning.
+        c.ada_kimg = 100
+        c.ema_rampup = None
+    return resume_desc
+
+
+def run_description(opts, c, spec, dataset_name, resume_desc):
+    """<dataset>-<cfg><processes>-<g-arch>, then what differs from the defaults, joined by '-'."""
+    synthesis = c.G_kwargs.synthesis_kwargs
+    desc = [dataset_name, f'{c.cfg}{c.num_processes}', opts.g_arch]
+    if opts.g_arch == 'squeeze' and opts.squeeze_ratio is not None:
+        desc.append(f'r{synthesis.squeeze_ratio:g}')
+    if opts.g_arch == 'squeeze' and synthesis.squeeze_ablation != 'none':
+        desc.append(synthesis.squeeze_ablation.replace('_', ''))
+    desc += ['cond'] * bool(opts.cond) + [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
+    desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
+    desc += [f'cbase{spec.channel_base}'] * (opts.cbase is not None) + [f'cmax{spec.channel_max}'] * (opts.cmax is not None)
+    desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
+    desc += [f'batch{c.batch_size}'] * (opts.batch is not None)
+    if opts.aug == 'noaug':
+        desc.append('noaug')
+    elif opts.aug == 'fixed':
+        desc.append(f'fixed-p{c.augment_p:g}')
+    else:
+        desc.append('ada' if opts.target is None else f'ada-target{c.ada_target:g}')
+    desc += [opts.augpipe] * (opts.augpipe is not None and opts.aug != 'noaug')
+    desc += [f'resume{resume_desc}'] * (resume_desc is not None)
     desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * opts.fp32 + ['nhwc'] * opts.nhwc
     desc += ['nobench'] * opts.nobench + ['tf32'] * opts.allow_tf32
+    return '-'.join(desc)
 
-    c.cudnn_benchmark = not opts.nobench
-    c.allow_tf32 = bool(opts.allow_tf32)
-    c.run_desc = '-'.join(desc)
-    c.outdir = opts.outdir
+
+def resolve_config(options, env=None, cuda_available=False):
+    """Validated training config (EasyDict) from command-line `options` (DEFAULTS keys; None = not given).
+
+    env: the process environment (os.environ), consulted for torchrun's WORLD_SIZE.
+    cuda_available: whether torch sees a CUDA device (decides the default --device).
+    """
+    opts = parse_options(options)
+    c = dnnlib.EasyDict()
+    resolve_general(c, opts, {} if env is None else env, cuda_available)
+    facts = resolve_dataset(c, opts)
+    c.cfg, spec = resolve_preset(opts, facts.resolution, c.num_processes)
+    resolve_batch(c, opts, spec)
+    c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
+    resolve_optimisation(c, spec)
+    resolve_augmentation(c, opts)
+    resume_desc = resolve_resume_source(c, opts)
+    c.run_desc = run_description(opts, c, spec, facts.name, resume_desc)
     return c

@@ -7,8 +7,8 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.networks_layers import SynthesisLayer, ToRGBLayer
-from training.networks_synthesis import add_to_image, block_dtype_and_format, block_input, default_fused_modconv
+from training.networks.layers import SynthesisLayer, ToRGBLayer, block_dtype_and_format
+from training.networks.synthesis import add_to_image, block_input, default_fused_modconv
 
 # Where the block's ToRGB reads from: the paper's design and the two placements of Table VII.
 TORGB_SOURCE = {
@@ -47,7 +47,7 @@ class SqueezeBlock(torch.nn.Module):
     torgb_before_squeeze). With this, G's parameter counts at the paper's 256x256 setting are within
     1% of Table V (see README).
 
-    ws: each conv takes its own w, in the order conv0, squeeze, excite, blend (num_conv = 4; 3 with
+    ws: each conv takes its own w, in the order conv0, squeeze, excite, blend (num_conv_ws = 4; 3 with
     squeeze_ablation='no_blend'; 1 for the 4x4 block; fewer for the last block, as above), and ToRGB
     takes the next w, which is shared with the next block's conv0, as in StyleGAN2. A 256x256 squeeze
     G (r = 8) has num_ws = 1 + 5*4 + 2 + 1 = 24 (the skip G has 14).
@@ -108,8 +108,12 @@ class SqueezeBlock(torch.nn.Module):
             torgb_channels = c_s if TORGB_SOURCE[squeeze_ablation] == 'f_s' else c
         self.torgb = ToRGBLayer(torgb_channels, img_channels, w_dim=w_dim, conv_clamp=conv_clamp,
                                 channels_last=self.channels_last)
-        self.num_conv = len(self.stages)
         self.num_torgb = 1
+
+    @property
+    def num_conv_ws(self):
+        """ws taken by this block's modulated convolutions: one per stage (the ToRGB w is counted apart)."""
+        return len(self.stages)
 
     @staticmethod
     def _stages(is_last, squeeze_ablation):
@@ -121,7 +125,7 @@ class SqueezeBlock(torch.nn.Module):
         return tuple(stages)
 
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs):
-        misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
+        misc.assert_shape(ws, [None, self.num_conv_ws + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
         dtype, memory_format = block_dtype_and_format(self.use_fp16, self.channels_last, force_fp32)
         x = block_input(self, x, ws, dtype, memory_format)

@@ -1,12 +1,13 @@
 """StyleGAN2's synthesis block with the orig / skip / resnet connections, and what every block type shares."""
 
-# Every synthesis block type (this one, training/networks_squeeze.py, ...) has the same interface, so
-# SynthesisNetwork can treat them alike (see SYNTHESIS_BLOCKS in training/networks_generator.py):
+# Every synthesis block type (this one, squeeze.py, ...) has the same interface, so SynthesisNetwork
+# can treat them alike (see SYNTHESIS_BLOCKS in generator.py):
 #   __init__(in_channels, out_channels, w_dim, resolution, img_channels, is_last, architecture,
 #            resample_filter, conv_clamp, use_fp16, fp16_channels_last, **own_kwargs)
-#   .num_conv, .num_torgb   how many ws the block consumes: ws[:, :num_conv] go to its convolutions,
-#                           ws[:, num_conv] to its ToRGB, which is also the first w of the next block
-#                           (as in stylegan2-ada-pytorch), so num_ws = sum(num_conv) + num_torgb(last).
+#   .num_conv_ws, .num_torgb  how many ws the block consumes: ws[:, :num_conv_ws] go to its modulated
+#                           convolutions, ws[:, num_conv_ws] to its ToRGB, which is also the first w of
+#                           the next block (as in stylegan2-ada-pytorch), so
+#                           num_ws = sum(num_conv_ws) + num_torgb(last).
 #   forward(x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs) -> (x, img)
 #   .OWN_KWARGS             (optional) names of arguments only this block type takes, so that passing
 #                           them with another architecture is a clear error.
@@ -17,17 +18,10 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.networks_layers import Conv2dLayer, SynthesisLayer, ToRGBLayer
+from training.networks.layers import Conv2dLayer, SynthesisLayer, ToRGBLayer, block_dtype_and_format
 
 #----------------------------------------------------------------------------
 # Helpers shared by block types.
-
-def block_dtype_and_format(use_fp16, channels_last, force_fp32):
-    """Compute dtype and memory format of a block: fp16 (and channels_last) only when enabled and not forced off."""
-    dtype = torch.float16 if use_fp16 and not force_fp32 else torch.float32
-    memory_format = torch.channels_last if channels_last and not force_fp32 else torch.contiguous_format
-    return dtype, memory_format
-
 
 def default_fused_modconv(training, dtype, x):
     """Fused grouped conv at inference in fp32 (or batch 1); scale-conv-scale while training (cheaper backward)."""
@@ -112,8 +106,13 @@ class SynthesisBlock(torch.nn.Module):
             self.skip = Conv2dLayer(in_channels, out_channels, kernel_size=1, bias=False, up=2,
                                     resample_filter=resample_filter, channels_last=self.channels_last)
 
+    @property
+    def num_conv_ws(self):
+        """ws taken by the convolutions: one each, so the official attribute num_conv counts them."""
+        return self.num_conv
+
     def forward(self, x, img, ws, force_fp32=False, fused_modconv=None, **layer_kwargs):
-        misc.assert_shape(ws, [None, self.num_conv + self.num_torgb, self.w_dim])
+        misc.assert_shape(ws, [None, self.num_conv_ws + self.num_torgb, self.w_dim])
         w_iter = iter(ws.unbind(dim=1))
         dtype, memory_format = block_dtype_and_format(self.use_fp16, self.channels_last, force_fp32)
         x = block_input(self, x, ws, dtype, memory_format)

@@ -92,6 +92,25 @@ def modulated_conv2d(
     return x
 
 #----------------------------------------------------------------------------
+# Resolution rules shared by the generator and the discriminator.
+
+def channels_per_resolution(resolutions, channel_base, channel_max):
+    """StyleGAN2's channel rule: min(channel_base / resolution, channel_max) at every resolution."""
+    return {res: min(channel_base // res, channel_max) for res in resolutions}
+
+
+def fp16_min_resolution(img_resolution, num_fp16_res):
+    """Lowest resolution that runs in fp16 when the `num_fp16_res` highest ones do (never below 8x8)."""
+    return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
+
+
+def block_dtype_and_format(use_fp16, channels_last, force_fp32):
+    """Compute dtype and memory format of a block: fp16 (and channels_last) only when enabled and not forced off."""
+    dtype = torch.float16 if use_fp16 and not force_fp32 else torch.float32
+    memory_format = torch.channels_last if channels_last and not force_fp32 else torch.contiguous_format
+    return dtype, memory_format
+
+#----------------------------------------------------------------------------
 # Equalized-learning-rate layers: weights are stored at unit scale and multiplied by a constant gain
 # in forward, so every layer learns at the same rate under Adam.
 

@@ -20,7 +20,7 @@ from torch_utils import persistence
 from torch_utils.ops import conv2d_gradfix
 from torch_utils.ops import grid_sample_gradfix
 from torch_utils.ops import upfirdn2d
-from training import augment_matrices as mat
+from training.augment import matrices as mat
 
 #----------------------------------------------------------------------------
 # Presets (train.py --augpipe): which augmentations are switched on.

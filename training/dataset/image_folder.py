@@ -9,8 +9,8 @@ import PIL.Image
 import torch
 
 import dnnlib
-from training.dataset_sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
-from training.dataset_transforms import is_power_of_two
+from training.dataset.sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
+from training.dataset.transforms import is_power_of_two
 
 _CONVERT_HINT = 'convert the images with dataset_tool.py'
 

@@ -6,9 +6,8 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.networks_generator import channels_per_resolution, fp16_min_resolution
-from training.networks_layers import Conv2dLayer, FullyConnectedLayer, MappingNetwork
-from training.networks_synthesis import block_dtype_and_format
+from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype_and_format,
+                                      channels_per_resolution, fp16_min_resolution)
 
 ARCHITECTURES = ('orig', 'skip', 'resnet')
 

@@ -6,7 +6,7 @@ import tempfile
 import torch
 
 import dnnlib
-from training import train_run_dir
+from training.run import run_dir as run_dirs
 
 
 def torchrun_rank(env):
@@ -22,7 +22,7 @@ def _init_process_group(config, rank, local_rank, init_method):
         torch.cuda.set_device(local_rank)
     backend = 'nccl' if config.device == 'cuda' else 'gloo'
     torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank,
-                                         world_size=config.num_gpus)
+                                         world_size=config.num_processes)
 
 
 def _subprocess_fn(local_rank, config, temp_dir):
@@ -46,15 +46,15 @@ def launch(config, env=None):
     ranks = torchrun_rank(env)
     if ranks is not None:
         rank, local_rank, _world = ranks
-        if config.num_gpus > 1:
+        if config.num_processes > 1:
             _init_process_group(config, rank, local_rank, 'env://')
         _run(config, rank=rank, local_rank=local_rank)
-    elif config.num_gpus == 1:
+    elif config.num_processes == 1:
         _run(config, rank=0, local_rank=0)
     else:
         torch.multiprocessing.set_start_method('spawn', force=True)
         with tempfile.TemporaryDirectory() as temp_dir:
-            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(config, temp_dir), nprocs=config.num_gpus)
+            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(config, temp_dir), nprocs=config.num_processes)
 
 
 def start(config, env=None):
@@ -63,8 +63,8 @@ def start(config, env=None):
     ranks = torchrun_rank(env)
     config = dnnlib.EasyDict(config)
     if ranks is None or ranks[0] == 0:
-        config.run_dir = train_run_dir.create_run_dir(config.outdir, config.run_desc)
-        train_run_dir.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
+        config.run_dir = run_dirs.create_run_dir(config.outdir, config.run_desc)
+        run_dirs.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
         print(f'Training in {config.run_dir}', flush=True)
     else:
         config.run_dir = None  # Only rank 0 writes; the others never need the folder.

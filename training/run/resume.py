@@ -1,0 +1,219 @@
+"""Exact resume: the .resume.pt companion of a snapshot (write, find, check, load) and restoring a run from it."""
+
+# Beside every network-snapshot-NNNNNN.pkl (official layout, training/run/snapshot.py) a run writes
+# network-snapshot-NNNNNN.resume.pt with torch.save: counters, optimizer states, the loss's state
+# (path-length mean), the ADA controller's state (p and its partial interval) and the random-number
+# generators of every rank. With it `--resume` continues bit-exactly; without it (an official pickle,
+# a URL, a transfer-learning name) only weights are copied.
+
+import os
+import re
+
+import numpy as np
+import torch
+
+import dnnlib
+from torch_utils import misc
+from training.run import snapshot as run_snapshot
+
+RESUME_FORMAT = 1
+RESUME_SUFFIX = '.resume.pt'
+SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+NETWORK_KEYS = ('G_kwargs', 'D_kwargs')  # Must match for optimizer states to fit the networks.
+EXACT_KEYS = NETWORK_KEYS + ('batch_size', 'batch_gpu', 'num_processes', 'random_seed', 'training_set_kwargs')
+RENAMED_KEYS = {'num_gpus': 'num_processes'}  # Option names in resume states written before a rename.
+
+# Public transfer-learning sources of stylegan2-ada-pytorch, accepted by --resume as short names.
+TRANSFER_SOURCES = {
+    'ffhq256':     'ffhq-res256-mirror-paper256-noaug.pkl',
+    'ffhq512':     'ffhq-res512-mirror-stylegan2-noaug.pkl',
+    'ffhq1024':    'ffhq-res1024-mirror-stylegan2-noaug.pkl',
+    'celebahq256': 'celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
+    'lsundog256':  'lsundog-res256-paper256-kimg100000-noaug.pkl',
+}
+TRANSFER_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/'
+
+
+class ResumeError(ValueError):
+    """--resume names something that cannot be found or loaded; the message is one line naming it."""
+
+#----------------------------------------------------------------------------
+# Finding what to resume from.
+
+def resume_state_path(snapshot_pkl):
+    """The exact-resume companion of a snapshot: network-snapshot-NNNNNN.resume.pt beside it."""
+    return re.sub(r'\.pkl$', '', snapshot_pkl) + RESUME_SUFFIX
+
+
+def find_latest_snapshot(outdir):
+    """Newest complete snapshot (pickle + resume state) in any run directory under outdir, or None."""
+    best = None
+    if not os.path.isdir(outdir):
+        return None
+    for run in os.listdir(outdir):
+        match = re.match(r'^(\d+)-', run)
+        run_dir = os.path.join(outdir, run)
+        if not match or not os.path.isdir(run_dir):
+            continue
+        for f in os.listdir(run_dir):
+            snap = SNAPSHOT_RE.match(f)
+            pkl = os.path.join(run_dir, f)
+            if snap and os.path.isfile(resume_state_path(pkl)):
+                key = (int(match.group(1)), int(snap.group(1)))
+                if best is None or key > best[0]:
+                    best = (key, pkl)
+    return None if best is None else best[1]
+
+
+def resolve_resume(resume, outdir):
+    """(resume_pkl, resume_state or None, description) for the --resume value."""
+    if resume in (None, '', 'noresume'):
+        return None, None, None
+    if resume == 'latest':
+        pkl = find_latest_snapshot(outdir)
+        if pkl is None:
+            raise ResumeError(f'--resume=latest: no complete snapshot (network-snapshot-*.pkl with {RESUME_SUFFIX}) under {outdir}')
+        return pkl, resume_state_path(pkl), 'latest'
+    if resume in TRANSFER_SOURCES:
+        return TRANSFER_URL + TRANSFER_SOURCES[resume], None, resume
+    if dnnlib.util.is_url(resume):
+        return resume, None, 'custom'
+    if not os.path.isfile(resume):
+        raise ResumeError(f'--resume={resume}: file not found; accepted: a snapshot or model file, a URL, "latest", '
+                          f'"noresume" or one of {", ".join(TRANSFER_SOURCES)}')
+    state = resume_state_path(resume)
+    return resume, (state if os.path.isfile(state) else None), 'custom'
+
+#----------------------------------------------------------------------------
+# Writing and reading the companion.
+
+def resume_state(progress, opts, loss, ada_state, rng_states, config):
+    """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers."""
+    return dict(
+        format          = RESUME_FORMAT,
+        progress        = dict(progress),
+        optimizers      = {name: opt.state_dict() for name, opt in opts.items()},
+        loss            = loss.state_dict(),
+        ada             = ada_state,
+        rng             = rng_states,
+        options         = {key: _plain(config.get(key)) for key in EXACT_KEYS},
+    )
+
+
+def save_resume_state(path, state):
+    with dnnlib.util.atomic_write(path, 'wb') as f:
+        torch.save(state, f)
+
+
+def load_resume_state(path):
+    """The companion dict written by save_resume_state, or ValueError with one line naming the file."""
+    try:
+        state = torch.load(path, map_location='cpu', weights_only=False)
+    except Exception as exc:  # pylint: disable=broad-except
+        raise ValueError(f'{path}: not a readable resume state ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})') from None
+    if not isinstance(state, dict) or state.get('format') != RESUME_FORMAT:
+        raise ValueError(f'{path}: not a resume state of this version (format {RESUME_FORMAT} expected)')
+    state['options'] = {RENAMED_KEYS.get(key, key): value for key, value in state['options'].items()}
+    return state
+
+
+def resume_mismatch(state, config):
+    """Names of the options that differ between the resumed run and this one (empty = bit-exact continuation)."""
+    saved = state['options']
+    return [key for key in EXACT_KEYS if key != 'training_set_kwargs' and saved.get(key) != _plain(config.get(key))] + \
+           (['training_set_kwargs'] if _dataset_identity(saved.get('training_set_kwargs')) !=
+            _dataset_identity(config.get('training_set_kwargs')) else [])
+
+
+def rng_for_rank(state, rank, num_processes):
+    """This rank's saved RNG state, or None when the run had another number of processes."""
+    states = state['rng']
+    return states[rank] if len(states) == num_processes else None
+
+
+def _dataset_identity(kwargs):
+    kwargs = dict(kwargs or {})
+    return {key: kwargs.get(key) for key in ('use_labels', 'max_size', 'xflip', 'random_seed', 'resolution')}
+
+
+def _plain(value):
+    """JSON-like copy (EasyDict -> dict, tuple -> list) so saved and current options compare equal."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+#----------------------------------------------------------------------------
+# Restoring a run.
+
+def restore(run, config):
+    """Load --resume into `run`: exact continuation from our snapshot + companion, or weights only (transfer).
+
+    Returns the resume state when the continuation is exact (its RNG states are restored later, once the
+    data and grids are built: see restore_rng_states), else None.
+    """
+    if not config.resume_pkl:
+        return None
+    state = _usable_state(run, config)
+    run.log(f'Resuming from "{config.resume_pkl}"')
+    _load_weights(run, config.resume_pkl, exact=state is not None)
+    if state is None:
+        return None
+    if run.ada is not None and state['ada'] is not None:
+        run.ada.load_state_dict(state['ada'])
+    for name, opt in run.opts.items():
+        opt.load_state_dict(state['optimizers'][name])
+    run.loss.load_state_dict(state['loss'])
+    run.progress.update(state['progress'])  # Saved at the end of a tick; this run starts the next one.
+    run.progress.cur_tick += 1
+    run.progress.tick_start_nimg = run.progress.cur_nimg
+    run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
+            f'loss state, augment p {run.augment_p():.3f}, ADA accumulator and RNG states restored')
+    return state
+
+
+def _usable_state(run, config):
+    """The resume state if there is one and it fits this run's networks (logging what differs), else None."""
+    if not config.resume_state:
+        return None
+    try:
+        state = load_resume_state(config.resume_state)
+    except ValueError as exc:
+        raise ResumeError(f'--resume: {exc}') from None
+    mismatch = resume_mismatch(state, config)
+    if set(mismatch) & set(NETWORK_KEYS):
+        run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
+        return None
+    if mismatch:
+        run.log(f'Continuing with the resume state, but not bit-exactly: {", ".join(mismatch)} differ from the resumed run.')
+    return state
+
+
+def _load_weights(run, resume_pkl, exact):
+    """Copy G, D and G_ema from the resumed file: all tensors when exact, else matching ones (transfer)."""
+    from training import export, transfer  # pylint: disable=import-outside-toplevel
+    try:
+        resumed = export.load_network(resume_pkl, device='cpu')
+    except (OSError, ValueError) as exc:
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ResumeError(f'--resume={resume_pkl}: {first_line}') from None
+    for name in ('G', 'D', 'G_ema'):
+        if resumed.get(name) is None:
+            run.log(f'  {name}: not in the resumed file, keeps its fresh initialisation')
+        elif exact:
+            misc.copy_params_and_buffers(resumed[name], run.nets[name], require_all=True)
+        else:
+            run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
+
+
+def restore_rng_states(run, state):
+    """Put back this rank's RNG states from an exact resume state (logged when the process count changed)."""
+    rng = rng_for_rank(state, run.rank, run.config.num_processes)
+    if rng is not None:
+        run_snapshot.restore_rng(rng, run.np_random, run.device)
+    else:
+        run.log(f'  RNG states not restored: the resumed run had {len(state["rng"])} processes, '
+                f'this one {run.config.num_processes}')
