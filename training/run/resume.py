@@ -105,16 +105,39 @@ def save_resume_state(path, state):
         torch.save(state, f)
 
 
+def _numpy_array_globals():
+    """What torch.load needs to rebuild plain numpy arrays (resume states written before RNG keys became tensors)."""
+    multiarray = np._core.multiarray if hasattr(np, '_core') else np.core.multiarray  # numpy 2 / numpy 1.
+    return [multiarray._reconstruct, np.ndarray, np.dtype, type(np.dtype(np.uint32))]
+
+
 def load_resume_state(path):
-    """The companion dict written by save_resume_state, or ValueError with one line naming the file."""
+    """The companion dict written by save_resume_state, or ValueError with one line naming the file.
+
+    Read with torch.load(weights_only=True): tensors, numbers, strings and containers only, so a
+    tampered file cannot run code (numpy arrays are allowed too, for states of earlier versions).
+    """
     try:
-        state = torch.load(path, map_location='cpu', weights_only=False)
+        with torch.serialization.safe_globals(_numpy_array_globals()):
+            state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # pylint: disable=broad-except
-        raise ValueError(f'{path}: not a readable resume state ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})') from None
+        raise ValueError(f'{path}: not a readable resume state ({_load_error_reason(exc)})') from None
     if not isinstance(state, dict) or state.get('format') != RESUME_FORMAT:
         raise ValueError(f'{path}: not a resume state of this version (format {RESUME_FORMAT} expected)')
     state['options'] = {RENAMED_KEYS.get(key, key): value for key, value in state['options'].items()}
     return state
+
+
+def _load_error_reason(exc):
+    """The informative line of a torch.load error: for a weights-only refusal, the global it refused."""
+    text = str(exc)
+    refused = re.search(r'GLOBAL ([\w.]+)', text)
+    if text.startswith('Weights only load failed') and refused:
+        return f'refusing to load {refused.group(1)}: a resume state holds only tensors and plain values'
+    if text.startswith('Weights only load failed'):
+        return 'damaged, or not a file of tensors and plain values written by train.py'
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(exc).__name__
 
 
 def resume_mismatch(state, config):

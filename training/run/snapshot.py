@@ -7,6 +7,7 @@
 import copy
 import pickle
 
+import numpy as np
 import torch
 
 import dnnlib
@@ -16,16 +17,23 @@ from torch_utils import misc
 # Random-number generators.
 
 def capture_rng(np_random, device):
-    """The state of every generator a training step draws from: torch (CPU and CUDA) and the loop's numpy one."""
-    state = dict(torch=torch.get_rng_state(), numpy=np_random.get_state())
+    """The state of every generator a training step draws from: torch (CPU and CUDA) and the loop's numpy one.
+
+    The numpy state's key array is held as a tensor, so a resume state loads with torch.load(weights_only=True).
+    """
+    name, key, pos, has_gauss, cached_gaussian = np_random.get_state()
+    numpy_state = (name, torch.from_numpy(key.astype(np.int64)), int(pos), int(has_gauss), float(cached_gaussian))
+    state = dict(torch=torch.get_rng_state(), numpy=numpy_state)
     if device.type == 'cuda':
         state['cuda'] = torch.cuda.get_rng_state(device)
     return state
 
 
 def restore_rng(state, np_random, device):
+    name, key, pos, has_gauss, cached_gaussian = state['numpy']
+    key = key.numpy() if isinstance(key, torch.Tensor) else key  # Resume states written before: an ndarray.
     torch.set_rng_state(state['torch'])
-    np_random.set_state(state['numpy'])
+    np_random.set_state((name, np.asarray(key, dtype=np.uint32), pos, has_gauss, cached_gaussian))
     if device.type == 'cuda' and 'cuda' in state:
         torch.cuda.set_rng_state(state['cuda'], device)
 

@@ -1,0 +1,68 @@
+"""Resume states: written with tensors and plain values only, read with torch.load(weights_only=True), so a tampered one runs nothing."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
+from training.run import launch as train_launch
+from training.run import resume as run_resume
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope='module')
+def data16(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp('data') / 'tiny16', num_images=4, resolution=16)
+
+
+@pytest.fixture(scope='module')
+def finished_run(tmp_path_factory, data16):
+    outdir = tmp_path_factory.mktemp('runs')
+    return train_launch.start(tiny_config(outdir, data16, kimg=0.004, aug='ada'), env={})
+
+
+def test_resume_state_loads_with_plain_weights_only_torch_load(finished_run):
+    state = torch.load(os.path.join(finished_run, 'network-snapshot-000000.resume.pt'), weights_only=True)
+    assert state['format'] == run_resume.RESUME_FORMAT and state['ada'] is not None
+    assert isinstance(state['rng'][0]['numpy'][1], torch.Tensor)
+
+
+class _Payload:
+    """Unpickling this creates `marker` (through io.open), which a safe loader must never do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (self.marker, 'w'))
+
+
+def _tampered_copy(finished_run, tmp_path):
+    """A run directory whose snapshot is genuine and whose resume state carries a payload."""
+    run_dir = tmp_path / 'runs' / '00000-tampered'
+    run_dir.mkdir(parents=True)
+    pkl = run_dir / 'network-snapshot-000000.pkl'
+    pkl.write_bytes(open(os.path.join(finished_run, 'network-snapshot-000000.pkl'), 'rb').read())
+    marker = tmp_path / 'payload-ran'
+    state = torch.load(os.path.join(finished_run, 'network-snapshot-000000.resume.pt'), weights_only=True)
+    state['loss'] = _Payload(str(marker))
+    torch.save(state, run_resume.resume_state_path(str(pkl)))
+    return str(pkl), marker
+
+
+@pytest.mark.parametrize('resume', ['path', 'latest'])
+def test_tampered_resume_state_is_refused_in_one_line_and_runs_nothing(finished_run, data16, tmp_path, resume):
+    pkl, marker = _tampered_copy(finished_run, tmp_path)
+    value = pkl if resume == 'path' else 'latest'
+    result = subprocess.run([sys.executable, 'train.py', f'--outdir={tmp_path / "runs"}', f'--data={data16}',
+                             *TINY_ARGS, f'--resume={value}'], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode != 0
+    assert 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and 'refusing to load io.open' in errors[0] and 'resume.pt' in errors[0]
+    assert not marker.exists()
