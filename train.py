@@ -64,6 +64,8 @@ def _print_config(config):
 @click.option('--nobench',    help='Disable cuDNN benchmarking', **BOOL)
 @click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', **BOOL)
 @click.option('--workers',    help='DataLoader worker processes [default: 3]', type=click.IntRange(min=0))
+# Clusters.
+@click.option('--preempt-exit-code', help='Exit code after SIGTERM/SIGUSR1/SIGINT wrote a snapshot [default: 0]', type=click.IntRange(0, 255))
 def main(**options):
     """Train a GAN with the techniques of StyleGAN2-ADA, plus the image squeeze connection.
 

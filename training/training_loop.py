@@ -18,6 +18,7 @@ from torch_utils import misc
 from torch_utils import training_stats
 from training import loss as training_loss
 from training.augment import ada as training_ada
+from training.run import preemption as run_preemption
 from training.run import report as run_report
 from training.run import resume as run_resume
 from training.run import snapshot as run_snapshot
@@ -31,6 +32,8 @@ def build_data(config, rank, start_index):
     sampler = misc.InfiniteSampler(dataset=training_set, rank=rank, num_replicas=config.num_processes,
                                    seed=config.random_seed, start_index=start_index)
     loader_kwargs = {k: v for k, v in config.data_loader_kwargs.items() if v is not None}
+    if loader_kwargs.get('num_workers', 0) > 0:
+        loader_kwargs['worker_init_fn'] = run_preemption.ignore_in_worker
     loader = torch.utils.data.DataLoader(dataset=training_set, sampler=sampler,
                                          batch_size=config.batch_size // config.num_processes, **loader_kwargs)
     return training_set, iter(loader)
@@ -175,12 +178,10 @@ class Run:
         return done or p.cur_tick == 0 or p.cur_nimg >= p.tick_start_nimg + self.config.kimg_per_tick * 1000
 
     def end_tick(self, done):
-        """Status line, snapshot and metrics when due, stats.jsonl and TensorBoard; starts the next tick."""
+        """Status line, snapshot and metrics when due (always when `done`: finished or preempted), stats; next tick."""
         c, p = self.config, self.progress
         self.timing.tick_end = time.time()
         self.log(run_report.status_line(p, self.timing, self.device, self.augment_p()))
-        if done:
-            self.log('Training done.')
         # RNG states are taken before anything else runs, and put back afterwards, so that grids and metrics
         # draw nothing from the generators the next step uses: a resumed run continues on the same numbers.
         rng = run_snapshot.capture_rng(self.np_random, self.device)
@@ -193,10 +194,18 @@ class Run:
         run_snapshot.restore_rng(rng, self.np_random, self.device)
         self.stats_collector.update()
         self.stats_writer.write(self.stats_collector.as_dict(), metrics, p.cur_nimg)
+        if done:
+            self.log(self.end_message())
         p.cur_tick += 1
         p.tick_start_nimg = p.cur_nimg
         self.timing.tick_start = time.time()
         self.timing.maintenance = self.timing.tick_start - self.timing.tick_end
+
+    def end_message(self):
+        if self.preemption.agreed is None:
+            return 'Training done.'
+        return (f'Preempted ({self.preemption.agreed}) at kimg {self.progress.cur_nimg / 1e3:g}: snapshot and resume '
+                f'state written; run the same command with --resume=latest to continue.')
 
     def save_fakes_grid(self, name):
         if self.run_dir is None:
@@ -248,6 +257,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
     run = Run(c, rank, device)
+    run.preemption = run_preemption.Preemption(c.num_processes, device)
     torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
@@ -281,14 +291,18 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
     run = build_run(config, rank, device)
     run.timing.tick_start = time.time()
     run.log(f'Training for {run.config.total_kimg:g} kimg...')
-    while True:
-        run.train_step()
-        done = run.progress.cur_nimg >= run.config.total_kimg * 1000
-        if run.tick_due(done):
-            run.end_tick(done)
-        if done:
-            break
-    run.stats_writer.close()
+    run.preemption.install()
+    try:
+        while True:
+            run.train_step()
+            done = run.progress.cur_nimg >= run.config.total_kimg * 1000 or run.preemption.requested()
+            if run.tick_due(done):
+                run.end_tick(done)
+            if done:
+                break
+    finally:
+        run.preemption.uninstall()
+        run.stats_writer.close()
     return run
 
 

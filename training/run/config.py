@@ -30,7 +30,7 @@ DEFAULTS = dict(
     snap=50, seed=0, metrics='fid50k_full', mirror=False, cond=False, subset=None, aug='ada', p=None,
     target=None, augpipe=None, resume=None, freezed=0, fp32=False, nhwc=False, allow_tf32=False,
     nobench=False, workers=3, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
-    map=None, cbase=None, cmax=None, tick=4, device=None,
+    map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
 )
 
 
@@ -218,6 +218,9 @@ def resolve_general(c, opts, env, cuda_available):
         raise ConfigError(f'--freezed={opts.freezed}: must be >= 0 (number of discriminator layers to freeze)')
     if opts.workers < 0:
         raise ConfigError(f'--workers={opts.workers}: must be >= 0')
+    if not 0 <= opts.preempt_exit_code <= 255:
+        raise ConfigError(f'--preempt-exit-code={opts.preempt_exit_code}: must be in [0, 255]')
+    c.preempt_exit_code = int(opts.preempt_exit_code)
     c.cudnn_benchmark = not opts.nobench
     c.allow_tf32 = bool(opts.allow_tf32)
     c.outdir = opts.outdir

@@ -6,6 +6,7 @@ import tempfile
 import torch
 
 import dnnlib
+from training.run import preemption as run_preemption
 from training.run import run_dir as run_dirs
 
 
@@ -33,11 +34,32 @@ def _subprocess_fn(local_rank, config, temp_dir):
 
 
 def _run(config, rank, local_rank):
+    """Train in this process; a preempted run exits with config.preempt_exit_code where that is not 0."""
     from training import training_loop  # pylint: disable=import-outside-toplevel
     device = torch.device('cuda', local_rank) if config.device == 'cuda' else torch.device('cpu')
     log_path = os.path.join(config.run_dir, 'log.txt') if rank == 0 else None
     with dnnlib.util.Logger(file_name=log_path, file_mode='a', should_flush=True):
-        training_loop.training_loop(config, rank=rank, device=device)
+        run = training_loop.training_loop(config, rank=rank, device=device)
+    if run.preemption.agreed is not None and config.get('preempt_exit_code', 0):
+        raise SystemExit(config.preempt_exit_code)
+
+
+def _spawn(config):
+    """One process per rank; signals to this parent are passed on to them, and their preemption exit code is ours."""
+    torch.multiprocessing.set_start_method('spawn', force=True)
+    with tempfile.TemporaryDirectory() as temp_dir:
+        context = torch.multiprocessing.start_processes(_subprocess_fn, args=(config, temp_dir),
+                                                        nprocs=config.num_processes, join=False, start_method='spawn')
+        previous = run_preemption.forward_to(context.processes)
+        try:
+            while not context.join():
+                pass
+        except torch.multiprocessing.ProcessExitedException as exc:
+            if exc.exit_code != config.get('preempt_exit_code', 0):
+                raise
+            raise SystemExit(exc.exit_code) from None
+        finally:
+            run_preemption.restore_handlers(previous)
 
 
 def launch(config, env=None):
@@ -52,9 +74,7 @@ def launch(config, env=None):
     elif config.num_processes == 1:
         _run(config, rank=0, local_rank=0)
     else:
-        torch.multiprocessing.set_start_method('spawn', force=True)
-        with tempfile.TemporaryDirectory() as temp_dir:
-            torch.multiprocessing.spawn(fn=_subprocess_fn, args=(config, temp_dir), nprocs=config.num_processes)
+        _spawn(config)
 
 
 def start(config, env=None):
