@@ -66,3 +66,32 @@ def test_tampered_resume_state_is_refused_in_one_line_and_runs_nothing(finished_
     errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
     assert len(errors) == 1 and 'refusing to load io.open' in errors[0] and 'resume.pt' in errors[0]
     assert not marker.exists()
+
+
+def _half_replaced_pair(tmp_path, data16):
+    """Two runs under one outdir; in the newer one the pickle was replaced after its resume state was written."""
+    outdir = tmp_path / 'runs'
+    older = train_launch.start(tiny_config(outdir, data16, kimg=0.004), env={})
+    newer = train_launch.start(tiny_config(outdir, data16, kimg=0.004, seed=1), env={})
+    other = train_launch.start(tiny_config(tmp_path / 'other', data16, kimg=0.004, seed=2), env={})
+    name = 'network-snapshot-000000.pkl'
+    with open(os.path.join(other, name), 'rb') as src, open(os.path.join(newer, name), 'wb') as dst:
+        dst.write(src.read())
+    return str(outdir), os.path.join(older, name), os.path.join(newer, name)
+
+
+def test_resume_latest_skips_a_half_replaced_pair_for_the_previous_complete_one(tmp_path, data16):
+    outdir, older, newer = _half_replaced_pair(tmp_path, data16)
+    said = []
+    assert run_resume.find_latest_snapshot(outdir, log=said.append) == older
+    assert len(said) == 1 and newer in said[0] and 'another version of the pickle' in said[0]
+
+
+def test_resume_path_of_a_half_replaced_pair_is_refused_in_one_line(tmp_path, data16):
+    _outdir, _older, newer = _half_replaced_pair(tmp_path, data16)
+    result = subprocess.run([sys.executable, 'train.py', f'--outdir={tmp_path / "runs"}', f'--data={data16}',
+                             *TINY_ARGS, f'--resume={newer}'], cwd=REPO_ROOT, capture_output=True, text=True,
+                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+    assert result.returncode != 0 and 'Traceback' not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and 'written for another version of the pickle' in errors[0]

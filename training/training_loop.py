@@ -225,7 +225,7 @@ class Run:
         if self.run_dir is not None:
             pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg))
             run_snapshot.save_snapshot(pkl, data)
-            state = run_resume.resume_state(p, self.opts, self.loss, ada_state, rng_states, c)
+            state = run_resume.resume_state(p, self.opts, self.loss, ada_state, rng_states, c, snapshot_pkl=pkl)
             run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
             data['path'] = pkl
         return data

@@ -6,8 +6,10 @@
 # generators of every rank. With it `--resume` continues bit-exactly; without it (an official pickle,
 # a URL, a transfer-learning name) only weights are copied.
 
+import hashlib
 import os
 import re
+import sys
 
 import numpy as np
 import torch
@@ -45,24 +47,64 @@ def resume_state_path(snapshot_pkl):
     return re.sub(r'\.pkl$', '', snapshot_pkl) + RESUME_SUFFIX
 
 
-def find_latest_snapshot(outdir):
-    """Newest complete snapshot (pickle + resume state) in any run directory under outdir, or None."""
-    best = None
-    if not os.path.isdir(outdir):
-        return None
-    for run in os.listdir(outdir):
+def _snapshot_pairs(outdir):
+    """Every snapshot pickle with a resume state beside it under outdir's run directories, newest first."""
+    pairs = []
+    for run in (os.listdir(outdir) if os.path.isdir(outdir) else []):
         match = re.match(r'^(\d+)-', run)
         run_dir = os.path.join(outdir, run)
         if not match or not os.path.isdir(run_dir):
             continue
-        for f in os.listdir(run_dir):
+        for f in os.listdir(run_dir):  # Temporary files of interrupted writes (.NAME.XXXX.tmp) never match.
             snap = SNAPSHOT_RE.match(f)
             pkl = os.path.join(run_dir, f)
             if snap and os.path.isfile(resume_state_path(pkl)):
-                key = (int(match.group(1)), int(snap.group(1)))
-                if best is None or key > best[0]:
-                    best = (key, pkl)
-    return None if best is None else best[1]
+                pairs.append(((int(match.group(1)), int(snap.group(1))), pkl))
+    return [pkl for _key, pkl in sorted(pairs, reverse=True)]
+
+
+def find_latest_snapshot(outdir, log=None):
+    """Newest consistent snapshot pair (pickle + the resume state written for it) under outdir, or None.
+
+    A pair whose resume state belongs to another version of the pickle (a run killed between rewriting
+    the two) is skipped, saying so, and the next older pair is taken.
+    """
+    log = log or (lambda text: print(text, file=sys.stderr))  # stdout may carry --dry-run's JSON.
+    for pkl in _snapshot_pairs(outdir):
+        problem = pair_problem(pkl)
+        if problem is None:
+            return pkl
+        log(f'--resume=latest: skipping {pkl} ({problem}); trying the previous snapshot')
+    return None
+
+
+def file_digest(path):
+    """sha256 of a file's bytes, read in blocks."""
+    digest = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def pair_problem(snapshot_pkl, state=None):
+    """Why the resume state beside `snapshot_pkl` does not belong to it, or None when it does.
+
+    States written before snapshots were recorded in them cannot be checked and count as belonging; so
+    does an unreadable state, which the resume itself then reports.
+    """
+    if state is None:
+        try:
+            state = load_resume_state(resume_state_path(snapshot_pkl))
+        except ValueError:
+            return None
+    recorded = state.get('snapshot')
+    if recorded is None:
+        return None
+    if file_digest(snapshot_pkl) != recorded['sha256']:
+        return (f'its resume state was written for another version of the pickle (kimg {recorded["nimg"] / 1e3:g}); '
+                f'the run was probably stopped between writing the two')
+    return None
 
 
 def resolve_resume(resume, outdir):
@@ -87,9 +129,16 @@ def resolve_resume(resume, outdir):
 #----------------------------------------------------------------------------
 # Writing and reading the companion.
 
-def resume_state(progress, opts, loss, ada_state, rng_states, config):
-    """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers."""
+def resume_state(progress, opts, loss, ada_state, rng_states, config, snapshot_pkl=None):
+    """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers.
+
+    snapshot_pkl: the pickle this state belongs to, already written; its image count and digest are
+    recorded, so a resume can tell a consistent pair from one a kill left half-replaced.
+    """
+    snapshot = None if snapshot_pkl is None else dict(name=os.path.basename(snapshot_pkl),
+                                                      nimg=int(progress['cur_nimg']), sha256=file_digest(snapshot_pkl))
     return dict(
+        snapshot        = snapshot,
         format          = RESUME_FORMAT,
         progress        = dict(progress),
         optimizers      = {name: opt.state_dict() for name, opt in opts.items()},
@@ -206,6 +255,10 @@ def _usable_state(run, config):
         state = load_resume_state(config.resume_state)
     except ValueError as exc:
         raise ResumeError(f'--resume: {exc}') from None
+    problem = pair_problem(config.resume_pkl, state)
+    if problem is not None:
+        raise ResumeError(f'--resume={config.resume_pkl}: {problem}; pass an older snapshot, or --resume=latest '
+                          f'to take the newest consistent one')
     mismatch = resume_mismatch(state, config)
     if set(mismatch) & set(NETWORK_KEYS):
         run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
