@@ -10,6 +10,7 @@ import torch
 
 import dnnlib
 from metrics import detectors
+from torch_utils import persistence
 
 RESOLUTION = 16
 NUM_FEATURES = 8
@@ -65,6 +66,7 @@ def write_detector_dir(folder, seed=0):
 #----------------------------------------------------------------------------
 
 
+@persistence.persistent_class
 class StandInMapping(torch.nn.Module):
     def __init__(self, z_dim, c_dim, w_dim, num_ws):
         super().__init__()
@@ -76,6 +78,7 @@ class StandInMapping(torch.nn.Module):
         return w.unsqueeze(1).repeat([1, self.num_ws, 1])
 
 
+@persistence.persistent_class
 class StandInSynthesis(torch.nn.Module):
     """Image = tanh(linear(w) + noise buffer), so images are smooth in w."""
 
@@ -91,6 +94,7 @@ class StandInSynthesis(torch.nn.Module):
         return torch.tanh(img + 0.1 * self.noise_const)
 
 
+@persistence.persistent_class  # Network pickles may hold persistent classes only.
 class StandInGenerator(torch.nn.Module):
     """The parts of training.networks.Generator that metrics use."""
 

@@ -13,6 +13,7 @@ from metrics import metric_utils
 from metrics import perceptual_path_length
 from metrics.feature_stats import FeatureStats
 from tests import metrics_helpers as helpers
+from torch_utils import persistence
 
 
 @pytest.fixture
@@ -186,6 +187,7 @@ def test_registry_accepts_issue_names_and_other_sample_counts():
         assert not metric_main.is_valid_metric(name), name
 
 
+@persistence.persistent_class  # Copies made by the metrics keep this class (and its calls list).
 class _RecordingSynthesis(helpers.StandInSynthesis):
     """Linear images in w; records the ws it is given (class attribute: survives the metric's deepcopy)."""
     calls = []

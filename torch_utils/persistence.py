@@ -12,15 +12,22 @@
 #
 # Official stylegan2-ada-pytorch pickles name `torch_utils.persistence._reconstruct_persistent_obj`,
 # so that function is the entry point for them too. Their loader executes `module_src`. Ours does not,
-# unless the caller opts in: see `_resolve_class` for the order in which a class is looked up.
+# unless the caller opts in: see `_resolve_class` for the order in which a class is looked up. A pickle
+# may name only modules of TRUSTED_PACKAGES (or of trust_modules()) or modules already imported, and
+# only classes made by @persistent_class, since importing a module or filling an arbitrary class with
+# pickled state runs code. RestrictedUnpickler (end of this file) extends the same rule to every global
+# a pickle names, so that a network pickle loads without running anything from the file.
 
+import _compat_pickle
 import ast
+import codecs
 import contextlib
 import contextvars
 import copy
 import hashlib
 import importlib
 import inspect
+import io
 import pickle
 import sys
 import types
@@ -33,6 +40,8 @@ import dnnlib
 
 WRITE_VERSION = 6               # Version written into new pickles (what the official loader asserts).
 READ_VERSIONS = (4, 5, 6)       # Versions whose meta layout is the one above.
+TRUSTED_PACKAGES = ('training', 'torch_utils', 'metrics', 'dnnlib')  # This project's own packages.
+TRUST_HINT = 'if you trust the file: training.legacy.load_network_pkl(..., allow_code_execution=True)'
 
 _decorators = set()             # Every class produced by persistent_class().
 _decorator_of = dict()          # Original class -> its persistent subclass, so each is wrapped once.
@@ -44,10 +53,15 @@ _moved_modules = dict()         # Module name written into older pickles -> the 
 # Scoped settings for loading, set only by the context managers below (no process-wide flags).
 _class_resolvers = contextvars.ContextVar('persistence_class_resolvers', default=())
 _source_execution_allowed = contextvars.ContextVar('persistence_source_execution', default=False)
+_trusted_modules = contextvars.ContextVar('persistence_trusted_modules', default=())
 
 
 class PersistenceError(pickle.UnpicklingError):
     """A persistent object in a pickle cannot be rebuilt; the message says why and what to do."""
+
+
+class UnsafePickleError(PersistenceError):
+    """A pickle names something that could run code; refused before it is called or imported."""
 
 #----------------------------------------------------------------------------
 # Public API.
@@ -106,8 +120,9 @@ def class_resolver(resolver, rebuild=False):
 def allow_source_execution():
     """Within the block, a pickle's embedded module source may be executed to rebuild its classes.
 
-    Unpickling already trusts the file; this is the extra step stylegan2-ada-pytorch always took.
-    Use it only for files you trust and whose classes no resolver or installed module provides.
+    This trusts the file in full, as stylegan2-ada-pytorch always did: the module a pickle names is
+    imported whatever package it belongs to, and a class there need not be persistent. Use it only for
+    files you trust and whose classes no resolver or installed module provides.
     """
     token = _source_execution_allowed.set(True)
     try:
@@ -117,6 +132,23 @@ def allow_source_execution():
 
 
 allow_code_execution = allow_source_execution  # Earlier name of the same switch.
+
+
+@contextlib.contextmanager
+def trust_modules(*package_names):
+    """Within the block, pickles may name modules of these packages too ('mypkg' also trusts 'mypkg.nets').
+
+    Outside TRUSTED_PACKAGES a module is imported for a pickle only inside this block; one already
+    imported is used either way, since using it runs nothing new. Classes must still be persistent.
+    """
+    for name in package_names:
+        if not isinstance(name, str) or not name or name.startswith('.'):
+            raise ValueError(f'trust_modules: expected absolute package names, got {name!r}')
+    token = _trusted_modules.set(_trusted_modules.get() + tuple(package_names))
+    try:
+        yield
+    finally:
+        _trusted_modules.reset(token)
 
 
 def module_moved(old_name, new_name):
@@ -328,12 +360,13 @@ def _resolve_class(meta):
 
     1. resolvers active through class_resolver() (innermost first); when none is active and the pickle
        comes from another project, the DEFAULT_RESOLVER_NAMES (official stylegan2-ada classes -> ours);
-    2. meta.module_name, when that module is importable ('__main__' only when its source matches,
-       since every script is '__main__'), or the module it moved to (module_moved); a module of ours
-       that changed since is used as it is now;
+    2. meta.module_name, when that module is already imported or belongs to a trusted package and is
+       importable ('__main__' only when its source matches, since every script is '__main__'), or the
+       module it moved to (module_moved); a module of ours that changed since is used as it is now;
     3. a module we already know with exactly this source (e.g. one executed earlier in this process);
     4. inside allow_source_execution(): execute module_src in a fresh module (once per source).
-    Otherwise a PersistenceError says how to load the file.
+    Otherwise a PersistenceError says how to load the file. Outside allow_source_execution() the class
+    found in steps 2-3 must be a persistent class (see _persistent_version).
     """
     class_name = meta.get('class_name')
     module_src = meta.get('module_src')
@@ -355,31 +388,70 @@ def _resolve_class(meta):
     if module is None and _source_execution_allowed.get():
         module = _execute_source(module_src)
     if module is None:
-        origin = f' from module {meta.module_name!r}' if meta.get('module_name') else ''
-        raise PersistenceError(
-            f'persistent object {class_name!r}{origin} embeds the source code of its module and no installed '
-            f'module provides it; load networks with training.legacy.load_network_pkl(), or, for a file you trust, '
-            f'unpickle inside torch_utils.persistence.allow_source_execution()')
+        raise PersistenceError(_unresolved_message(meta))
     orig_class = module.__dict__.get(class_name)
     if not isinstance(orig_class, type):
         raise PersistenceError(f'module {module.__name__!r} defines no class {class_name!r}')
-    return persistent_class(orig_class), False
+    return _persistent_version(orig_class, module), False
+
+
+def _unresolved_message(meta):
+    """Why no class was found for `meta`, and the two ways to load the file anyway."""
+    module_name = meta.get('module_name')
+    origin = f' from module {module_name!r}' if module_name else ''
+    untrusted = ''
+    if isinstance(module_name, str) and module_name not in sys.modules and not _is_trusted_module(module_name):
+        untrusted = (f' (a pickle may not import {module_name!r}, which is outside this package; to allow '
+                     f'it, unpickle inside torch_utils.persistence.trust_modules())')
+    return (f'persistent object {meta.get("class_name")!r}{origin} embeds the source code of its module and no '
+            f'installed module provides it{untrusted}; load networks with training.legacy.load_network_pkl(), '
+            f'or, for a file you trust, unpickle inside torch_utils.persistence.allow_source_execution()')
+
+
+def _persistent_version(orig_class, module):
+    """The persistent class to rebuild an object with; any other class is refused unless the file is trusted.
+
+    Rebuilding fills the object's attributes from the pickle, so an arbitrary class (subprocess.Popen
+    with a pickled state, say) would let the file decide what later code does with it.
+    """
+    if is_persistent(orig_class):
+        return orig_class
+    if orig_class in _decorator_of:  # Made persistent earlier in this process, e.g. from trusted source.
+        return _decorator_of[orig_class]
+    if _source_execution_allowed.get():
+        return persistent_class(orig_class)
+    raise UnsafePickleError(f'refusing to load {module.__name__}.{orig_class.__name__}: not a persistent '
+                            f'class (@persistent_class), so it may not be rebuilt from a pickle; {TRUST_HINT}')
+
+
+def _is_trusted_module(module_name):
+    trusted = TRUSTED_PACKAGES + _trusted_modules.get()
+    return any(module_name == name or module_name.startswith(name + '.') for name in trusted)
 
 
 def _import_named_module(module_name, module_src):
-    if not module_name:
+    """The module a pickle names, or None; imported only if it is trusted, since importing runs its code."""
+    if not isinstance(module_name, str) or not module_name:
         return None
+    if module_name == '__main__':
+        module = sys.modules.get('__main__')
+        return module if module is not None and _module_source(module, missing_ok=True) == module_src else None
+    if isinstance(sys.modules.get(module_name), types.ModuleType):
+        return sys.modules[module_name]  # Already imported: using it runs nothing new.
+    if not (_is_trusted_module(module_name) or _source_execution_allowed.get()):
+        return _moved_module(module_name)
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         if error.name is not None and (module_name == error.name or module_name.startswith(error.name + '.')):
-            if module_name in _moved_modules:  # Importing failed after the package registered its moves.
-                return importlib.import_module(_moved_modules[module_name])
-            return None  # The module itself is not installed here.
+            return _moved_module(module_name)  # Importing its package may have just registered the move.
         raise  # It exists but one of its own imports is missing: say so.
-    if module_name == '__main__' and _module_source(module, missing_ok=True) != module_src:
-        return None
-    return module
+
+
+def _moved_module(module_name):
+    """The module that holds the classes of `module_name` now (registered by code, so trusted), or None."""
+    new_name = _moved_modules.get(module_name)
+    return None if new_name is None else importlib.import_module(new_name)
 
 
 def _module_source(module, missing_ok=False):
@@ -411,5 +483,98 @@ def _execute_source(module_src):
         del sys.modules[module_name], _source_of_module[module_name], _module_of_source[module_src]
         raise
     return module
+
+#----------------------------------------------------------------------------
+# Reading pickles without running code from them.
+#
+# Unpickling calls whatever functions and classes a pickle names, so RestrictedUnpickler lets a pickle
+# name only the globals below. They are what network pickles contain, listed with pickletools from
+# pickles (protocols 2-5) of G (orig/skip/resnet/squeeze), D (orig/skip/resnet), AugmentPipe, snapshot
+# dicts and stylegan2-ada-pytorch's layout: persistent objects, tensors, OrderedDict, EasyDict, numpy
+# scalars and set. To those we add numpy arrays, torch.device, torch dtypes and plain builtins, which
+# hold data; none of them runs code or touches files whatever arguments the pickle passes.
+
+SAFE_GLOBALS = frozenset([
+    ('torch_utils.persistence', '_reconstruct_persistent_obj'),  # Classes: see _resolve_class.
+    ('torch._utils', '_rebuild_tensor_v2'),
+    ('torch._utils', '_rebuild_parameter'),
+    ('torch', 'device'),
+    ('collections', 'OrderedDict'),
+    ('dnnlib.util', 'EasyDict'), ('dnnlib', 'EasyDict'),
+    ('numpy', 'dtype'), ('numpy', 'ndarray'),
+    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),  # numpy 1 and 2 spellings.
+    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
+    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # Arrays, protocol 5.
+] + [('builtins', name) for name in ('set', 'frozenset', 'slice', 'complex', 'range', 'bytes', 'bytearray',
+                                     'int', 'float', 'bool', 'str', 'tuple', 'list', 'dict')])
+
+
+def _python3_name(module, name):
+    """The Python 3 name of a global that a protocol-2 pickle names the Python 2 way (__builtin__.xrange)."""
+    if (module, name) in _compat_pickle.NAME_MAPPING:  # The table pickle itself uses for these pickles.
+        return _compat_pickle.NAME_MAPPING[(module, name)]
+    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
+
+
+def _load_storage_from_bytes(data):
+    """torch.storage._load_from_bytes, but without torch.load(weights_only=False), which unpickles anything."""
+    try:
+        storage = torch.load(io.BytesIO(data), weights_only=True)
+    except Exception as error:  # torch raises several types for foreign or damaged bytes.
+        reason = next((line.strip() for line in str(error).splitlines() if 'WeightsUnpickler error' in line),
+                      f'{type(error).__name__}: {str(error).strip()[:200]}')
+        raise UnsafePickleError(f'refusing to load a tensor storage whose bytes are not plain tensor data '
+                                f'({reason.split(". Please use")[0]})') from None
+    if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
+        raise UnsafePickleError(f'refusing to load a tensor storage: its bytes hold a {type(storage).__name__}')
+    return storage
+
+
+def _encode_latin1(text, encoding):
+    """_codecs.encode for protocol-2 bytes; other codecs are looked up by name, which may import modules."""
+    if encoding not in ('latin1', 'latin-1'):
+        raise UnsafePickleError(f'refusing to load _codecs.encode with codec {encoding!r}; pickles use latin1')
+    return codecs.encode(text, 'latin1')
+
+
+# Globals whose real implementation can run code; the pickle gets a safe version instead.
+SAFE_REPLACEMENTS = {
+    ('torch.storage', '_load_from_bytes'): _load_storage_from_bytes,
+    ('_codecs', 'encode'): _encode_latin1,
+}
+
+
+def _torch_layer_class(module, name):
+    """A layer class of torch.nn (Linear, Conv2d, ModuleList, ...) that a persistent network may hold.
+
+    Such a module is rebuilt as object.__new__ plus its pickled attributes (Module.__setstate__), which
+    calls nothing; hooks it might carry would be globals of their own, and refused like any other.
+    """
+    cls = getattr(sys.modules.get(module), name, None) if module in sys.modules else None
+    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
+        raise UnsafePickleError(f'refusing to load {module}.{name}: not a torch.nn layer class; {TRUST_HINT}')
+    return cls
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickler for network pickles: globals outside SAFE_GLOBALS are refused before anything calls them.
+
+    Persistent objects are rebuilt by _reconstruct_persistent_obj under its own rules (trusted modules,
+    persistent classes, no embedded source unless allowed). Under allow_source_execution() a caller that
+    trusts the file may use a plain pickle.Unpickler instead, as training.legacy does.
+    """
+
+    def find_class(self, module, name):
+        module, name = _python3_name(module, name)
+        if (module, name) in SAFE_REPLACEMENTS:
+            return SAFE_REPLACEMENTS[(module, name)]
+        if (module, name) in SAFE_GLOBALS:
+            return super().find_class(module, name)
+        if module == 'torch' and isinstance(torch.__dict__.get(name), torch.dtype):  # torch.float32 etc.
+            return torch.__dict__[name]
+        if module.startswith('torch.nn.modules.'):
+            return _torch_layer_class(module, name)
+        raise UnsafePickleError(f'refusing to load {module}.{name}: network pickles do not contain it and it '
+                                f'could run code; {TRUST_HINT}')
 
 #----------------------------------------------------------------------------

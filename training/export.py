@@ -1,9 +1,11 @@
 """The one network loader every CLI uses, and the weights-only file format that needs no unpickling."""
 
-# A network pickle is a program: unpickling it may run any code its author put in it. A weights-only
-# file holds only tensors and plain values (dict, list, tuple, str, int, float, bool, None), which
-# `torch.load(path, weights_only=True)` reads without running anything; the networks are rebuilt from
-# this package's own classes with the constructor arguments stored beside the weights.
+# A network pickle could be a program: unpickling may call anything the file names. We read pickles
+# with training.legacy, which refuses everything network pickles do not contain before it runs (see
+# torch_utils.persistence.RestrictedUnpickler), so a hostile pickle is an error, not a program. A
+# weights-only file needs no such care: it holds only tensors and plain values (dict, list, tuple, str,
+# int, float, bool, None), which `torch.load(path, weights_only=True)` reads without running anything,
+# and the networks are rebuilt from this package's own classes with the arguments stored beside them.
 
 import datetime
 import os
@@ -13,6 +15,7 @@ import click
 import torch
 
 import dnnlib
+from torch_utils import persistence
 from training import legacy
 
 FORMAT_NAME = 'squeezegan-weights-only'
@@ -206,10 +209,16 @@ def read_weights_only(filename):
 
 
 def read_pickle(filename):
-    """Networks from a snapshot or official stylegan2-ada pickle. Unpickling runs code from the file."""
+    """Networks from a snapshot or official stylegan2-ada pickle; a file that would run code is refused.
+
+    The pickle is read by training.legacy.load_network_pkl, which runs no code from the file: anything
+    network pickles do not contain is refused before it is called, with a one-line NetworkFileError.
+    """
     try:
         with open(filename, 'rb') as f:
             networks = legacy.load_network_pkl(f)
+    except persistence.UnsafePickleError as error:  # One line that already names the file and the refusal.
+        raise NetworkFileError(_first_line(error)) from error
     except Exception as error:  # pickle raises almost any type on a damaged or foreign file.
         raise NetworkFileError(f'{filename}: cannot read network pickle '
                                f'({type(error).__name__}: {_first_line(error)})') from error
@@ -251,7 +260,7 @@ def load_network(path_or_url, device='cpu'):
 @click.option('--dest',                    help='Weights-only file to write', required=True, metavar='FILE')
 @click.option('--overwrite',               help='Replace --dest if it exists', is_flag=True)
 def main(network_path, dest, overwrite):
-    """Convert a network pickle to the weights-only format, which loads without running pickled code.
+    """Convert a network pickle to the weights-only format, which loads with torch.load(weights_only=True).
 
     \b
     python -m training.export --network=network-snapshot-001000.pkl --dest=model.pt

@@ -9,8 +9,11 @@
 # run), and afterwards each top-level network is constructed by OUR class from the pickled
 # `_init_kwargs` and filled with the pickled parameters and buffers, strictly by name and shape.
 #
-# Unpickling still trusts the file in the way every pickle does (it can name any importable
-# function); for files from strangers use the weights-only format of training/export.py.
+# Nothing else in the file runs either: it is read by persistence.RestrictedUnpickler, which refuses
+# every global that network pickles do not contain (a `__reduce__` calling os.system, say) before it
+# is called, and persistence imports no module outside this package and rebuilds only persistent classes.
+# Only allow_code_execution=True, for files you trust, lifts these limits, as the original loader did.
+# For sharing, the weights-only format of training/export.py needs no unpickler at all.
 
 import functools
 import importlib
@@ -68,14 +71,33 @@ def load_network_pkl(f_or_path_or_url, allow_code_execution=False):
 
     Accepts an open binary file, a path or a URL (downloaded once into the dnnlib cache). Our own
     snapshots load as they were saved. Official stylegan2-ada-pytorch pickles are rebuilt onto our
-    classes without executing the source code they embed. A class we have no counterpart for is an
-    error, unless `allow_code_execution=True`: then its embedded source is executed, as the original
-    loader always did (only for files you trust). Classes we know are mapped onto ours either way.
+    classes without executing the source code they embed. No code from the file runs: a pickle that
+    names anything else (a function, a class that is not persistent, a module outside this package)
+    is refused with persistence.UnsafePickleError, whose one-line message names the file and what was
+    refused. `allow_code_execution=True` trusts the file in full, as the original loader always did:
+    any global it names is imported and called, and the source of classes we have no counterpart for
+    is executed (only for files you trust). Classes we know are mapped onto ours either way.
     """
     if isinstance(f_or_path_or_url, (str, os.PathLike)):
-        with dnnlib.util.open_url(os.fspath(f_or_path_or_url)) as f:
-            return load_network_pkl(f, allow_code_execution=allow_code_execution)
-    data = _unpickle(f_or_path_or_url, allow_code_execution)
+        name = os.fspath(f_or_path_or_url)
+        with dnnlib.util.open_url(name) as f:
+            return _load_named(f, allow_code_execution, name)
+    return _load_named(f_or_path_or_url, allow_code_execution, getattr(f_or_path_or_url, 'name', None))
+
+
+def _load_named(f, allow_code_execution, name):
+    """_load(f), with the file's path or URL at the front of a refusal, so the one-line message names it."""
+    try:
+        return _load(f, allow_code_execution)
+    except persistence.UnsafePickleError as error:
+        if not isinstance(name, str):
+            raise
+        raise persistence.UnsafePickleError(f'{name}: {error}') from error
+
+
+def _load(f, allow_code_execution):
+    """Unpickle, rebuild the official objects on our classes, and check what the dict holds."""
+    data = _unpickle(f, allow_code_execution)
     if not isinstance(data, dict):
         raise LegacyPickleError(f'network pickle holds a {type(data).__name__}, not a dict with '
                                 f'{", ".join(DATA_KEYS)}')
@@ -153,13 +175,26 @@ def _names_defined_by(module_src):
     return persistence.defined_names(module_src) if isinstance(module_src, str) else frozenset()
 
 
-class _Unpickler(pickle.Unpickler):
-    """Refuses TensorFlow-era pickles with a readable message instead of a missing-module error."""
+def _refuse_tensorflow(module):
+    """A readable message for TensorFlow-era pickles instead of a refused or missing module."""
+    if module.startswith('dnnlib.tflib'):
+        raise LegacyPickleError('this is a TensorFlow-era StyleGAN pickle, which is not supported; convert it '
+                                'first with legacy.py of stylegan2-ada-pytorch (convert_network_pickle)')
+
+
+class _Unpickler(persistence.RestrictedUnpickler):
+    """Network pickles: only the globals such files contain (persistence.SAFE_GLOBALS)."""
 
     def find_class(self, module, name):
-        if module.startswith('dnnlib.tflib'):
-            raise LegacyPickleError('this is a TensorFlow-era StyleGAN pickle, which is not supported; convert it '
-                                    'first with legacy.py of stylegan2-ada-pytorch (convert_network_pickle)')
+        _refuse_tensorflow(module)
+        return super().find_class(module, name)
+
+
+class _TrustingUnpickler(pickle.Unpickler):
+    """allow_code_execution=True: the caller trusts the file, so any global it names is imported."""
+
+    def find_class(self, module, name):
+        _refuse_tensorflow(module)
         return super().find_class(module, name)
 
 
@@ -168,7 +203,7 @@ def _unpickle(f, allow_code_execution):
     with persistence.class_resolver(resolver, rebuild=False):
         if allow_code_execution:
             with persistence.allow_source_execution():
-                return _Unpickler(f).load()
+                return _TrustingUnpickler(f).load()
         return _Unpickler(f).load()
 
 
@@ -262,9 +297,10 @@ def check_dest(source, dest, overwrite, example):
 def convert_network_pickle(source, dest, overwrite):
     """Re-save an official stylegan2-ada-pytorch pickle with this package's classes.
 
-    The result loads with a plain pickle.load() wherever this package is installed, and nothing from
-    the source file's embedded code is executed during the conversion. For sharing, prefer the
-    weights-only format (python -m training.export).
+    The result loads with a plain pickle.load() wherever this package is installed. Nothing from the
+    source file runs during the conversion: its embedded code is not executed, and a file that names
+    anything network pickles do not contain is refused. For sharing, prefer the weights-only format
+    (python -m training.export).
 
     \b
     python -m training.legacy --source=ffhq.pkl --dest=ffhq-ours.pkl
@@ -272,6 +308,8 @@ def convert_network_pickle(source, dest, overwrite):
     check_dest(source, dest, overwrite, example='network.pkl')
     try:
         data = load_network_pkl(source)
+    except persistence.UnsafePickleError as error:  # Its message already names the file.
+        raise click.ClickException(_first_line(error)) from error
     except Exception as error:  # Unpickling a damaged or foreign file raises almost any type.
         raise click.ClickException(f'{source}: cannot load network pickle ({_first_line(error)})') from error
     with dnnlib.util.atomic_write(dest, 'wb') as f:
