@@ -7,7 +7,7 @@ import pickle
 import pytest
 import torch
 
-from tests.train_helpers import tiny_config, write_image_folder
+from tests.train_helpers import final_snapshot_tensors, tiny_config, write_image_folder
 from training.run import launch as train_launch
 
 
@@ -47,15 +47,6 @@ def test_second_run_gets_a_new_directory(tmp_path, data16):
     assert os.path.basename(first).startswith('00000-') and os.path.basename(second).startswith('00001-')
 
 
-def _final_tensors(run_dir):
-    names = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-') and f.endswith('.pkl'))
-    with open(os.path.join(run_dir, names[-1]), 'rb') as f:
-        snapshot = pickle.load(f)
-    tensors = {f'{key}.{name}': t for key in ('G', 'D', 'G_ema') for name, t in snapshot[key].state_dict().items()}
-    tensors['augment_p'] = snapshot['augment_pipe'].p
-    return tensors
-
-
 def test_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_path, data16):
     # ADA with a fast controller so that p (and the augmentations' random draws) change within a few steps;
     # the stop falls mid ADA interval (batch 3 of 4), so the ADA accumulator has to survive the resume too.
@@ -69,7 +60,7 @@ def test_stopped_and_resumed_run_ends_bit_identical_to_an_uninterrupted_one(tmp_
     resumed = train_launch.start(config_for(tmp_path / 'b', kimg=0.016, resume='latest'), env={})
     assert os.path.dirname(resumed) == os.path.dirname(stopped) and resumed != stopped
 
-    expected, actual = _final_tensors(uninterrupted), _final_tensors(resumed)
+    expected, actual = final_snapshot_tensors(uninterrupted), final_snapshot_tensors(resumed)
     assert expected['augment_p'] != 0.5
     assert expected.keys() == actual.keys()
     for name in expected:

@@ -1,7 +1,6 @@
 """Preemption: SIGTERM/SIGUSR1/SIGINT write a snapshot and exit 0, the run resumes bit-exactly, a second signal exits at once."""
 
 import os
-import pickle
 import signal
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import time
 import pytest
 import torch
 
-from tests.train_helpers import TINY_ARGS, write_image_folder
+from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, write_image_folder
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ADA with bgc so that augmentation draws and p are part of what must survive; 12 steps of 4 images.
@@ -67,14 +66,7 @@ def _alive(pids, grace=5.0):
 
 
 def _final_tensors(outdir):
-    runs = sorted(os.listdir(outdir))
-    run_dir = os.path.join(outdir, runs[-1])
-    names = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-') and f.endswith('.pkl'))
-    with open(os.path.join(run_dir, names[-1]), 'rb') as f:
-        snapshot = pickle.load(f)
-    tensors = {f'{key}.{name}': t for key in ('G', 'D', 'G_ema') for name, t in snapshot[key].state_dict().items()}
-    tensors['augment_p'] = snapshot['augment_pipe'].p
-    return tensors
+    return final_snapshot_tensors(os.path.join(outdir, sorted(os.listdir(outdir))[-1]))
 
 
 def test_sigterm_writes_a_snapshot_exits_0_and_resume_continues_bit_exactly(tmp_path, data16):

@@ -2,6 +2,7 @@
 
 import json
 import os
+import pickle
 
 import numpy as np
 import PIL.Image
@@ -42,3 +43,13 @@ def tiny_config(outdir, data, env=None, **overrides):
     config.G_kwargs.z_dim = config.G_kwargs.w_dim = 32
     config.grid_size = (2, 2)
     return config
+
+
+def final_snapshot_tensors(run_dir):
+    """Every tensor of G, D and G_ema in the run's last snapshot, by name, plus the augment pipe's p."""
+    names = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-') and f.endswith('.pkl'))
+    with open(os.path.join(run_dir, names[-1]), 'rb') as f:
+        snapshot = pickle.load(f)
+    tensors = {f'{key}.{name}': t for key in ('G', 'D', 'G_ema') for name, t in snapshot[key].state_dict().items()}
+    tensors['augment_p'] = snapshot['augment_pipe'].p
+    return tensors
