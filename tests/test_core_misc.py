@@ -101,3 +101,19 @@ def test_assert_shape_accepts_wildcards_and_names_the_wrong_dimension():
         misc.assert_shape(x, [None, 5, 4])
     with pytest.raises(AssertionError, match='number of dimensions'):
         misc.assert_shape(x, [2, 3])
+
+
+class _OpensAFile:
+    def __reduce__(self):
+        return (open, ('never-created', 'w'))
+
+
+def test_torch_load_reason_names_the_global_a_weights_only_load_refused(tmp_path):
+    torch.save({'x': _OpensAFile()}, tmp_path / 'evil.pt')
+    with pytest.raises(Exception) as info:
+        torch.load(tmp_path / 'evil.pt', weights_only=True)
+    assert misc.torch_load_reason(info.value).startswith('refusing to load io.open')
+    (tmp_path / 'text.pt').write_text('not a torch file')
+    with pytest.raises(Exception) as info:
+        torch.load(tmp_path / 'text.pt', weights_only=True)
+    assert misc.torch_load_reason(info.value) == 'damaged, or not a file of tensors and plain values'

@@ -1,4 +1,4 @@
-"""Reusable PyTorch helpers: cached constants, shape checks, parameter copying, a DDP consistency check, an infinite sampler."""
+"""Reusable PyTorch helpers: cached constants, shape checks, parameter copying, a DDP consistency check, an infinite sampler, torch.load errors."""
 
 import contextlib
 import re
@@ -183,3 +183,21 @@ def check_ddp_consistency(module, ignore_regex=None):
             raise AssertionError(f'{fullname} differs between rank 0 and rank {torch.distributed.get_rank()}')
 
 #----------------------------------------------------------------------------
+
+#----------------------------------------------------------------------------
+# torch.load errors in one line.
+
+def torch_load_reason(error):
+    """The informative line of a torch.load error: for a weights-only refusal, the global it refused.
+
+    torch opens such errors with paragraphs of generic advice; a user needs the name it refused.
+    """
+    text = str(error)
+    if text.startswith('Weights only load failed'):
+        refused = re.search(r'GLOBAL ([\w.]+)', text)
+        if refused:
+            return f'refusing to load {refused.group(1)}: the file may hold only tensors and plain values'
+        return 'damaged, or not a file of tensors and plain values'
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
+

@@ -15,6 +15,7 @@ import click
 import torch
 
 import dnnlib
+from torch_utils import misc
 from torch_utils import persistence
 from training import legacy
 
@@ -159,14 +160,6 @@ def _first_line(error):
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _torch_load_reason(error):
-    """The informative line of a torch.load error (its first lines are generic advice)."""
-    for line in str(error).splitlines():
-        if 'WeightsUnpickler error' in line:
-            return line.strip().split('. Please use')[0]
-    return _first_line(error)
-
-
 def _rebuild(record, key, filename):
     """One of our modules, built from a stored record and loaded strictly with its weights."""
     try:
@@ -188,7 +181,7 @@ def read_weights_only(filename):
         content = torch.load(filename, map_location='cpu', weights_only=True)
     except Exception as error:  # torch raises several types for foreign or damaged archives.
         raise NetworkFileError(f'{filename}: not a readable weights-only network file '
-                               f'({_torch_load_reason(error)})') from error
+                               f'({misc.torch_load_reason(error)})') from error
     if not isinstance(content, dict) or content.get('format') != FORMAT_NAME:
         raise NetworkFileError(f'{filename}: a torch file, but not a {FORMAT_NAME} network file '
                                f'(write one with: python -m training.export --network=PKL --dest=MODEL.pt)')

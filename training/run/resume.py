@@ -170,23 +170,11 @@ def load_resume_state(path):
         with torch.serialization.safe_globals(_numpy_array_globals()):
             state = torch.load(path, map_location='cpu', weights_only=True)
     except Exception as exc:  # pylint: disable=broad-except
-        raise ValueError(f'{path}: not a readable resume state ({_load_error_reason(exc)})') from None
+        raise ValueError(f'{path}: not a readable resume state ({misc.torch_load_reason(exc)})') from None
     if not isinstance(state, dict) or state.get('format') != RESUME_FORMAT:
         raise ValueError(f'{path}: not a resume state of this version (format {RESUME_FORMAT} expected)')
     state['options'] = {RENAMED_KEYS.get(key, key): value for key, value in state['options'].items()}
     return state
-
-
-def _load_error_reason(exc):
-    """The informative line of a torch.load error: for a weights-only refusal, the global it refused."""
-    text = str(exc)
-    refused = re.search(r'GLOBAL ([\w.]+)', text)
-    if text.startswith('Weights only load failed') and refused:
-        return f'refusing to load {refused.group(1)}: a resume state holds only tensors and plain values'
-    if text.startswith('Weights only load failed'):
-        return 'damaged, or not a file of tensors and plain values written by train.py'
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
 
 
 def resume_mismatch(state, config):
