@@ -28,7 +28,7 @@ class Preemption:
         self.num_processes = num_processes
         self.device = device
         self.received = None    # First signal this process received, or None.
-        self.agreed = None      # Set once all ranks agreed to stop: the signal's name, or 'another rank'.
+        self.agreed = None      # Set once all ranks agreed to stop: the signal's name, or 'a signal to another rank'.
         self._previous = {}
 
     def install(self):
