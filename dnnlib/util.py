@@ -1,11 +1,13 @@
 """Plumbing with no torch in it: attribute dicts, URL/file opening with a cache, objects built by name, atomic writes, logging."""
 
 import contextlib
+import errno
 import hashlib
 import importlib
 import io
 import os
 import re
+import shutil
 import socket
 import sys
 import tempfile
@@ -33,16 +35,89 @@ class EasyDict(dict):
         del self[name]
 
 #----------------------------------------------------------------------------
-# Writing files so that a crash never leaves a half-written file under the final name.
+# Writing files so that a crash never leaves a half-written file under the final name, and a full disk
+# or an unwritable place is one line naming the file instead of a traceback.
+
+class WriteError(OSError):
+    """An output could not be written for a reason the user must fix (full disk, read-only or unwritable place).
+
+    Its message is one line naming the file; the file's earlier version, if any, is untouched and no
+    temporary file is left behind.
+    """
+
+
+DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+NOT_WRITABLE_ERRNOS = (errno.EROFS, errno.EACCES, errno.EPERM)
+
+
+def format_bytes(num_bytes):
+    """Bytes as a short human-readable size: '512 B', '3.2 MB', '1.5 GB'."""
+    for unit in ('B', 'kB', 'MB', 'GB'):
+        if abs(num_bytes) < 1000 or unit == 'GB':
+            return f'{num_bytes:.0f} {unit}' if unit == 'B' else f'{num_bytes:.1f} {unit}'
+        num_bytes /= 1000
+    return None  # Not reached.
+
+
+def free_bytes(path):
+    """Free space on the file system holding `path` (or its nearest existing parent), or None if unknown."""
+    probe = os.path.abspath(path)
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def write_error(exc, path, needed=None):
+    """A WriteError naming `path` for a full-disk or not-writable OSError `exc`; None for any other error.
+
+    needed: bytes the file had reached when the write failed (it needs more than that).
+    """
+    if isinstance(exc, WriteError):
+        return exc
+    if not isinstance(exc, OSError):
+        return None
+    if exc.errno in DISK_FULL_ERRNOS:
+        free = free_bytes(path)
+        free_text = 'unknown' if free is None else format_bytes(free)
+        needs = f', the file needs more than {format_bytes(needed)}' if needed else ''
+        return WriteError(f'cannot write {path}: the disk is full ({free_text} free{needs}); free some space or '
+                          f'write elsewhere (earlier files are untouched)')
+    if exc.errno in NOT_WRITABLE_ERRNOS:
+        return WriteError(f'cannot write {path}: {exc.strerror.lower()}; choose a writable place')
+    return None
+
+
+def output_dir_problem(path):
+    """Why folder `path` cannot hold outputs (it is a file, lies under a file, or is not writable), or None."""
+    path = os.path.abspath(path)
+    probe = path
+    while not os.path.exists(probe) and os.path.dirname(probe) != probe:
+        probe = os.path.dirname(probe)
+    if not os.path.isdir(probe):
+        return f'{path} is a file, not a folder' if probe == path else f'{path} lies under {probe}, which is a file'
+    if not os.access(probe, os.W_OK):
+        return f'{probe} is not writable'
+    return None
+
 
 @contextlib.contextmanager
 def atomic_write(path, mode='wb'):
-    """Yield a file object on a temporary name beside `path`; rename it onto `path` only if the block succeeds."""
+    """Yield a file object on a temporary name beside `path`; rename it onto `path` only if the block succeeds.
+
+    A full disk or an unwritable folder raises WriteError (one line naming `path`) after the temporary
+    file is removed.
+    """
     if mode not in ('w', 'wb', 'wt'):
         raise ValueError(f'atomic_write: mode must be "w", "wt" or "wb", got {mode!r}')
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
+    try:
+        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
+    except OSError as exc:
+        raise write_error(exc, path) or exc from None
     try:
         with os.fdopen(fd, mode) as f:
             yield f
@@ -50,10 +125,21 @@ def atomic_write(path, mode='wb'):
             os.fsync(f.fileno())
         os.chmod(tmp_path, 0o666 & ~_current_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
+        needed = _size_or_none(tmp_path)
         with contextlib.suppress(FileNotFoundError):
             os.remove(tmp_path)
-        raise
+        error = write_error(exc, path, needed)
+        if error is None or error is exc:
+            raise
+        raise error from None
+
+
+def _size_or_none(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return None
 
 
 def _current_umask():

@@ -76,3 +76,8 @@ def run_entry_point(args, cwd, timeout=300):
     """Run `python ARGS` from the repository root as a user would; returns the CompletedProcess."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def run_with_full_disk(args, cwd, allowed_files=0, timeout=300):
+    """Run `python ARGS` as run_entry_point does, but every atomic write after the first `allowed_files` hits ENOSPC."""
+    return run_entry_point([os.path.join(REPO_ROOT, 'tests', 'full_disk.py'), str(allowed_files), *args], cwd, timeout)

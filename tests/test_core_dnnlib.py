@@ -1,9 +1,11 @@
 """dnnlib.util: opening paths and URLs with an offline cache, atomic writes, objects by name, logging."""
 
+import errno
 import io
 import os
 import socket
 import sys
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -110,6 +112,55 @@ def test_atomic_write_replaces_the_file_only_when_the_block_succeeds(tmp_path):
         f.write(b'new')
     assert path.read_bytes() == b'new'
     assert os.listdir(tmp_path) == ['snapshot.pkl']
+
+
+def test_atomic_write_on_a_full_disk_names_the_file_and_leaves_the_old_one(tmp_path, monkeypatch):
+    path = tmp_path / 'snapshot.pkl'
+    path.write_bytes(b'old')
+    real_mkstemp = tempfile.mkstemp
+
+    def mkstemp_on_dev_full(*args, **kwargs):  # The OS answers ENOSPC exactly as on a full disk.
+        fd, tmp = real_mkstemp(*args, **kwargs)
+        os.close(fd)
+        return os.open('/dev/full', os.O_WRONLY), tmp
+    monkeypatch.setattr(tempfile, 'mkstemp', mkstemp_on_dev_full)
+    with pytest.raises(util.WriteError) as info:
+        with util.atomic_write(str(path)) as f:
+            f.write(b'x' * 100_000)
+    message = str(info.value)
+    assert '\n' not in message and str(path) in message and 'disk is full' in message and 'free' in message
+    assert path.read_bytes() == b'old'
+    assert os.listdir(tmp_path) == ['snapshot.pkl']
+
+
+def test_atomic_write_into_a_read_only_place_is_one_line(tmp_path, monkeypatch):
+    def read_only(*_args, **_kwargs):
+        raise OSError(errno.EROFS, 'Read-only file system')
+    monkeypatch.setattr(tempfile, 'mkstemp', read_only)
+    with pytest.raises(util.WriteError, match=r'cannot write .*out\.png: read-only file system; choose a writable place'):
+        with util.atomic_write(str(tmp_path / 'out.png')):
+            pass
+
+
+def test_atomic_write_passes_other_errors_through(tmp_path):
+    with pytest.raises(OSError) as info:
+        with util.atomic_write(str(tmp_path / 'x.bin')):
+            raise OSError(errno.EIO, 'Input/output error')
+    assert not isinstance(info.value, util.WriteError)
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_dir_problem_names_a_file_in_the_way(tmp_path):
+    (tmp_path / 'file').write_text('x')
+    assert util.output_dir_problem(str(tmp_path / 'new' / 'folder')) is None
+    assert util.output_dir_problem(str(tmp_path / 'file')) == f'{tmp_path / "file"} is a file, not a folder'
+    assert util.output_dir_problem(str(tmp_path / 'file' / 'sub')) == \
+        f'{tmp_path / "file" / "sub"} lies under {tmp_path / "file"}, which is a file'
+
+
+def test_format_bytes_picks_a_readable_unit():
+    assert [util.format_bytes(n) for n in (512, 2_500, 3_200_000, 1.5e9, 4e12)] == \
+        ['512 B', '2.5 kB', '3.2 MB', '1.5 GB', '4000.0 GB']
 
 
 def test_construct_class_by_name_passes_arguments():

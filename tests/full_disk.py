@@ -1,0 +1,44 @@
+"""Run a tool as if its disk filled up: `python tests/full_disk.py N SCRIPT.py|-m MODULE [ARGS...]`.
+
+The first N files written through dnnlib.util.atomic_write are written normally; every later one is
+written to /dev/full, so the operating system itself answers ENOSPC, as it does on a full disk. The
+temporary file each write creates is real, so the tool's clean-up is exercised too.
+"""
+
+import os
+import runpy
+import sys
+import tempfile
+
+
+def fill_disk_after(allowed_files):
+    """Make every atomic_write after the first `allowed_files` ones fail with ENOSPC."""
+    real_mkstemp = tempfile.mkstemp
+    count = [0]
+
+    def mkstemp(*args, **kwargs):
+        fd, path = real_mkstemp(*args, **kwargs)
+        count[0] += 1
+        if count[0] > allowed_files:
+            os.close(fd)
+            fd = os.open('/dev/full', os.O_WRONLY)
+        return fd, path
+
+    tempfile.mkstemp = mkstemp
+
+
+def main(argv):
+    fill_disk_after(int(argv[0]))
+    target = argv[1:]
+    repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    sys.path.insert(0, repo_root)
+    if target[0] == '-m':
+        sys.argv = [target[1], *target[2:]]
+        runpy.run_module(target[1], run_name='__main__', alter_sys=True)
+    else:
+        sys.argv = target
+        runpy.run_path(target[0], run_name='__main__')
+
+
+if __name__ == '__main__':
+    main(sys.argv[1:])
