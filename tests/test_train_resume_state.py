@@ -95,3 +95,19 @@ def test_resume_path_of_a_half_replaced_pair_is_refused_in_one_line(tmp_path, da
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
     assert len(errors) == 1 and 'written for another version of the pickle' in errors[0]
+
+
+def test_next_run_removes_temp_files_of_killed_writes_but_not_those_of_a_live_run(tmp_path, data16, capsys):
+    from training.run import run_dir as run_dirs  # pylint: disable=import-outside-toplevel
+    outdir = tmp_path / 'runs'
+    dead, live = outdir / '00000-killed', outdir / '00001-live'
+    for run_dir in (dead, live):
+        run_dir.mkdir(parents=True)
+        (run_dir / '.network-snapshot-000000.pkl.abc123.tmp').write_bytes(b'half a pickle')
+        (run_dir / 'network-snapshot-000000.pkl').write_bytes(b'a complete file stays')
+    with run_dirs.run_lock(str(live)):  # As a training process holds it while it runs.
+        new_run = train_launch.start(tiny_config(outdir, data16, kimg=0.004), env={})
+    assert sorted(os.listdir(dead)) == ['network-snapshot-000000.pkl']
+    assert '.network-snapshot-000000.pkl.abc123.tmp' in os.listdir(live)
+    assert f'Removed {dead / ".network-snapshot-000000.pkl.abc123.tmp"}' in capsys.readouterr().out
+    assert os.path.basename(new_run).startswith('00002-')

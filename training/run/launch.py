@@ -82,11 +82,15 @@ def start(config, env=None):
     env = os.environ if env is None else env
     ranks = torchrun_rank(env)
     config = dnnlib.EasyDict(config)
-    if ranks is None or ranks[0] == 0:
-        config.run_dir = run_dirs.create_run_dir(config.outdir, config.run_desc)
+    if ranks is not None and ranks[0] != 0:
+        config.run_dir = None  # Only rank 0 writes; the others never need the folder.
+        launch(config, env)
+        return None
+    for path in run_dirs.remove_stale_temp_files(config.outdir):
+        print(f'Removed {path}, left behind by a killed write', flush=True)
+    config.run_dir = run_dirs.create_run_dir(config.outdir, config.run_desc)
+    with run_dirs.run_lock(config.run_dir):
         run_dirs.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
         print(f'Training in {config.run_dir}', flush=True)
-    else:
-        config.run_dir = None  # Only rank 0 writes; the others never need the folder.
-    launch(config, env)
+        launch(config, env)
     return config.run_dir

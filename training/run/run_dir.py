@@ -1,5 +1,12 @@
 """Run directories: <outdir>/NNNNN-<description>/, numbered after every existing run and never reused."""
 
+# A training process holds an advisory lock (flock) on its run directory for as long as it runs; the
+# kernel drops it when the process dies, however it dies. A new run in the same --outdir removes the
+# temporary files that killed writes left behind (.NAME.XXXX.tmp, see dnnlib.util.atomic_write), but
+# only in run directories whose lock it can take, so it never deletes a live run's write in progress.
+
+import contextlib
+import fcntl
 import json
 import os
 import re
@@ -7,6 +14,7 @@ import re
 import dnnlib
 
 RUN_DIR_RE = re.compile(r'^(\d+)-')
+TEMP_FILE_RE = re.compile(r'^\..+\.tmp$')  # What atomic_write names its temporary files.
 
 
 def next_run_id(outdir):
@@ -33,3 +41,48 @@ def write_json(path, obj):
     with dnnlib.util.atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
         f.write('\n')
+
+
+@contextlib.contextmanager
+def run_lock(run_dir):
+    """Hold the run directory's lock while the block runs (a no-op where the file system has no flock)."""
+    fd = os.open(run_dir, os.O_RDONLY)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)  # Releases the lock.
+
+
+def remove_stale_temp_files(outdir):
+    """Delete leftover temporary files in the run directories of `outdir` that no live run holds; returns their paths."""
+    removed = []
+    for entry in sorted(os.listdir(outdir) if os.path.isdir(outdir) else []):
+        run_dir = os.path.join(outdir, entry)
+        if RUN_DIR_RE.match(entry) and os.path.isdir(run_dir):
+            removed += _remove_temp_files_if_unlocked(run_dir)
+    return removed
+
+
+def _remove_temp_files_if_unlocked(run_dir):
+    try:
+        fd = os.open(run_dir, os.O_RDONLY)
+    except OSError:
+        return []
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:  # A live run holds it (or no flock here): leave its files alone.
+        os.close(fd)
+        return []
+    removed = []
+    try:
+        for name in os.listdir(run_dir):
+            path = os.path.join(run_dir, name)
+            if TEMP_FILE_RE.match(name) and os.path.isfile(path):
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+                    removed.append(path)
+    finally:
+        os.close(fd)
+    return removed
