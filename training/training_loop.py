@@ -220,15 +220,19 @@ class Run:
         """Write network-snapshot-NNNNNN.pkl and its .resume.pt (rank 0); returns the snapshot dict."""
         c, p = self.config, self.progress
         data = run_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_processes)
-        rng_states = run_snapshot.gather_rng(rng, c.num_processes)
+        rank_states = run_snapshot.gather_rank_states(self.rank_state(rng), c.num_processes)
         ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:
             pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg))
             run_snapshot.save_snapshot(pkl, data)
-            state = run_resume.resume_state(p, self.opts, self.loss, ada_state, rng_states, c, snapshot_pkl=pkl)
+            state = run_resume.resume_state(p, self.opts, ada_state, rank_states, c, snapshot_pkl=pkl)
             run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
             data['path'] = pkl
         return data
+
+    def rank_state(self, rng):
+        """What differs between ranks and an exact resume must restore on each: RNGs, loss state, running averages."""
+        return dict(rng=rng, loss=self.loss.state_dict(), averages=run_snapshot.running_averages(self.nets))
 
     def evaluate(self, snapshot_data):
         """Run config.metrics on the snapshot's G_ema (every rank takes part); returns {name: value}."""
@@ -282,7 +286,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     setup_grids(run, probe)
     probe.close()
     if state is not None:
-        run_resume.restore_rng_states(run, state)
+        run_resume.restore_rank_states(run, state)
     return run
 
 

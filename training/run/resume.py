@@ -129,9 +129,10 @@ def resolve_resume(resume, outdir):
 #----------------------------------------------------------------------------
 # Writing and reading the companion.
 
-def resume_state(progress, opts, loss, ada_state, rng_states, config, snapshot_pkl=None):
+def resume_state(progress, opts, ada_state, rank_states, config, snapshot_pkl=None):
     """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers.
 
+    rank_states: per rank, in rank order, dict(rng=..., loss=..., averages=...) (see Run.rank_state).
     snapshot_pkl: the pickle this state belongs to, already written; its image count and digest are
     recorded, so a resume can tell a consistent pair from one a kill left half-replaced.
     """
@@ -142,9 +143,10 @@ def resume_state(progress, opts, loss, ada_state, rng_states, config, snapshot_p
         format          = RESUME_FORMAT,
         progress        = dict(progress),
         optimizers      = {name: opt.state_dict() for name, opt in opts.items()},
-        loss            = loss.state_dict(),
+        loss            = rank_states[0]['loss'],  # Rank 0's, for a resume with another number of processes.
         ada             = ada_state,
-        rng             = rng_states,
+        rng             = [rank['rng'] for rank in rank_states],
+        ranks           = [dict(loss=rank['loss'], averages=rank['averages']) for rank in rank_states],
         options         = {key: _plain(config.get(key)) for key in EXACT_KEYS},
     )
 
@@ -185,10 +187,16 @@ def resume_mismatch(state, config):
             _dataset_identity(config.get('training_set_kwargs')) else [])
 
 
-def rng_for_rank(state, rank, num_processes):
-    """This rank's saved RNG state, or None when the run had another number of processes."""
-    states = state['rng']
-    return states[rank] if len(states) == num_processes else None
+def state_for_rank(state, rank, num_processes):
+    """This rank's saved (rng, loss, averages), or None when the run had another number of processes.
+
+    States written before per-rank saving hold only RNG states per rank: loss and averages are then None.
+    """
+    rngs = state['rng']
+    if len(rngs) != num_processes:
+        return None
+    ranks = state.get('ranks') or [dict(loss=None, averages=None)] * num_processes
+    return rngs[rank], ranks[rank]['loss'], ranks[rank]['averages']
 
 
 def _dataset_identity(kwargs):
@@ -213,7 +221,7 @@ def restore(run, config):
     """Load --resume into `run`: exact continuation from our snapshot + companion, or weights only (transfer).
 
     Returns the resume state when the continuation is exact (its RNG states are restored later, once the
-    data and grids are built: see restore_rng_states), else None.
+    data and grids are built: see restore_rank_states), else None.
     """
     if not config.resume_pkl:
         return None
@@ -273,11 +281,19 @@ def _load_weights(run, resume_pkl, exact):
             run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
 
 
-def restore_rng_states(run, state):
-    """Put back this rank's RNG states from an exact resume state (logged when the process count changed)."""
-    rng = rng_for_rank(state, run.rank, run.config.num_processes)
-    if rng is not None:
-        run_snapshot.restore_rng(rng, run.np_random, run.device)
-    else:
+def restore_rank_states(run, state):
+    """Put back this rank's RNG states, loss state and running averages (logged when the process count changed).
+
+    Runs after rank 0's networks were broadcast, which overwrote every rank's own running averages.
+    """
+    saved = state_for_rank(state, run.rank, run.config.num_processes)
+    if saved is None:
         run.log(f'  RNG states not restored: the resumed run had {len(state["rng"])} processes, '
                 f'this one {run.config.num_processes}')
+        return
+    rng, loss_state, averages = saved
+    run_snapshot.restore_rng(rng, run.np_random, run.device)
+    if loss_state is not None:
+        run.loss.load_state_dict(loss_state)
+    if averages is not None:
+        run_snapshot.restore_running_averages(run.nets, averages)

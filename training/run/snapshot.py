@@ -6,6 +6,7 @@
 
 import copy
 import pickle
+import re
 
 import numpy as np
 import torch
@@ -38,13 +39,40 @@ def restore_rng(state, np_random, device):
         torch.cuda.set_rng_state(state['cuda'], device)
 
 
-def gather_rng(state, num_processes):
-    """Every rank's RNG `state` (from capture_rng), in rank order (a collective call when num_processes > 1)."""
+def gather_rank_states(state, num_processes):
+    """Every rank's `state` (any picklable value), in rank order (a collective call when num_processes > 1)."""
     if num_processes == 1:
         return [state]
     states = [None] * num_processes
     torch.distributed.all_gather_object(states, state)
     return states
+
+#----------------------------------------------------------------------------
+# Running averages: buffers each rank updates from its own share of the batch (w_avg in the mapping
+# network), so they differ between ranks. Snapshots hold rank 0's, as stylegan2-ada-pytorch's do; the
+# resume state holds every rank's, so an N-process run continues exactly.
+
+RUNNING_AVERAGE_RE = re.compile(r'(^|\.)[^.]+_(avg|ema)$')  # The buffers check_ddp_consistency skips too.
+
+
+def running_averages(networks):
+    """{'G.mapping.w_avg': tensor, ...}: CPU copies of the running-average buffers of G and G_ema."""
+    averages = {}
+    for name in ('G', 'G_ema'):
+        for buffer_name, buffer in networks[name].named_buffers():
+            if RUNNING_AVERAGE_RE.search(buffer_name):
+                averages[f'{name}.{buffer_name}'] = buffer.detach().cpu().clone()
+    return averages
+
+
+def restore_running_averages(networks, averages):
+    """Copy what running_averages() returned back into the networks' buffers."""
+    for name in ('G', 'G_ema'):
+        buffers = dict(networks[name].named_buffers())
+        for buffer_name, buffer in buffers.items():
+            saved = averages.get(f'{name}.{buffer_name}')
+            if saved is not None:
+                buffer.copy_(saved)
 
 #----------------------------------------------------------------------------
 # Writing.
