@@ -6,9 +6,10 @@ import os
 import click
 import torch
 
+import dnnlib
+from training.dataset import DatasetError
 from training.run import config as run_config
 from training.run import launch as run_launch
-from training.run import resume as run_resume
 from training.run import run_dir as run_dirs
 
 #----------------------------------------------------------------------------
@@ -19,6 +20,18 @@ BOOL = dict(type=bool, is_flag=False, flag_value=True, default=None, metavar='BO
 
 def _print_config(config):
     print(json.dumps(config, indent=2))
+
+
+def _check_training_data(training_set_kwargs):
+    """Every image of --data opens and has the dataset's size and channels (headers only), before anything starts."""
+    dataset = dnnlib.util.construct_class_by_name(**training_set_kwargs)
+    try:
+        if hasattr(dataset, 'check_images'):
+            dataset.check_images()
+    except DatasetError as exc:
+        raise click.ClickException(f'--data: {exc}') from None
+    finally:
+        dataset.close()
 
 
 @click.command(context_settings=dict(max_content_width=120))
@@ -57,6 +70,7 @@ def _print_config(config):
 @click.option('--augpipe',    help='Augmentation pipeline [default: bgc]', metavar='NAME')
 # Transfer learning and resume.
 @click.option('--resume',     help='Snapshot to resume from, "latest", a URL, a model name, or "noresume"', metavar='PKL')
+@click.option('--transfer',   help='Allow --resume from networks of another architecture (copies the matching tensors)', is_flag=True)
 @click.option('--freezed',    help='Freeze-D: number of discriminator layers to freeze [default: 0]', type=click.IntRange(min=0))
 # Performance.
 @click.option('--fp32',       help='Disable mixed-precision training', **BOOL)
@@ -80,6 +94,7 @@ def main(**options):
     torchrun --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py --outdir=runs --data=...
     """
     dry_run = options.pop('dry_run')
+    allow_transfer = options.pop('transfer')
     rank = run_launch.torchrun_rank(os.environ)
     if options['device'] is None and not torch.cuda.is_available():
         if rank is None or rank[0] == 0:
@@ -88,6 +103,9 @@ def main(**options):
         config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available())
     except run_config.ConfigError as exc:
         raise click.UsageError(str(exc))
+    config.allow_transfer = allow_transfer
+    if rank is None or rank[0] == 0:
+        _check_training_data(config.training_set_kwargs)
 
     if dry_run:
         config.run_dir = os.path.join(config.outdir, f'{run_dirs.next_run_id(config.outdir):05d}-{config.run_desc}')
@@ -97,8 +115,10 @@ def main(**options):
 
     try:
         run_launch.start(config)
-    except run_resume.ResumeError as exc:
+    except run_launch.USER_ERRORS as exc:
         raise click.ClickException(str(exc))
+    except run_launch.UserErrorInRank as exc:  # The rank has printed its one-line error already.
+        raise SystemExit(1) from exc
 
 
 if __name__ == '__main__':

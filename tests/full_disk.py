@@ -1,8 +1,10 @@
-"""Run a tool as if its disk filled up: `python tests/full_disk.py N SCRIPT.py|-m MODULE [ARGS...]`.
+"""Run a tool as if its disk filled up: `python tests/full_disk.py N[:TEXT] SCRIPT.py|-m MODULE [ARGS...]`.
 
 The first N files written through dnnlib.util.atomic_write are written normally; every later one is
-written to /dev/full, so the operating system itself answers ENOSPC, as it does on a full disk. The
-temporary file each write creates is real, so the tool's clean-up is exercised too.
+written to /dev/full, so the operating system itself answers ENOSPC, as it does on a full disk. With
+N:TEXT only files whose name contains TEXT count and fail (e.g. 1:network-snapshot lets the first
+snapshot through and fails the later ones). The temporary file each write creates is real, so the
+tool's clean-up is exercised too.
 """
 
 import os
@@ -11,13 +13,15 @@ import sys
 import tempfile
 
 
-def fill_disk_after(allowed_files):
-    """Make every atomic_write after the first `allowed_files` ones fail with ENOSPC."""
+def fill_disk_after(allowed_files, name_part=''):
+    """Make every atomic_write (of a file whose name contains `name_part`) after the first `allowed_files` fail with ENOSPC."""
     real_mkstemp = tempfile.mkstemp
     count = [0]
 
     def mkstemp(*args, **kwargs):
         fd, path = real_mkstemp(*args, **kwargs)
+        if name_part not in os.path.basename(path):
+            return fd, path
         count[0] += 1
         if count[0] > allowed_files:
             os.close(fd)
@@ -28,7 +32,8 @@ def fill_disk_after(allowed_files):
 
 
 def main(argv):
-    fill_disk_after(int(argv[0]))
+    allowed, _, name_part = argv[0].partition(':')
+    fill_disk_after(int(allowed), name_part)
     target = argv[1:]
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, repo_root)

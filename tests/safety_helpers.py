@@ -78,6 +78,10 @@ def run_entry_point(args, cwd, timeout=300):
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_with_full_disk(args, cwd, allowed_files=0, timeout=300):
-    """Run `python ARGS` as run_entry_point does, but every atomic write after the first `allowed_files` hits ENOSPC."""
-    return run_entry_point([os.path.join(REPO_ROOT, 'tests', 'full_disk.py'), str(allowed_files), *args], cwd, timeout)
+def run_with_full_disk(args, cwd, allowed_files=0, timeout=300, name_part=''):
+    """Run `python ARGS` as run_entry_point does, but every atomic write after the first `allowed_files` hits ENOSPC.
+
+    name_part: only writes of files whose name contains it count and fail.
+    """
+    spec = f'{allowed_files}:{name_part}' if name_part else str(allowed_files)
+    return run_entry_point([os.path.join(REPO_ROOT, 'tests', 'full_disk.py'), spec, *args], cwd, timeout)

@@ -9,6 +9,7 @@ import torch
 
 from tests.train_helpers import final_snapshot_tensors, tiny_config, write_image_folder
 from training.run import launch as train_launch
+from training.run.resume import ResumeError
 
 
 
@@ -91,10 +92,14 @@ def test_metrics_run_on_each_snapshot_into_metric_jsonl(tmp_path, data16, monkey
 def test_resume_into_another_architecture_transfers_matching_weights(tmp_path, data16):
     skip_run = train_launch.start(tiny_config(tmp_path / 'runs', data16, kimg=0.004), env={})
     snapshot = os.path.join(skip_run, 'network-snapshot-000000.pkl')
-    squeeze_run = train_launch.start(tiny_config(tmp_path / 'runs', data16, kimg=0.004, g_arch='squeeze',
-                                                 resume=snapshot), env={})
+    config = tiny_config(tmp_path / 'runs', data16, kimg=0.004, g_arch='squeeze', resume=snapshot)
+    with pytest.raises(ResumeError, match=r'networks differ from the configured ones, only some tensors match '
+                                          r'\(G \d+/\d+, D \d+/\d+, G_ema \d+/\d+\); pass --transfer'):
+        train_launch.start(config, env={})
+    squeeze_run = train_launch.start(dict(config, allow_transfer=True), env={})
     log = open(os.path.join(squeeze_run, 'log.txt')).read()
     assert 'Resume state not used (G_kwargs differ' in log
+    assert 'transferred tensors (matching / all): G ' in log and 'the others keep their fresh initialisation' in log
     assert 'G: transferred' in log and 'D: transferred 0' not in log
     with open(os.path.join(squeeze_run, 'network-snapshot-000000.pkl'), 'rb') as f:
         assert pickle.load(f)['G'].synthesis.b8.architecture == 'squeeze'

@@ -18,6 +18,7 @@ from torch_utils import misc
 from torch_utils import training_stats
 from training import loss as training_loss
 from training.augment import ada as training_ada
+from training.dataset import DatasetError
 from training.run import preemption as run_preemption
 from training.run import report as run_report
 from training.run import resume as run_resume
@@ -115,7 +116,7 @@ class Run:
     def train_step(self):
         """One batch over every phase that is due, then EMA, counters and the ADA update."""
         c, batch_idx = self.config, self.progress.batch_idx
-        real_img, real_c = next(self.data_iter)
+        real_img, real_c = self.next_batch()
         real_img = (real_img.to(self.device).to(torch.float32) / 127.5 - 1).split(c.batch_gpu)
         real_c = real_c.to(self.device).split(c.batch_gpu)
         per_rank = c.batch_size // c.num_processes
@@ -138,6 +139,13 @@ class Run:
         self.progress.cur_nimg += c.batch_size
         self.progress.batch_idx += 1
         self.update_ada()
+
+    def next_batch(self):
+        """This rank's share of the next batch; an image that fails to decode is one line naming it."""
+        try:
+            return next(self.data_iter)
+        except DatasetError as exc:  # From a DataLoader worker, the message holds the worker's traceback.
+            raise DatasetError(str(exc).strip().splitlines()[-1].split('DatasetError: ', 1)[-1]) from None
 
     def reduce_gradients(self, module):
         """Average gradients over ranks and replace NaN/inf entries, in one flat all-reduce."""

@@ -128,6 +128,18 @@ class Dataset(torch.utils.data.Dataset):
 
 #----------------------------------------------------------------------------
 
+def _check_mode(image, where):
+    if image.mode not in ('L', 'RGB'):
+        bands = len(image.getbands())
+        raise DatasetError(f'{where} has {bands} channel(s) (mode {image.mode}); accepted: 1 (grayscale) or 3 (RGB); {_CONVERT_HINT}')
+
+
+def _check_shape(shape, expected_shape, where):
+    if expected_shape is not None and list(shape) != list(expected_shape):
+        raise DatasetError(f'{where} has shape {list(shape)} (CHW) but the dataset\'s images are {list(expected_shape)}; '
+                           f'all images must share one size and channel count; {_CONVERT_HINT}')
+
+
 class ImageFolderDataset(Dataset):
     """Images in a folder tree or uncompressed zip (as dataset_tool.py writes them), sorted by path."""
 
@@ -194,9 +206,7 @@ class ImageFolderDataset(Dataset):
         try:
             with self._open(name) as f:
                 image = PIL.Image.open(f)
-                if image.mode not in ('L', 'RGB'):
-                    bands = len(image.getbands())
-                    raise DatasetError(f'{where} has {bands} channel(s) (mode {image.mode}); accepted: 1 (grayscale) or 3 (RGB); {_CONVERT_HINT}')
+                _check_mode(image, where)
                 pixels = np.asarray(image)  # Decodes here.
         except DatasetError:
             raise
@@ -205,9 +215,29 @@ class ImageFolderDataset(Dataset):
         pixels = pixels[np.newaxis] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)  # HW(C) -> CHW
         if expected_shape == ():
             expected_shape = self.image_shape
-        if expected_shape is not None and list(pixels.shape) != expected_shape:
-            raise DatasetError(f'{where} has shape {list(pixels.shape)} (CHW) but the dataset\'s images are {expected_shape}; all images must share one size and channel count; {_CONVERT_HINT}')
+        _check_shape(list(pixels.shape), expected_shape, where)
         return pixels
+
+    def check_images(self):
+        """Read the header of every stored image (not its pixels): DatasetError naming the first that cannot be
+        opened or differs in size or channel count. Returns how many were checked.
+
+        Cheap enough to run before training (headers only); image data that is corrupt past its header is
+        found when the image is first loaded, and reported with its name then.
+        """
+        for name in self._image_names:
+            where = f'{self._path}:{name}'
+            try:
+                with self._open(name) as f:
+                    image = PIL.Image.open(f)
+                    _check_mode(image, where)
+                    width, height = image.size
+            except DatasetError:
+                raise
+            except Exception as exc:  # pylint: disable=broad-except
+                raise DatasetError(f'cannot read image {where}: {describe_decode_error(exc)}') from None
+            _check_shape([len(image.getbands()), height, width], self.image_shape, where)
+        return len(self._image_names)
 
     def _read_label_list(self):
         """The "labels" list of dataset.json, or None when the file is missing or says null."""

@@ -1,13 +1,25 @@
 """Start training processes: one process, N local processes (torch.multiprocessing) or under torchrun (env://)."""
 
 import os
+import sys
 import tempfile
 
 import torch
 
 import dnnlib
+from training.dataset import DatasetError
 from training.run import preemption as run_preemption
+from training.run import resume as run_resume
 from training.run import run_dir as run_dirs
+
+# Errors whose one-line message tells the user what to fix (a full disk, bad data, a bad --resume): train.py
+# prints them without a traceback. A spawned rank prints its own and exits with USER_ERROR_EXIT_CODE.
+USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError)
+USER_ERROR_EXIT_CODE = 3
+
+
+class UserErrorInRank(Exception):
+    """A spawned rank stopped on one of USER_ERRORS and has printed it already."""
 
 
 def torchrun_rank(env):
@@ -30,7 +42,11 @@ def _subprocess_fn(local_rank, config, temp_dir):
     """Entry point of one local process started by torch.multiprocessing.spawn."""
     init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
     _init_process_group(config, local_rank, local_rank, f'file://{init_file}')
-    _run(config, rank=local_rank, local_rank=local_rank)
+    try:
+        _run(config, rank=local_rank, local_rank=local_rank)
+    except USER_ERRORS as exc:
+        print(f'Error: {exc}', file=sys.stderr, flush=True)
+        raise SystemExit(USER_ERROR_EXIT_CODE) from None
 
 
 def _run(config, rank, local_rank):
@@ -55,6 +71,8 @@ def _spawn(config):
             while not context.join():
                 pass
         except torch.multiprocessing.ProcessExitedException as exc:
+            if exc.exit_code == USER_ERROR_EXIT_CODE:
+                raise UserErrorInRank(f'rank {exc.error_index} stopped on the error above') from None
             if exc.exit_code != config.get('preempt_exit_code', 0):
                 raise
             raise SystemExit(exc.exit_code) from None

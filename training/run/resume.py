@@ -265,20 +265,42 @@ def _usable_state(run, config):
 
 
 def _load_weights(run, resume_pkl, exact):
-    """Copy G, D and G_ema from the resumed file: all tensors when exact, else matching ones (transfer)."""
+    """Copy G, D and G_ema from the resumed file: all tensors when exact, else matching ones (transfer).
+
+    A transfer that leaves any tensor freshly initialised needs config.allow_transfer (--transfer), so
+    resuming from another architecture by mistake stops with one line instead of training from partial weights.
+    """
     from training import export, transfer  # pylint: disable=import-outside-toplevel
     try:
         resumed = export.load_network(resume_pkl, device='cpu')
     except (OSError, ValueError) as exc:
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResumeError(f'--resume={resume_pkl}: {first_line}') from None
+    reports = {}
     for name in ('G', 'D', 'G_ema'):
         if resumed.get(name) is None:
             run.log(f'  {name}: not in the resumed file, keeps its fresh initialisation')
         elif exact:
             misc.copy_params_and_buffers(resumed[name], run.nets[name], require_all=True)
         else:
-            run.log(f'  {name}: {transfer.transfer_weights(resumed[name], run.nets[name]).summary()}')
+            reports[name] = transfer.transfer_weights(resumed[name], run.nets[name])
+    if reports:
+        _check_transfer(run, resume_pkl, reports)
+
+
+def _check_transfer(run, resume_pkl, reports):
+    """Log one summary line of a weights-only resume; refuse a partial one unless --transfer allows it."""
+    counts = ', '.join(f'{name} {len(r.copied)}/{len(r.copied) + len(r.initialised)}' for name, r in reports.items())
+    partial = any(report.initialised for report in reports.values())
+    if partial and not run.config.get('allow_transfer', False):
+        nothing = not any(report.copied for report in reports.values())
+        what = 'no tensor matches' if nothing else f'only some tensors match ({counts})'
+        raise ResumeError(f'--resume={resume_pkl}: its networks differ from the configured ones, {what}; '
+                          f'pass --transfer to train from the matching tensors, or configure the same architecture')
+    run.log(f'  transferred tensors (matching / all): {counts}' + ('; the others keep their fresh initialisation'
+                                                                     if partial else ''))
+    for name, report in reports.items():
+        run.log(f'  {name}: {report.summary()}')
 
 
 def restore_rank_states(run, state):

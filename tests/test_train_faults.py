@@ -1,0 +1,114 @@
+"""Faults a cluster run meets: bad images in --data, a disk that fills up mid-run, a --resume of another architecture."""
+
+import os
+import pickle
+
+import numpy as np
+import PIL.Image
+import pytest
+import torch
+from click.testing import CliRunner
+
+import train
+from tests import safety_helpers
+from tests.train_helpers import TINY_ARGS, write_image_folder
+from training import training_loop
+from training.dataset import DatasetError
+from training.run import resume as run_resume
+
+
+def _truncate_pixels(png_path):
+    """Keep the header (size and mode still read fine) but cut the compressed pixel data short."""
+    data = open(png_path, 'rb').read()
+    with open(png_path, 'wb') as f:
+        f.write(data[:len(data) // 2])
+
+
+def _error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith('Error:')]
+
+
+def test_image_of_another_size_in_data_is_one_line_before_anything_starts(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    PIL.Image.fromarray(np.zeros([8, 8, 3], np.uint8)).save(os.path.join(data, 'img00002.png'))
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS])
+    assert result.exit_code == 1
+    assert f'Error: --data: {data}:img00002.png has shape [3, 8, 8] (CHW) but the dataset\'s images are [3, 16, 16]' \
+        in result.output
+    assert not (tmp_path / 'runs').exists()
+
+
+def test_unreadable_image_in_data_is_one_line_even_for_dry_run(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    with open(os.path.join(data, 'img00003.png'), 'wb') as f:
+        f.write(b'not an image at all')
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS, '--dry-run'])
+    assert result.exit_code == 1
+    assert f'Error: --data: cannot read image {data}:img00003.png: not a readable image' in result.output
+
+
+class _OneCorruptImage(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, idx):
+        if idx == 2:
+            raise DatasetError('cannot decode image data.zip:img00002.png: corrupt image data (OSError: truncated)')
+        return torch.zeros([3, 4, 4]), torch.zeros([0])
+
+
+def test_decode_error_in_a_dataloader_worker_becomes_one_line_naming_the_image():
+    loader = torch.utils.data.DataLoader(_OneCorruptImage(), batch_size=4, num_workers=1)
+    run = training_loop.Run.__new__(training_loop.Run)
+    run.data_iter = iter(loader)
+    with pytest.raises(DatasetError) as info:
+        run.next_batch()
+    assert str(info.value) == 'cannot decode image data.zip:img00002.png: corrupt image data (OSError: truncated)'
+
+
+@pytest.mark.slow
+def test_corrupt_pixels_found_by_a_spawned_rank_end_the_run_with_one_line(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    _truncate_pixels(os.path.join(data, 'img00001.png'))
+    result = safety_helpers.run_entry_point(['train.py', f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS,
+                                             '--gpus=2'], cwd=safety_helpers.REPO_ROOT)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and f'cannot decode image {data}:img00001.png' in errors[0]
+
+
+@pytest.mark.slow
+def test_full_disk_at_a_snapshot_is_one_line_and_the_earlier_pair_still_resumes(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    outdir = tmp_path / 'runs'
+    # Every tick rewrites network-snapshot-000000.pkl (0.008 kimg per tick): the second rewrite finds the disk full.
+    result = safety_helpers.run_with_full_disk(['train.py', f'--outdir={outdir}', f'--data={data}', *TINY_ARGS],
+                                               cwd=safety_helpers.REPO_ROOT, allowed_files=2,
+                                               name_part='network-snapshot-000000.pkl')
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    run_dir = outdir / os.listdir(outdir)[0]
+    pkl = run_dir / 'network-snapshot-000000.pkl'
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1 and errors[0].startswith(f'Error: cannot write {pkl}: the disk is full (') and 'free' in errors[0]
+    assert not [name for name in os.listdir(run_dir) if name.endswith('.tmp')]
+    with open(pkl, 'rb') as f:
+        assert set(pickle.load(f)) >= {'G', 'D', 'G_ema'}
+    assert run_resume.find_latest_snapshot(str(outdir)) == str(pkl)
+    assert run_resume.pair_problem(str(pkl)) is None
+
+
+def test_resume_from_another_architecture_needs_transfer(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    first = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS, '--kimg=0.004'])
+    assert first.exit_code == 0, first.output
+    run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
+    pkl = run_dir / 'network-snapshot-000000.pkl'
+    args = [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS, '--kimg=0.004', '--g-arch=squeeze',
+            f'--resume={pkl}']
+    refused = CliRunner().invoke(train.main, args)
+    assert refused.exit_code == 1
+    assert f'Error: --resume={pkl}: its networks differ from the configured ones' in refused.output
+    assert 'pass --transfer' in refused.output
+    allowed = CliRunner().invoke(train.main, [*args, '--transfer'])
+    assert allowed.exit_code == 0, allowed.output
+    assert 'transferred tensors (matching / all): G ' in allowed.output
