@@ -177,6 +177,8 @@ def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbos
                 torch.multiprocessing.spawn(fn=evaluate, args=(args,), nprocs=gpus)
     except DetectorUnavailableError as error:
         raise click.ClickException(str(error)) from error
+    except dnnlib.util.WriteError as error:  # metric-<name>.jsonl on a full disk or read-only; earlier lines intact.
+        raise click.ClickException(str(error)) from None
     except ValueError as error:  # Metrics raise ValueError for inputs they cannot use (too few samples, ...).
         raise click.ClickException(str(error).splitlines()[0]) from error
 

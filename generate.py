@@ -1,5 +1,6 @@
 """Generate images from a trained network: seeds, projected W vectors, or a style-mixing grid."""
 
+import contextlib
 import math
 import os
 import re
@@ -114,6 +115,32 @@ def make_labels(G, class_idx, batch_size, device):
     return labels
 
 
+def finite_psi(ctx, param, value):
+    """Click callback for --trunc: nan and inf would pass float() but give meaningless (or nan) images."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f'{value} is not a finite number; accepted: any finite number '
+                                 f'(1 = no truncation, 0 = the average image, e.g. 0.7)')
+    return value
+
+
+def check_outdir(outdir):
+    """--outdir must be a folder, or a path where one can be created; a file (or a path under one) is a usage error."""
+    problem = dnnlib.util.output_dir_problem(outdir)
+    if problem is not None:
+        raise click.BadParameter(f'{problem}; choose a folder (it is created if missing)', param_hint='--outdir')
+
+
+def make_outdir(outdir):
+    """Create --outdir; a full disk or a read-only place is one line naming it."""
+    try:
+        os.makedirs(outdir, exist_ok=True)
+    except OSError as error:
+        problem = dnnlib.util.write_error(error, outdir)
+        if problem is None:
+            raise
+        raise click.ClickException(str(problem)) from None
+
+
 def choose_device(name):
     if name is None:
         name = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -155,6 +182,9 @@ def load_ws(path, G, device):
         raise click.BadParameter(f'{path} is not a readable .npz file ({error})', param_hint='--projected-w') from error
     if ws.ndim != 3 or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
         raise click.BadParameter(f'{path}: w has shape {list(ws.shape)}; this network needs [N, {G.num_ws}, {G.w_dim}]',
+                                 param_hint='--projected-w')
+    if not np.isfinite(ws).all():
+        raise click.BadParameter(f'{path}: w holds nan or inf values; a projection that diverged cannot be rendered',
                                  param_hint='--projected-w')
     return torch.tensor(ws, device=device)
 
@@ -233,6 +263,17 @@ def seed_grid(images):
     height, width, channels = images[0].shape
     return tile({divmod(i, cols): image for i, image in enumerate(images)}, rows, cols, height, width, channels)
 
+
+@contextlib.contextmanager
+def write_errors_as_one_line():
+    """A full disk or a read-only place (dnnlib.util.WriteError, one line naming the file) ends the run as one
+    'Error:' line; every image written before it is complete, and no temporary file is left."""
+    try:
+        yield
+    except dnnlib.util.WriteError as error:
+        raise click.ClickException(str(error)) from None
+
+
 def write_images(named_images, outdir, grid):
     """Write each (name, image) as it arrives, or all of them as one grid.png."""
     if grid:
@@ -248,7 +289,7 @@ def write_images(named_images, outdir, grid):
 @click.pass_context
 @click.option('--network', 'network_path', help='Network: snapshot or official pickle, or weights-only .pt (path or URL)', required=True, metavar='PATH')
 @click.option('--seeds',          type=IntList('seed'), help='Random seeds, e.g. 0-35, 1,5,9 or 0-3,7')
-@click.option('--trunc',          'truncation_psi', type=float, help='Truncation psi', default=1, show_default=True)
+@click.option('--trunc',          'truncation_psi', type=float, callback=finite_psi, help='Truncation psi (1 = none)', default=1, show_default=True)
 @click.option('--trunc-cutoff',   'truncation_cutoff', type=click.IntRange(min=0), help='Truncate only the first N ws [default: all]')
 @click.option('--class',          'class_idx', type=int, help='Class label (conditional networks only)')
 @click.option('--noise-mode',     type=click.Choice(['const', 'random', 'none']), help='Noise mode', default='const', show_default=True)
@@ -297,6 +338,7 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
         if seeds is None:
             raise click.UsageError('give --seeds (or --projected-w, or --rows with --cols for style mixing)')
         reject_options(ctx, '--seeds', ['styles', 'individual'])
+    check_outdir(outdir)
     device = choose_device(device_name)
 
     click.echo(f'Loading networks from "{network_path}"...')
@@ -308,10 +350,10 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
         raise click.ClickException(f'{network_path} holds no G_ema generator')
 
     def plan(names):
-        os.makedirs(outdir, exist_ok=True)
+        make_outdir(outdir)
         check_targets([os.path.join(outdir, name) for name in names], [network_path, projected_w], overwrite)
 
-    with torch.no_grad():
+    with torch.no_grad(), write_errors_as_one_line():
         if mode == 'projected-w':
             ws = load_ws(projected_w, G, device)
             plan(['grid.png'] if grid else [f'proj{i:02d}.png' for i in range(len(ws))])

@@ -1,5 +1,7 @@
 """Accumulated detector features (all rows and/or running mean and covariance) and their on-disk form."""
 
+import sys
+
 import numpy as np
 
 import dnnlib
@@ -68,7 +70,12 @@ class FeatureStats:
     # Plain .npz on disk (no pickle: a cache file must not be able to run code when read).
 
     def save(self, path):
-        """Write atomically to `path` (a temp file renamed into place)."""
+        """Write atomically to `path` (a temp file renamed into place); True if written.
+
+        The file is only ever a cache: the statistics in memory stay valid, and so does the metric computed
+        from them. So a full disk or a read-only place (dnnlib.util.WriteError) warns in one line on stderr
+        and returns False instead of failing the evaluation; the next run computes the statistics again.
+        """
         arrays = dict(
             capture_all=np.array(self.capture_all),
             capture_mean_cov=np.array(self.capture_mean_cov),
@@ -81,8 +88,13 @@ class FeatureStats:
         if self.capture_mean_cov and self.num_features is not None:
             arrays['sum'] = self._sum
             arrays['sum_outer'] = self._sum_outer
-        with dnnlib.util.atomic_write(path, 'wb') as f:
-            np.savez(f, **arrays)
+        try:
+            with dnnlib.util.atomic_write(path, 'wb') as f:
+                np.savez(f, **arrays)
+        except dnnlib.util.WriteError as error:
+            print(f'Warning: feature statistics not cached, the result is unaffected: {error}', file=sys.stderr)
+            return False
+        return True
 
     @staticmethod
     def load(path):

@@ -161,7 +161,9 @@ def calc_metric(metric, G=None, dataset_kwargs={}, num_gpus=1, rank=0, device=No
 def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
     """Print the result as one JSON line; with a run directory, also append it to metric-<name>.jsonl there.
 
-    The file is rewritten through a temp file and renamed, so a crash never leaves a torn line.
+    The file is rewritten through a temp file and renamed, so a crash or a full disk never leaves a torn line:
+    a full disk or a read-only run directory raises dnnlib.util.WriteError (one line naming the file) after
+    the result is printed, and the earlier lines stay as they were.
     """
     metric = result_dict['metric']
     if run_dir is not None and snapshot_pkl is not None:

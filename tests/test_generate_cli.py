@@ -192,3 +192,37 @@ def test_style_mixing_layer_out_of_range_fails(snapshot, tmp_path):
 def test_style_mixing_needs_rows_and_cols(snapshot, tmp_path):
     _G, pkl = snapshot
     assert 'needs both --rows and --cols' in helpers.error_line(run(pkl, tmp_path, '--rows=1'))
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf', '-inf'])
+def test_non_finite_truncation_is_refused_before_any_image(snapshot, tmp_path, value):
+    _G, pkl = snapshot
+    line = helpers.error_line(run(pkl, tmp_path / 'out', '--seeds=0', f'--trunc={value}'))
+    assert '--trunc' in line and 'finite number' in line and '1 = no truncation' in line
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('value', ['nan', 'inf'])
+def test_non_finite_truncation_cutoff_is_refused(snapshot, tmp_path, value):
+    _G, pkl = snapshot
+    assert '--trunc-cutoff' in helpers.error_line(run(pkl, tmp_path / 'out', '--seeds=0', f'--trunc-cutoff={value}'))
+    assert not (tmp_path / 'out').exists()
+
+
+def test_projected_w_with_nan_values_is_refused(snapshot, tmp_path):
+    G, pkl = snapshot
+    ws = np.zeros([1, G.num_ws, G.w_dim], dtype=np.float32)
+    ws[0, 0, 0] = np.nan
+    np.savez(tmp_path / 'diverged.npz', w=ws)
+    line = helpers.error_line(run(pkl, tmp_path / 'out', f'--projected-w={tmp_path / "diverged.npz"}'))
+    assert 'diverged.npz' in line and 'nan or inf' in line
+    assert not (tmp_path / 'out').exists()
+
+
+@pytest.mark.parametrize('where, message', [('file', 'is a file, not a folder'), ('file/sub', 'lies under')])
+def test_outdir_that_is_or_lies_under_a_file_is_one_line_naming_the_flag(snapshot, tmp_path, where, message):
+    _G, pkl = snapshot
+    (tmp_path / 'file').write_bytes(b'keep me')
+    line = helpers.error_line(run(pkl, tmp_path / where, '--seeds=0'))
+    assert '--outdir' in line and message in line and str(tmp_path / 'file') in line
+    assert (tmp_path / 'file').read_bytes() == b'keep me'

@@ -4,8 +4,10 @@ import json
 import os
 
 import pytest
+from click.testing import CliRunner
 
-from tests.train_helpers import tiny_options, write_image_folder
+import train
+from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
 from training.run import config as training_config
 from training.run import run_dir as train_run_dir
 from training.run.config import ConfigError, resolve_config
@@ -117,6 +119,9 @@ def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
     (dict(resume='latest'), '--resume=latest: no complete snapshot'),
     (dict(kimg=-1), '--kimg=-1'),
     (dict(device='cuda'), '--device=cuda'),
+    (dict(kimg=float('inf')), '--kimg=inf: must be a positive finite number'),
+    (dict(tick=float('nan')), '--tick=nan: must be a positive finite number'),
+    (dict(gamma=float('inf')), '--gamma=inf: must be a positive finite number'),
 ])
 def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message):
     with pytest.raises(ConfigError) as info:
@@ -167,3 +172,54 @@ def test_transfer_learning_source_names_resolve_to_urls(tmp_path, data16):
     config = resolve(tmp_path, data16, resume='ffhq256')
     assert config.resume_pkl.startswith('https://') and config.resume_state is None
     assert config.ada_kimg == 100 and config.ema_rampup is None
+
+
+# Tiny options: cbase=512, cmax=32 at 16x16, so the squeeze blocks (8x8, 16x16) both have 32 channels.
+@pytest.mark.parametrize('ratio', [3, 64, 0, -2, 2.5, float('nan'), float('inf')])
+def test_squeeze_ratio_must_divide_every_squeeze_block_width(tmp_path, data16, ratio):
+    with pytest.raises(ConfigError) as info:
+        resolve(tmp_path, data16, g_arch='squeeze', squeeze_ratio=ratio)
+    message = str(info.value)
+    assert message.startswith(f'--squeeze-ratio={ratio:g}: must divide') and '\n' not in message
+    assert 'channels (32)' in message and message.endswith('accepted: 1, 2, 4, 8, 16, 32')
+
+
+@pytest.mark.parametrize('ratio', [1, 4.0, 32])
+def test_squeeze_ratios_dividing_every_block_width_are_accepted(tmp_path, data16, ratio):
+    config = resolve(tmp_path, data16, g_arch='squeeze', squeeze_ratio=ratio)
+    assert config.G_kwargs.synthesis_kwargs.squeeze_ratio == ratio
+
+
+def test_accepted_squeeze_ratios_follow_cbase_and_cmax(tmp_path, data16):
+    with pytest.raises(ConfigError, match=r'channels \(16, 32\) .*accepted: 1, 2, 4, 8, 16$'):
+        resolve(tmp_path, data16, g_arch='squeeze', cbase=256, cmax=64, squeeze_ratio=32)
+
+
+def test_squeeze_ratio_is_checked_for_network_summaries_too():
+    with pytest.raises(ConfigError, match='--squeeze-ratio=3: must divide'):
+        training_config.preset_network_kwargs('paper256', 256, g_arch='squeeze', squeeze_ratio=3)
+
+
+@pytest.mark.parametrize('where, message', [('file', 'is a file, not a folder'), ('file/runs', 'lies under')])
+def test_outdir_that_is_or_lies_under_a_file_is_a_config_error(tmp_path, data16, where, message):
+    (tmp_path / 'file').write_bytes(b'keep me')
+    with pytest.raises(ConfigError) as info:
+        resolve_config(tiny_options(tmp_path / where, data16))
+    assert str(info.value).startswith(f'--outdir={tmp_path / where}: ') and message in str(info.value)
+    assert (tmp_path / 'file').read_bytes() == b'keep me'
+
+
+@pytest.mark.parametrize('args, message', [
+    (['--g-arch=squeeze', '--squeeze-ratio=3'], 'accepted: 1, 2, 4, 8, 16, 32'),
+    (['--g-arch=squeeze', '--squeeze-ratio=nan'], '--squeeze-ratio=nan'),
+    (['--outdir=FILE'], 'is a file, not a folder'),
+])
+def test_dry_run_refuses_with_one_usage_line(tmp_path, data16, args, message):
+    (tmp_path / 'FILE').write_bytes(b'')
+    args = [arg.replace('FILE', str(tmp_path / 'FILE')) for arg in args]
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS, *args,
+                                             '--dry-run'])
+    assert result.exit_code == 2 and 'Traceback' not in result.output, result.output
+    error_lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(error_lines) == 1 and message in error_lines[0], result.output
+    assert not (tmp_path / 'runs').exists()

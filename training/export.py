@@ -261,7 +261,8 @@ def main(network_path, dest, overwrite):
     legacy.check_dest(network_path, dest, overwrite, example='model.pt')
     try:
         networks = load_network(network_path, device='cpu')
-        save_weights_only(networks, dest, source=network_path)
+        with legacy.writing_dest(dest):
+            save_weights_only(networks, dest, source=network_path)
     except NetworkFileError as error:
         raise click.ClickException(str(error)) from error
     stored = [key for key in NETWORK_KEYS if networks[key] is not None]

@@ -15,6 +15,7 @@
 # Only allow_code_execution=True, for files you trust, lifts these limits, as the original loader did.
 # For sharing, the weights-only format of training/export.py needs no unpickler at all.
 
+import contextlib
 import functools
 import importlib
 import os
@@ -281,13 +282,34 @@ def _first_line(error):
 
 
 def check_dest(source, dest, overwrite, example):
-    """One-line click errors for a --dest that is a folder, the source itself, or an existing file without --overwrite."""
+    """One-line click errors for a --dest that is a folder, lies under a file, is the source itself, or exists
+    without --overwrite."""
     if os.path.isdir(dest):
         raise click.BadParameter(f'{dest} is a folder; give a file name such as {example}', param_hint='--dest')
+    problem = dnnlib.util.output_dir_problem(os.path.dirname(os.path.abspath(dest)))
+    if problem is not None:
+        raise click.BadParameter(f'cannot write {dest}: {problem}', param_hint='--dest')
     if os.path.exists(source) and os.path.exists(dest) and os.path.samefile(source, dest):
         raise click.BadParameter(f'{dest} is the source file; choose another name', param_hint='--dest')
     if os.path.exists(dest) and not overwrite:
         raise click.BadParameter(f'{dest} exists; pass --overwrite to replace it', param_hint='--dest')
+
+
+@contextlib.contextmanager
+def writing_dest(dest):
+    """Create --dest's folder, then run the block that writes --dest atomically.
+
+    A full disk or a read-only place (dnnlib.util.WriteError) becomes one click error line naming the file;
+    an earlier --dest stays as it was and no temporary file is left.
+    """
+    try:
+        os.makedirs(os.path.dirname(os.path.abspath(dest)), exist_ok=True)
+        yield
+    except OSError as error:
+        problem = dnnlib.util.write_error(error, dest)
+        if problem is None:
+            raise
+        raise click.ClickException(str(problem)) from None
 
 
 @click.command()
@@ -312,8 +334,9 @@ def convert_network_pickle(source, dest, overwrite):
         raise click.ClickException(_first_line(error)) from error
     except Exception as error:  # Unpickling a damaged or foreign file raises almost any type.
         raise click.ClickException(f'{source}: cannot load network pickle ({_first_line(error)})') from error
-    with dnnlib.util.atomic_write(dest, 'wb') as f:
-        pickle.dump(data, f)
+    with writing_dest(dest):
+        with dnnlib.util.atomic_write(dest, 'wb') as f:
+            pickle.dump(data, f)
     click.echo(f'Wrote {dest} ({", ".join(key for key in NETWORK_KEYS if data[key] is not None)})')
 
 

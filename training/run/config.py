@@ -5,7 +5,9 @@
 # Every problem a user can cause raises ConfigError with one line naming the flag, the value and what
 # is accepted. Preset values follow stylegan2-ada-pytorch's train.py and the squeeze paper's Table I.
 
+import functools
 import json
+import math
 import os
 
 import dnnlib
@@ -114,8 +116,8 @@ def inspect_dataset(training_set_kwargs):
 # Validation helpers.
 
 def _positive(value, flag, kind=float):
-    if value is not None and not value > 0:
-        raise ConfigError(f'--{flag}={value}: must be a positive {"integer" if kind is int else "number"}')
+    if value is not None and not (value > 0 and math.isfinite(value)):  # nan and inf pass click's float type.
+        raise ConfigError(f'--{flag}={value}: must be a positive {"integer" if kind is int else "finite number"}')
     return value
 
 
@@ -200,6 +202,10 @@ def parse_options(options):
     opts.update({k: v for k, v in options.items() if v is not None and k in DEFAULTS})
     if not opts.outdir:
         raise ConfigError('--outdir is required: the folder that receives the run directory')
+    problem = dnnlib.util.output_dir_problem(opts.outdir)
+    if problem is not None:
+        raise ConfigError(f'--outdir={opts.outdir}: {problem}; give a folder for the run directories '
+                          f'(it is created if missing)')
     if not opts.data:
         raise ConfigError('--data is required: a folder or .zip written by dataset_tool.py')
     return opts
@@ -287,15 +293,36 @@ def _synthesis_kwargs(opts, spec):
     synthesis_kwargs = dnnlib.EasyDict(channel_base=spec.channel_base, channel_max=spec.channel_max,
                                        num_fp16_res=fp16_res, conv_clamp=conv_clamp, architecture=opts.g_arch)
     if opts.g_arch == 'squeeze':
-        synthesis_kwargs.squeeze_ratio = 8 if opts.squeeze_ratio is None else _positive(opts.squeeze_ratio, 'squeeze-ratio')
-        if synthesis_kwargs.squeeze_ratio < 1:
-            raise ConfigError(f'--squeeze-ratio={opts.squeeze_ratio}: must be >= 1')
+        synthesis_kwargs.squeeze_ratio = 8 if opts.squeeze_ratio is None else opts.squeeze_ratio
         synthesis_kwargs.squeeze_ablation = opts.squeeze_ablation or 'none'
         from training import networks  # pylint: disable=import-outside-toplevel
         _one_of(synthesis_kwargs.squeeze_ablation, 'squeeze-ablation', networks.SQUEEZE_ABLATIONS)
     if opts.nhwc:
         synthesis_kwargs.fp16_channels_last = True
     return synthesis_kwargs
+
+
+def squeeze_block_channels(resolution, channel_base, channel_max):
+    """Output channels of every block that squeezes: 8x8 up to `resolution` (the 4x4 block is StyleGAN2's)."""
+    from training.networks.layers import channels_per_resolution  # pylint: disable=import-outside-toplevel
+    resolutions = [2 ** i for i in range(3, int(math.log2(resolution)) + 1)]
+    return sorted(set(channels_per_resolution(resolutions, channel_base, channel_max).values()))
+
+
+def check_squeeze_ratio(ratio, resolution, channel_base, channel_max):
+    """The squeezed features f_s have c / r channels (paper Sec. III-B): r must be a whole number dividing
+    every squeeze block's c. The block itself would round c / r up, silently building another network than
+    the ratio names (and 1-channel features for r > c)."""
+    channels = squeeze_block_channels(resolution, channel_base, channel_max)
+    if not channels:
+        return
+    common = functools.reduce(math.gcd, channels)
+    accepted = [r for r in range(1, common + 1) if common % r == 0]
+    whole = isinstance(ratio, (int, float)) and math.isfinite(ratio) and float(ratio).is_integer()
+    if not (whole and int(ratio) in accepted):
+        raise ConfigError(f'--squeeze-ratio={ratio:g}: must divide every squeeze block\'s channels '
+                          f'({", ".join(map(str, channels))}) at {resolution}x{resolution} with --cbase={channel_base} '
+                          f'--cmax={channel_max}; accepted: {", ".join(map(str, accepted))}')
 
 
 def network_kwargs(opts, spec):
@@ -323,7 +350,16 @@ def preset_network_kwargs(cfg, resolution, **options):
     opts = dnnlib.EasyDict(DEFAULTS)
     opts.update({k: v for k, v in options.items() if v is not None}, cfg=cfg)
     _name, spec = resolve_preset(opts, resolution, num_processes=1)
-    return network_kwargs(opts, spec)
+    G_kwargs, D_kwargs = network_kwargs(opts, spec)
+    check_network(G_kwargs, resolution)
+    return G_kwargs, D_kwargs
+
+
+def check_network(G_kwargs, resolution):
+    """Checks that need the resolution as well as the options: the squeeze ratio against the block widths."""
+    synthesis = G_kwargs.synthesis_kwargs
+    if synthesis.architecture == 'squeeze':
+        check_squeeze_ratio(synthesis.squeeze_ratio, resolution, synthesis.channel_base, synthesis.channel_max)
 
 
 def resolve_optimisation(c, spec):
@@ -398,6 +434,7 @@ def resolve_config(options, env=None, cuda_available=False):
     c.cfg, spec = resolve_preset(opts, facts.resolution, c.num_processes)
     resolve_batch(c, opts, spec)
     c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
+    check_network(c.G_kwargs, facts.resolution)
     resolve_optimisation(c, spec)
     resolve_augmentation(c, opts)
     resume_desc = resolve_resume_source(c, opts)
