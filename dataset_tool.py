@@ -1,5 +1,6 @@
 """Converts image folders, zips, CIFAR-10, MNIST, LSUN and builtin sets into training datasets (PNGs + dataset.json)."""
 
+import collections
 import contextlib
 import io
 import json
@@ -8,9 +9,10 @@ import sys
 
 import click
 
-from training.dataset.sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, convert_mode, open_source
-from training.dataset.transforms import RESIZE_FILTERS, TRANSFORMS, check_output_size, is_power_of_two, make_transform
-from training.dataset.writer import DatasetWriter, DestinationError
+from training.dataset.sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, open_source
+from training.dataset.transforms import (CHANNEL_NAMES, OUTPUT_MODES, RESIZE_FILTERS, TRANSFORMS, channels_of, check_output_size,
+                                         convert_pixels, default_channels, is_power_of_two, make_transform)
+from training.dataset.writer import DatasetWriter, DestinationError, WriteError
 
 #----------------------------------------------------------------------------
 
@@ -44,6 +46,47 @@ def check_paths_apart(source, dest):
         raise click.ClickException(f'--dest {dest} overlaps --source {source}; write the dataset outside the source')
 
 #----------------------------------------------------------------------------
+# Channel counts.
+
+CHANNELS_HINT = 'pass --channels=1|3|4 to convert every image to that many channels'
+
+
+def describe_channels(channels, count=None):
+    plural = '' if channels == 1 else 's'
+    kind = f'{CHANNEL_NAMES[channels]} ({channels} channel{plural})'
+    return kind if count is None else f'{count} {kind}'
+
+
+def choose_channels(census, channels, source):
+    """(channels to write, channel count every image must have or None); refuses a source that mixes counts.
+
+    census: {channels: [count, first image]} from the image headers, or None when the source was not scanned.
+    """
+    if channels is not None:
+        return int(channels), None
+    if not census:
+        return 3, None  # LSUN (not scanned) is RGB; with no readable header the decode reports the problem.
+    if len(census) == 1:
+        (seen,) = census
+        return default_channels(seen), seen
+    kinds = sorted(census.items(), key=lambda kv: -kv[1][0])  # Most common first; stable for ties.
+    odd_channels, (_count, odd_name) = kinds[-1]
+    seen = ', '.join(describe_channels(c, n) for c, (n, _name) in kinds)
+    raise click.ClickException(f'--source {source} mixes channel counts: {seen}; first {CHANNEL_NAMES[odd_channels]} '
+                               f'image: {odd_name}; {CHANNELS_HINT}')
+
+
+def convert_channels(image, channels, expected, name):
+    """Returns (image with `channels` channels, [conversions]); raises ClickException for an unexpected channel count."""
+    have = channels_of(image.mode, image.info)
+    if expected is not None and have is not None and have != expected:
+        raise click.ClickException(f'{name} is {describe_channels(have)} but earlier images are {describe_channels(expected)}; {CHANNELS_HINT}')
+    try:
+        return convert_pixels(image, channels)
+    except ValueError as exc:
+        raise BadImageError(name, str(exc)) from None
+
+#----------------------------------------------------------------------------
 
 class Tally:
     """What the conversion did, for the summary."""
@@ -54,17 +97,21 @@ class Tally:
         self.size = None       # (width, height) of every written image.
         self.labels = []       # [archive_name, label] per written image.
         self.unlabelled = []   # Source names of written images without a label.
+        self.converted = collections.Counter()  # 'grayscale images to RGB' -> how many.
 
 
-def convert_images(source, writer, transform, mode, max_images, skip_bad, progress):
-    """Reads, converts, checks and writes every image; raises ClickException on the first problem."""
+def convert_images(source, writer, transform, channels, max_images, skip_bad, progress):
+    """Reads, converts, checks and writes every image; raises ClickException on the first problem.
+
+    channels: (channels to write, channel count every image must have or None), from choose_channels.
+    """
     tally = Tally()
     for item in source:
         if max_images is not None and tally.written >= max_images:
             break
         progress.update(1)
         try:
-            image = convert_mode(item.load(), mode, item.name)
+            image, conversions = convert_channels(item.load(), *channels, item.name)
         except BadImageError as exc:
             if not skip_bad:
                 raise click.ClickException(f'cannot read image {exc}; fix or remove it, or pass --skip-bad to skip unreadable images') from None
@@ -74,6 +121,7 @@ def convert_images(source, writer, transform, mode, max_images, skip_bad, progre
         if image is None:
             tally.too_small += 1
             continue
+        tally.converted.update(conversions)
         check_size(image.size, tally.size, item.name)
         tally.size = image.size
         name = archive_name(tally.written)
@@ -83,6 +131,22 @@ def convert_images(source, writer, transform, mode, max_images, skip_bad, progre
         else:
             tally.labels.append([name, check_label(item.label, item.name)])
         tally.written += 1
+    return tally
+
+
+def write_dataset(reader, writer, transform, channels, max_images, skip_bad):
+    """Converts every image into `writer` and commits it; a failed write leaves --dest unchanged and says so."""
+    total = len(reader) if max_images is None else min(len(reader), max_images)
+    try:
+        with writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
+            tally = convert_images(reader, writer, transform, channels, max_images, skip_bad, progress)
+            if tally.written == 0:
+                return tally  # Nothing to commit; the caller says why.
+            labels = tally.labels if not tally.unlabelled else None
+            writer.write('dataset.json', json.dumps({'labels': labels}))
+            writer.commit()
+    except (WriteError, DestinationError) as exc:
+        raise click.ClickException(f'{exc}; --dest {writer.dest} is unchanged') from None
     return tally
 
 
@@ -104,6 +168,10 @@ def describe_labels(tally):
         return f'{len({label for _name, label in tally.labels})} classes'
     return f'{len(tally.labels[0][1])}-dim vectors'
 
+
+def describe_conversions(tally):
+    return ', '.join(f'{count} {what}' for what, count in tally.converted.items()) or 'nothing'
+
 #----------------------------------------------------------------------------
 
 @click.command(context_settings={'max_content_width': 110})
@@ -113,10 +181,11 @@ def describe_labels(tally):
 @click.option('--transform',     type=click.Choice(TRANSFORMS), help='Crop before resizing (center-crop-wide letterboxes wide images).')
 @click.option('--width',         type=click.IntRange(min=1), help='Output width in pixels (default: the source size).')
 @click.option('--height',        type=click.IntRange(min=1), help='Output height in pixels (default: --width).')
+@click.option('--channels',      type=click.Choice(['1', '3', '4']), help='Convert every image to 1 (gray), 3 (RGB) or 4 (RGBA; training reads 1 or 3) channels [default: the count all images share, alpha dropped].')
 @click.option('--resize-filter', type=click.Choice(sorted(RESIZE_FILTERS)), default='lanczos', show_default=True, help='Resampling filter for resizing.')
 @click.option('--overwrite',     is_flag=True, help='Replace an existing non-empty --dest once the new dataset is complete.')
 @click.option('--skip-bad',      is_flag=True, help='Skip and count unreadable images instead of stopping.')
-def main(source, dest, max_images, transform, width, height, resize_filter, overwrite, skip_bad):
+def main(source, dest, max_images, transform, width, height, channels, resize_filter, overwrite, skip_bad):
     """Convert images into a training dataset: PNGs named 00000/img00000000.png plus dataset.json labels.
 
     \b
@@ -139,21 +208,17 @@ def main(source, dest, max_images, transform, width, height, resize_filter, over
         raise click.ClickException(str(exc)) from None
     if len(reader) == 0:
         raise click.ClickException(f'--source {source} holds no images (accepted extensions: {" ".join(IMAGE_EXTENSIONS)})')
-
-    mode = reader.color_mode(limit=max_images)  # RGB if any image has colour: one channel count for all.
-    total = len(reader) if max_images is None else min(len(reader), max_images)
-    with contextlib.closing(reader), writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
-        tally = convert_images(reader, writer, make_transform(transform, width, height, resize_filter), mode, max_images, skip_bad, progress)
-        if tally.written == 0:
-            raise click.ClickException(f'no image written: {tally.unreadable} unreadable, {tally.too_small} too small for --transform={transform}')
-        labels = tally.labels if not tally.unlabelled else None
-        writer.write('dataset.json', json.dumps({'labels': labels}))
-        writer.commit()
+    with contextlib.closing(reader):
+        channels = choose_channels(reader.channel_census(limit=max_images), channels, source)
+        tally = write_dataset(reader, writer, make_transform(transform, width, height, resize_filter), channels, max_images, skip_bad)
+    if tally.written == 0:
+        raise click.ClickException(f'no image written: {tally.unreadable} unreadable, {tally.too_small} too small for --transform={transform}')
 
     click.echo(f'Wrote {tally.written} images from {reader.description} to {dest}')
-    click.echo(f'  resolution: {tally.size[0]}x{tally.size[1]}, channels: {3 if mode == "RGB" else 1} ({mode})')
+    click.echo(f'  resolution: {tally.size[0]}x{tally.size[1]}, channels: {channels[0]} ({OUTPUT_MODES[channels[0]]})')
     click.echo(f'  labels: {describe_labels(tally)}')
     click.echo(f'  skipped: {tally.unreadable} unreadable, {tally.too_small} too small for the crop')
+    click.echo(f'  converted: {describe_conversions(tally)}')
 
 #----------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ import pickle
 import struct
 import tarfile
 import zipfile
+import zlib
 
 import numpy as np
 import PIL.Image
@@ -33,6 +34,18 @@ def save_image(path, pixels, fmt='PNG', mode=None):
     if mode is not None:
         image = image.convert(mode)
     image.save(path, format=fmt, **({'quality': 95} if fmt == 'JPEG' else {}))
+    return path
+
+
+def save_png_16bit_rgb(path, pixels):
+    """Writes an HxWx3 uint16 array as a 48-bit PNG (Pillow cannot save those); returns the path."""
+    height, width, _channels = pixels.shape
+    def chunk(kind, data):
+        return struct.pack('>I', len(data)) + kind + data + struct.pack('>I', zlib.crc32(kind + data))
+    rows = b''.join(b'\0' + row.astype('>u2').tobytes() for row in pixels)  # Filter byte 0 per row.
+    header = struct.pack('>IIBBBBB', width, height, 16, 2, 0, 0, 0)      # 16 bits per sample, colour type RGB.
+    with open(path, 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', header) + chunk(b'IDAT', zlib.compress(rows)) + chunk(b'IEND', b''))
     return path
 
 

@@ -1,13 +1,16 @@
 """Tests for dataset_tool.py bad input: one-line errors, non-zero exit, nothing left behind, nothing overwritten."""
 
+import errno
 import os
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
 
 from tests import data_helpers as dh
+from tests.safety_helpers import run_with_full_disk
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -104,6 +107,7 @@ def test_failure_removes_the_parent_folders_it_created(tmp_path, source):
 
 
 def test_mixed_sizes_stop_naming_the_odd_image(tmp_path, source):
+    (source / 'dataset.json').unlink()  # img9 has no label.
     dh.save_image(str(source / 'img9.png'), dh.pattern(16, 16, 3, 9))
     result = dh.run_tool('--source', source, '--dest', tmp_path / 'out')
     dh.assert_clean_failure(result, 'img9.png is 16x16 but earlier images are 8x8', '--width and --height')
@@ -174,6 +178,68 @@ def test_dest_zip_path_that_is_a_folder_is_refused(tmp_path, source):
     (tmp_path / 'odd.zip').mkdir()
     result = dh.run_tool('--source', source, '--dest', tmp_path / 'odd.zip', '--overwrite')
     dh.assert_clean_failure(result, 'is an existing folder')
+
+
+@pytest.mark.parametrize('dest_name, message', [
+    ('notes.txt', 'notes.txt is an existing file; give a folder path or a path ending in .zip'),
+    ('notes.txt/', 'notes.txt is a file, not a folder'),
+    ('notes.txt/out', 'notes.txt/out lies under'),
+    ('notes.txt/out.zip', 'notes.txt is a file, not a folder'),
+])
+def test_dest_that_is_or_lies_under_a_file_is_refused(tmp_path, source, dest_name, message):
+    (tmp_path / 'notes.txt').write_text('keep me')
+    before = dh.listing(str(tmp_path))
+    result = dh.run_tool('--source', source, '--dest', str(tmp_path) + os.sep + dest_name, '--overwrite')
+    dh.assert_clean_failure(result, message)
+    assert dh.listing(str(tmp_path)) == before and (tmp_path / 'notes.txt').read_text() == 'keep me'
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_dataset(tmp_path, source):
+    dest = tmp_path / 'photos'
+    dh.make_image_folder(str(dest), count=1)
+    result = dh.run_tool('--source', source, '--dest', dest, '--overwrite')
+    dh.assert_clean_failure(result, 'holds img0.png, which is not part of a dataset', '--overwrite replaces only a dataset folder')
+    assert dh.listing(str(dest)) == ['img0.png']
+
+
+def error_lines(stderr):
+    return [line for line in stderr.splitlines() if line.startswith('Error:')]
+
+
+def test_full_disk_while_writing_a_zip_keeps_the_previous_zip(tmp_path, source):
+    dest = tmp_path / 'out.zip'
+    dest.write_bytes(b'previous archive')
+    before = dh.listing(str(tmp_path))
+    proc = run_with_full_disk(['dataset_tool.py', '--source', str(source), '--dest', str(dest), '--overwrite'], cwd=REPO_ROOT)
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    [error] = error_lines(proc.stderr)
+    assert f'cannot write {dest}: the disk is full' in error and f'--dest {dest} is unchanged' in error
+    assert dest.read_bytes() == b'previous archive' and dh.listing(str(tmp_path)) == before  # No temporary file.
+
+
+def test_full_disk_midway_through_a_folder_keeps_the_previous_dataset(tmp_path, source):
+    dest = tmp_path / 'out'
+    assert dh.run_tool('--source', source, '--dest', dest, '--max-images=1').exit_code == 0
+    before = {name: pixels.tolist() for name, pixels in dh.read_png_tree(str(dest)).items()}
+    listing = dh.listing(str(tmp_path))
+    proc = run_with_full_disk(['dataset_tool.py', '--source', str(source), '--dest', str(dest), '--overwrite'],
+                              cwd=REPO_ROOT, allowed_files=2)  # The third image hits the full disk.
+    assert proc.returncode != 0 and 'Traceback' not in proc.stderr
+    [error] = error_lines(proc.stderr)
+    assert 'img00000002.png: the disk is full' in error and f'--dest {dest} is unchanged' in error
+    assert dh.listing(str(tmp_path)) == listing  # The partial dataset is gone, nothing else was touched.
+    assert {name: pixels.tolist() for name, pixels in dh.read_png_tree(str(dest)).items()} == before
+
+
+@pytest.mark.parametrize('dest_name', ['out', 'out.zip'])
+def test_read_only_destination_is_one_line_and_leaves_nothing(tmp_path, source, monkeypatch, dest_name):
+    def read_only(*args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+    monkeypatch.setattr(tempfile, 'mkstemp', read_only)
+    before = dh.listing(str(tmp_path))
+    result = dh.run_tool('--source', source, '--dest', tmp_path / 'new' / dest_name)
+    dh.assert_clean_failure(result, 'read-only file system; choose a writable place', 'is unchanged')
+    assert dh.listing(str(tmp_path)) == before
 
 
 def test_command_line_error_exits_nonzero_without_traceback(tmp_path):

@@ -106,63 +106,23 @@ def test_zip_source_converts_with_its_labels(tmp_path):
     np.testing.assert_array_equal(ds[1][1], np.array([2.0, 3.0], np.float32))
 
 
-def test_partially_labelled_source_writes_null_labels_and_says_why(tmp_path):
+def test_partially_labelled_source_is_refused_naming_the_first_unlabelled_image(tmp_path):
     dh.make_image_folder(str(tmp_path / 'src'), count=3)
     dh.write_dataset_json(str(tmp_path / 'src'), [['img0.png', 1]])
     result = dh.run_tool('--source', tmp_path / 'src', '--dest', tmp_path / 'out')
-    assert result.exit_code == 0, result.output
-    assert 'labels: none (the source labels 1 of 3 images; first unlabelled: ' + str(tmp_path / 'src' / 'img1.png') + ')' in result.output
-    assert dh.read_labels(str(tmp_path / 'out')) is None
+    dh.assert_clean_failure(result, 'dataset.json 2 of 3 images have no label (first: img1.png)', 'remove it to convert without labels')
+    assert not (tmp_path / 'out').exists()
 
 
-def test_mixed_grayscale_and_rgb_inputs_all_become_rgb(tmp_path):
-    src = tmp_path / 'mixed'
-    gray = dh.save_image(str(src / 'a_gray.png'), dh.pattern(8, 8, 1, 1))
-    dh.save_image(str(src / 'b_rgb.png'), dh.pattern(8, 8, 3, 2))
-    dh.save_image(str(src / 'c_rgba.png'), dh.pattern(8, 8, 3, 3), mode='RGBA')
-    dest = str(tmp_path / 'out')
-    result = dh.run_tool('--source', src, '--dest', dest)
-    assert result.exit_code == 0, result.output
-    assert 'channels: 3 (RGB)' in result.output
-    written = dh.read_png_tree(dest)
-    assert all(pixels.shape == (8, 8, 3) for pixels in written.values())
-    expected_gray = np.asarray(PIL.Image.open(gray))
-    for c in range(3):
-        np.testing.assert_array_equal(written['00000/img00000000.png'][..., c], expected_gray)
-    assert ImageFolderDataset(dest).num_channels == 3
-
-
-def test_palette_and_alpha_formats_convert_to_the_common_channel_count(tmp_path):
-    src = tmp_path / 'formats'
-    src.mkdir()
-    palette = PIL.Image.fromarray(dh.pattern(8, 8, 3, 1)).quantize(colors=8)
-    palette.info['transparency'] = 0
-    palette.save(src / 'a_palette.png', transparency=0)
-    PIL.Image.fromarray(dh.pattern(8, 8, 3, 2)).convert('LA').save(src / 'b_gray_alpha.png')
-    PIL.Image.fromarray(dh.pattern(8, 8, 3, 3)).convert('1').save(src / 'c_bilevel.png')
-    result = dh.run_tool('--source', src, '--dest', tmp_path / 'out')
-    assert result.exit_code == 0, result.output
-    assert 'Wrote 3 images' in result.output and 'channels: 3 (RGB)' in result.output
-    written = dh.read_png_tree(str(tmp_path / 'out'))
-    assert set(np.unique(written['00000/img00000002.png'])) <= {0, 255}
-
-
-def test_all_grayscale_inputs_stay_single_channel(tmp_path):
-    src = tmp_path / 'gray'
-    dh.save_image(str(src / 'a.png'), dh.pattern(8, 8, 1, 1))
-    dh.save_image(str(src / 'b.png'), dh.pattern(8, 8, 3, 2), mode='L')
-    result = dh.run_tool('--source', src, '--dest', tmp_path / 'out')
-    assert result.exit_code == 0, result.output
-    assert ImageFolderDataset(str(tmp_path / 'out')).num_channels == 1
-
-
-def test_sixteen_bit_grayscale_is_scaled_not_clipped(tmp_path):
-    src = tmp_path / 'deep'
-    src.mkdir()
-    PIL.Image.fromarray(np.full([4, 4], 40000, np.uint16)).save(src / 'a.png')
-    result = dh.run_tool('--source', src, '--dest', tmp_path / 'out')
-    assert result.exit_code == 0, result.output
-    assert int(dh.read_png_tree(str(tmp_path / 'out'))['00000/img00000000.png'][0, 0]) == round(40000 / 257)
+@pytest.mark.parametrize('zipped', [False, True], ids=['folder', 'zip'])
+def test_dataset_json_naming_missing_files_is_refused_with_counts(tmp_path, zipped):
+    dh.make_image_folder(str(tmp_path / 'src'), count=3)
+    dh.write_dataset_json(str(tmp_path / 'src'), [['img0.png', 0], ['img1.png', 1], ['gone.png', 2], ['lost.png', 3]])
+    source = dh.zip_folder(str(tmp_path / 'src'), str(tmp_path / 'src.zip')) if zipped else str(tmp_path / 'src')
+    result = dh.run_tool('--source', source, '--dest', tmp_path / 'out')
+    dh.assert_clean_failure(result, f'labels 2 files that are not images in --source {source} (first: gone.png)',
+                            '1 of 3 images have no label (first: img2.png)')
+    assert not (tmp_path / 'out').exists()
 
 
 def test_center_crop_and_resize_make_square_power_of_two_images(tmp_path):

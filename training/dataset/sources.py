@@ -13,13 +13,11 @@ import zipfile
 import numpy as np
 import PIL.Image
 
+from training.dataset.transforms import SIXTEEN_BIT_KEY, channels_of
+
 # Extensions read as images, by folders, zips and training.dataset alike. A fixed list keeps
 # behaviour the same across Pillow versions (Pillow also registers save-only formats such as .pdf).
 IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.gif', '.tif', '.tiff', '.webp', '.ppm', '.pgm', '.pbm')
-
-# Pillow modes that hold colour; everything else we accept is grayscale.
-_COLOR_MODES = ('RGB', 'RGBA', 'RGBX', 'RGBa', 'CMYK', 'YCbCr', 'LAB', 'HSV', 'P', 'PA')
-_GRAY_MODES = ('1', 'L', 'LA', 'La', 'I', 'I;16', 'I;16L', 'I;16B', 'I;16N')
 
 BUILTIN_NAMES = ('digits',)
 
@@ -49,45 +47,23 @@ class SourceItem:
         self.label = label
 
 #----------------------------------------------------------------------------
-# Pixel modes.
+# Decoding.
 
 def is_image_file(fname):
     return os.path.splitext(fname)[1].lower() in IMAGE_EXTENSIONS
-
-
-def is_color_mode(mode):
-    return mode in _COLOR_MODES
-
-
-def convert_mode(image, target_mode, name):
-    """Returns `image` as 'L' or 'RGB'. Alpha is discarded; 16-bit grayscale is scaled to 8 bits."""
-    mode = image.mode
-    if mode not in _COLOR_MODES and mode not in _GRAY_MODES:
-        raise BadImageError(name, f'unsupported pixel format {mode}; accepted: 8/16-bit grayscale, palette, RGB, RGBA, CMYK')
-    if mode.startswith('I'):
-        # convert('L') clips wide integers at 255 instead of rescaling them.
-        values = np.asarray(image).astype(np.float64)
-        if values.max(initial=0) > 255:
-            values = values / 257.0
-        image = PIL.Image.fromarray(np.clip(np.round(values), 0, 255).astype(np.uint8), 'L')
-    elif mode == 'PA' or (mode == 'P' and 'transparency' in image.info):
-        image = image.convert('RGBA')  # Pillow converts palette transparency only via RGBA.
-    if image.mode == target_mode:
-        return image
-    try:
-        return image.convert(target_mode)
-    except ValueError:  # E.g. LAB and HSV need colour profiles to convert.
-        raise BadImageError(name, f'cannot convert pixel format {mode} to {target_mode}; save the image as RGB or grayscale') from None
 
 
 def decode_image(data, name):
     """Fully decodes an encoded image held in bytes; any failure becomes BadImageError."""
     try:
         image = PIL.Image.open(io.BytesIO(data))
+        sixteen_bit = any(';16' in str(tile.args) for tile in image.tile)  # E.g. 'RGB;16B'; load() forgets it.
         image.load()  # Decode now so truncated data fails here, with the file's name.
-        return image
     except Exception as exc:  # Pillow raises many types for bad data (OSError, SyntaxError, ValueError...).
         raise BadImageError(name, describe_decode_error(exc)) from None
+    if sixteen_bit:
+        image.info[SIXTEEN_BIT_KEY] = True  # Pillow decodes 16-bit RGB(A) to its high bytes; the summary says so.
+    return image
 
 
 def describe_decode_error(exc):
@@ -96,13 +72,24 @@ def describe_decode_error(exc):
     return f'corrupt image data ({type(exc).__name__}: {exc})'
 
 
-def peek_mode(open_file):
-    """Reads only the header of an image and returns its Pillow mode, or None if it is unreadable."""
+def peek_channels(open_file):
+    """Reads only the header of an image and returns its channel count (1-4), or None if unreadable or unsupported."""
     try:
         with open_file() as f:
-            return PIL.Image.open(f).mode
+            image = PIL.Image.open(f)
+            return channels_of(image.mode, image.info)
     except Exception:
         return None  # The full decode later reports the problem, with its name.
+
+
+def count_channels(names, channels_of_name):
+    """{channels: [number of images, first image name]} over `names`, in order; unreadable images are left out."""
+    census = {}
+    for name in names:
+        channels = channels_of_name(name)
+        if channels is not None:
+            census.setdefault(channels, [0, name])[0] += 1
+    return census
 
 #----------------------------------------------------------------------------
 # Labels from a dataset.json next to the images.
@@ -118,6 +105,22 @@ def parse_label_file(data, where):
     if not isinstance(labels, list) or not all(isinstance(x, list) and len(x) == 2 for x in labels):
         raise SourceError(f'{where}: "labels" must be a list of [relative_path, label] pairs or null')
     return {str(path).replace('\\', '/'): label for path, label in labels}
+
+
+def check_label_coverage(labels, names, where, source):
+    """Raises SourceError unless dataset.json labels exactly the images found (`names`: sorted relative paths)."""
+    if labels is None:
+        return
+    found = set(names)
+    missing = sorted(path for path in labels if path not in found)
+    unlabelled = [name for name in names if name not in labels]
+    problems = []
+    if missing:
+        problems.append(f'labels {len(missing)} files that are not images in --source {source} (first: {missing[0]})')
+    if unlabelled:
+        problems.append(f'{len(unlabelled)} of {len(names)} images have no label (first: {unlabelled[0]})')
+    if problems:
+        raise SourceError(f'{where} ' + '; '.join(problems) + '; make it label every image once, or remove it to convert without labels')
 
 #----------------------------------------------------------------------------
 # Image folders and zips.
@@ -137,6 +140,7 @@ class ImageFolderSource:
         if os.path.isfile(label_path):
             with open(label_path, 'rb') as f:
                 self.labels = parse_label_file(f.read(), label_path)
+            check_label_coverage(self.labels, self.names, label_path, path)
 
     def _open(self, name):
         return open(os.path.join(self.path, name), 'rb')
@@ -147,8 +151,10 @@ class ImageFolderSource:
     def close(self):
         pass
 
-    def color_mode(self, limit=None):
-        return _scan_color(self.names[:limit], lambda name: peek_mode(lambda: self._open(name)))
+    def channel_census(self, limit=None):
+        """{channels: [count, first image]} from the image headers (the first `limit` images)."""
+        census = count_channels(self.names[:limit], lambda name: peek_channels(lambda: self._open(name)))
+        return {channels: [count, self._where(first)] for channels, (count, first) in census.items()}
 
     def __iter__(self):
         for name in self.names:
@@ -184,6 +190,7 @@ class ImageZipSource(ImageFolderSource):
             raise SourceError(f'--source {path} is not a readable zip archive ({exc})') from None
         self.names = sorted(m for m in members if not m.endswith('/') and is_image_file(m))
         self.labels = None if label_text is None else parse_label_file(label_text, f'{path}:dataset.json')
+        check_label_coverage(self.labels, self.names, f'{path}:dataset.json', path)
 
     def _open(self, name):
         if self._zip is None:
@@ -197,15 +204,6 @@ class ImageZipSource(ImageFolderSource):
 
     def _where(self, name):
         return f'{self.path}:{name}'
-
-
-def _scan_color(names, mode_of):
-    """'RGB' as soon as one image holds colour, else 'L'. Reads headers only."""
-    for name in names:
-        mode = mode_of(name)
-        if mode is not None and is_color_mode(mode):
-            return 'RGB'
-    return 'L'
 
 #----------------------------------------------------------------------------
 # Image arrays already in memory (CIFAR-10, MNIST, builtin sets).
@@ -229,8 +227,9 @@ class ArraySource:
     def close(self):
         pass
 
-    def color_mode(self, limit=None):
-        return 'RGB' if self.images.ndim == 4 else 'L'
+    def channel_census(self, limit=None):
+        count = len(self.images) if limit is None else min(limit, len(self.images))
+        return {3 if self.images.ndim == 4 else 1: [count, self._names(0)]}
 
     def __iter__(self):
         for idx, pixels in enumerate(self.images):
@@ -382,8 +381,8 @@ class LmdbSource:
     def close(self):
         self._env.close()
 
-    def color_mode(self, limit=None):
-        return 'RGB'  # LSUN images are colour photographs.
+    def channel_census(self, limit=None):
+        return None  # Not read: it would mean reading the whole database; LSUN photos are RGB.
 
     def __iter__(self):
         with self._env.begin(write=False) as txn:

@@ -1,6 +1,80 @@
-"""Crop and resize of source images for dataset_tool.py (--transform, --width, --height, --resize-filter)."""
+"""Pixel-format conversion, crop and resize of source images for dataset_tool.py (--channels, --transform, --width, --height)."""
 
+import numpy as np
 import PIL.Image
+
+#----------------------------------------------------------------------------
+# Pixel formats: every image becomes 8-bit L, RGB or RGBA.
+
+CHANNEL_NAMES = {1: 'grayscale', 2: 'grayscale+alpha', 3: 'RGB', 4: 'RGBA'}
+OUTPUT_MODES = {1: 'L', 3: 'RGB', 4: 'RGBA'}  # --channels -> Pillow mode written.
+SIXTEEN_BIT_KEY = 'dataset_tool_16_bit'       # Set in image.info by the decoder when samples had 16 bits.
+
+# Pillow mode -> the plain mode it is first expanded to ('P' depends on its transparency, see base_mode).
+# CMYK, YCbCr, LAB and HSV are colour without alpha, so they count as RGB.
+_BASE_MODES = {'1': 'L', 'L': 'L', 'I': 'L', 'I;16': 'L', 'I;16L': 'L', 'I;16B': 'L', 'I;16N': 'L',
+               'LA': 'LA', 'RGB': 'RGB', 'RGBX': 'RGB', 'CMYK': 'RGB', 'YCbCr': 'RGB', 'LAB': 'RGB', 'HSV': 'RGB',
+               'RGBA': 'RGBA', 'RGBa': 'RGBA', 'PA': 'RGBA'}
+_COLOR_MODELS = ('CMYK', 'YCbCr', 'LAB', 'HSV')  # Converting these changes values, so the summary says so.
+_CHANNELS = {'L': 1, 'LA': 2, 'RGB': 3, 'RGBA': 4}
+ACCEPTED_FORMATS = '8/16-bit grayscale, palette, RGB, RGBA, CMYK'
+
+
+def base_mode(mode, info):
+    """The plain mode (L, LA, RGB, RGBA) an image expands to, or None if unsupported; palettes expand via their colours."""
+    if mode == 'P':
+        return 'RGBA' if 'transparency' in info else 'RGB'
+    return _BASE_MODES.get(mode)
+
+
+def channels_of(mode, info):
+    """1, 2, 3 or 4: the channels an image of this mode holds once expanded; None if unsupported."""
+    base = base_mode(mode, info)
+    return None if base is None else _CHANNELS[base]
+
+
+def default_channels(channels_seen):
+    """--channels when not given, for one channel count shared by all images: alpha is dropped, as before."""
+    return {1: 1, 2: 1, 3: 3, 4: 3}[channels_seen]
+
+
+def to_8_bit(image):
+    """16-bit grayscale ('I;16*', 'I') keeps its high byte (value >> 8); returns (image, was_16_bit) or raises ValueError."""
+    if not image.mode.startswith('I'):
+        return image, bool(image.info.get(SIXTEEN_BIT_KEY))  # Pillow already kept the high byte of 16-bit RGB(A).
+    values = np.asarray(image).astype(np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f'holds {image.mode} values outside 0..65535 (more than 16 bits); accepted: {ACCEPTED_FORMATS}')
+    return PIL.Image.fromarray((values >> 8).astype(np.uint8), 'L'), True
+
+
+def convert_pixels(image, channels):
+    """Returns (image as OUTPUT_MODES[channels], [what was converted, for the summary]); raises ValueError.
+
+    gray -> RGB replicates the gray value, anything -> RGBA adds opaque alpha, RGB -> gray is Pillow's 'L'
+    (ITU-R 601-2 luma), and going to fewer channels drops alpha (colour values are kept as stored).
+    """
+    mode = image.mode
+    base = base_mode(mode, image.info)
+    if base is None:
+        raise ValueError(f'has unsupported pixel format {mode}; accepted: {ACCEPTED_FORMATS}')
+    image, was_16_bit = to_8_bit(image)
+    notes = ['16-bit images to 8 bits'] if was_16_bit else []
+    if mode in _COLOR_MODELS:
+        notes.append(f'{mode} images to RGB')
+    target = OUTPUT_MODES[channels]
+    have = _CHANNELS[base]
+    if have != channels:
+        dropped = ' (alpha dropped)' if have in (2, 4) and channels in (1, 3) else ''
+        notes.append(f'{CHANNEL_NAMES[have]} images to {CHANNEL_NAMES[channels]}{dropped}')
+    if image.mode == 'P' and base == 'RGBA':
+        image = image.convert('RGBA')  # Pillow applies palette transparency only when converting to RGBA.
+    if image.mode != target:
+        image = image.convert(target)  # LAB and HSV need colour profiles: Pillow raises ValueError.
+    return image, notes
+
+#----------------------------------------------------------------------------
+# Crop and resize.
 
 TRANSFORMS = ('center-crop', 'center-crop-wide')
 RESIZE_FILTERS = {'box': PIL.Image.BOX, 'lanczos': PIL.Image.LANCZOS}
