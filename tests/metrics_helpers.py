@@ -152,3 +152,25 @@ def real_tiny_generator(c_dim=0, seed=0):
                                synthesis_kwargs=dnnlib.EasyDict(channel_base=256, channel_max=16, num_fp16_res=0,
                                                                 conv_clamp=None))
     return G.eval().requires_grad_(False)
+
+#----------------------------------------------------------------------------
+
+
+def lpips_weight_states(seed=0):
+    """Random stand-ins for the two public LPIPS files: (AlexNet state dict, LPIPS v0.1 linear state dict)."""
+    from metrics import lpips
+    rng = torch.Generator().manual_seed(seed)
+    alexnet_state = {key: torch.randn(shape, generator=rng) * 0.05 for key, shape in lpips.ALEXNET_SHAPES.items()}
+    alexnet_state['classifier.6.bias'] = torch.zeros([1000])  # The public file also holds the classifier; unused.
+    linear_state = {key: torch.rand(shape, generator=rng) for key, shape in lpips.LINEAR_SHAPES.items()}
+    return alexnet_state, linear_state
+
+
+def write_lpips_weight_dir(folder, seed=0):
+    """A detector folder holding stand-ins under both public LPIPS file names; returns (folder, the two states)."""
+    from metrics import lpips
+    os.makedirs(folder, exist_ok=True)
+    alexnet_state, linear_state = lpips_weight_states(seed)
+    torch.save(alexnet_state, os.path.join(folder, lpips.ALEXNET.file_name))
+    torch.save(linear_state, os.path.join(folder, lpips.LPIPS_ALEX.file_name))
+    return str(folder), alexnet_state, linear_state
