@@ -28,7 +28,7 @@ from torch_utils.ops import conv2d_gradfix
 #----------------------------------------------------------------------------
 
 PHASES = ('Gmain', 'Greg', 'Gboth', 'Dmain', 'Dreg', 'Dboth')
-PASSES = ('Gmain', 'Dgen', 'Dreal')  # Main-loss passes an extra LossTerm can join.
+PASSES = ('Gmain', 'Dgen', 'Dreal', 'Dr1')  # Passes an extra LossTerm can join (Dr1: the lazy R1 pass on reals).
 
 
 class NonFiniteLossError(RuntimeError):
@@ -39,13 +39,16 @@ class LossTerm:
     """An extra objective added to one main-loss pass; subclass it and pass instances as `extra_terms`.
 
     `passes` lists where it applies: 'Gmain' (generator on fakes), 'Dgen' (discriminator on fakes),
-    'Dreal' (discriminator on reals). `__call__(ctx)` returns a per-sample loss [N] (or a scalar),
-    already weighted; it is reported as `Loss/<name>` and added to that pass's loss before backward.
-    `ctx` holds: phase, cur_nimg, G, D, img, c, logits, heads (the extra outputs of D, a tuple),
-    and, for generator passes, ws.
+    'Dreal' (discriminator on reals), 'Dr1' (the R1 pass on reals, scaled by its lazy gain like R1).
+    `__call__(ctx)` returns a per-sample loss [N] (or a scalar), already weighted; it is reported as
+    `Loss/<name>` and added to that pass's loss before backward. `ctx` holds: phase, cur_nimg, G, D,
+    img (as generated or loaded, before augmentation), c, logits, heads (the extra outputs of D, a
+    tuple), and, for generator passes, ws. A term with `feature_res` also gets, in the Dgen pass,
+    `features`: G's synthesis features at that resolution, augmented geometrically like the image.
     """
-    name = 'extra'   # Statistic name under Loss/.
-    passes = ()      # Subset of PASSES.
+    name = 'extra'      # Statistic name under Loss/.
+    passes = ()         # Subset of PASSES.
+    feature_res = None  # Resolution of G's features the term needs in ctx.features (Dgen pass), or None.
 
     def __call__(self, ctx):
         raise NotImplementedError(f'{type(self).__name__} must implement __call__(ctx)')
@@ -99,7 +102,7 @@ class StyleGAN2Loss:
         pl_weight           = 2,    # Path-length penalty weight; 0 disables it.
         pl_batch_shrink     = 2,    # The path-length pass uses batch // pl_batch_shrink samples.
         pl_decay            = 0.01, # Decay of the running mean of path lengths.
-        extra_terms         = (),   # LossTerm instances added to the main passes.
+        extra_terms         = (),   # LossTerms added to the passes: instances, or kwargs dicts with class_name.
         check_finite        = True, # Raise NonFiniteLossError when a loss is NaN/inf (costs one sync per pass).
     ):
         self.device = torch.device(device)
@@ -111,7 +114,13 @@ class StyleGAN2Loss:
         self.pl_weight = float(pl_weight)
         self.pl_batch_shrink = int(pl_batch_shrink)
         self.pl_decay = float(pl_decay)
-        self.extra_terms = list(extra_terms)
+        self.extra_terms = [dnnlib.util.construct_class_by_name(**term, device=self.device) if isinstance(term, dict)
+                            else term for term in extra_terms]
+        feature_resolutions = {term.feature_res for term in self.extra_terms if term.feature_res is not None}
+        if len(feature_resolutions) > 1:
+            raise ValueError(f'extra terms ask for G features at several resolutions {sorted(feature_resolutions)}; '
+                             f'one is supported')
+        self.feature_res = feature_resolutions.pop() if feature_resolutions else None
         self.check_finite = bool(check_finite)
         self.pl_mean = torch.zeros([], device=self.device)
         self._mapping_style = _keyword_style(G.mapping, ('update_emas', 'skip_w_avg_update'))
@@ -149,8 +158,9 @@ class StyleGAN2Loss:
             return self.G.mapping(z, c, skip_w_avg_update=is_mixing_latent)
         return self.G.mapping(z, c)
 
-    def run_G(self, z, c, update_emas=False):
-        """Images and ws for latents z, mixing in the ws of fresh latents from a random layer on."""
+    def run_G(self, z, c, update_emas=False, feature_res=None):
+        """Images and ws for latents z, mixing in the ws of fresh latents from a random layer on; with
+        feature_res, also G's synthesis features there: (img, ws, features)."""
         ws = self._map(z, c, update_emas)
         num_ws = ws.shape[1]
         if self.style_mixing_prob > 0 and num_ws > 1:
@@ -160,17 +170,23 @@ class StyleGAN2Loss:
             other_ws = self._map(torch.randn_like(z), c, update_emas=False, is_mixing_latent=True)
             layer = torch.arange(num_ws, device=ws.device).reshape([1, -1, 1])
             ws = torch.where(layer < cutoff, ws, other_ws)  # Layers >= cutoff take the other latent's ws.
-        img = self.G.synthesis(ws, update_emas=update_emas) if self._synthesis_takes_update_emas else self.G.synthesis(ws)
-        return img, ws
+        synthesis_kwargs = dict(update_emas=update_emas) if self._synthesis_takes_update_emas else {}
+        if feature_res is not None:
+            img, features = self.G.synthesis(ws, feature_res=feature_res, **synthesis_kwargs)
+            return img, ws, features
+        return self.G.synthesis(ws, **synthesis_kwargs), ws
 
-    def run_D(self, img, c):
-        """Logits [N, 1] and any extra heads of D (a tuple), after augmentation."""
+    def run_D(self, img, c, features=None):
+        """Logits [N, 1] and any extra heads of D (a tuple), after augmentation; with `features` (G's, for
+        GGDR), also those features moved by the same geometric augmentation: (logits, heads, features)."""
         if self.augment_pipe is not None:
-            img = self.augment_pipe(img)
+            if features is None:
+                img = self.augment_pipe(img)
+            else:
+                img, features = self.augment_pipe(img, features=features)
         out = self.D(img, c)
-        if isinstance(out, (tuple, list)):
-            return out[0], tuple(out[1:])
-        return out, ()
+        logits, heads = (out[0], tuple(out[1:])) if isinstance(out, (tuple, list)) else (out, ())
+        return (logits, heads) if features is None else (logits, heads, features)
 
     # Phases ---------------------------------------------------------------
 
@@ -229,14 +245,21 @@ class StyleGAN2Loss:
 
         G runs with update_emas=True: the one pass where update_emas-style networks track their w average.
         """
+        features = None
         with torch.no_grad():
-            gen_img, gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
-        gen_logits, heads = self.run_D(gen_img, gen_c)
+            if self.feature_res is None:
+                gen_img, gen_ws = self.run_G(gen_z, gen_c, update_emas=True)
+            else:
+                gen_img, gen_ws, features = self.run_G(gen_z, gen_c, update_emas=True, feature_res=self.feature_res)
+        if features is None:
+            gen_logits, heads = self.run_D(gen_img, gen_c)
+        else:
+            gen_logits, heads, features = self.run_D(gen_img, gen_c, features=features)
         training_stats.report('Loss/scores/fake', gen_logits)
         training_stats.report('Loss/signs/fake', gen_logits.sign())
         loss = torch.nn.functional.softplus(gen_logits).flatten()
         terms = {'Loss/D/loss (fake)': loss}
-        ctx = dnnlib.EasyDict(img=gen_img, c=gen_c, ws=gen_ws, logits=gen_logits, heads=heads)
+        ctx = dnnlib.EasyDict(img=gen_img, c=gen_c, ws=gen_ws, logits=gen_logits, heads=heads, features=features)
         terms.update(self._extra_terms('Dgen', step, ctx))
         self._backward(step, 'Dgen', terms)
         return loss.detach()
@@ -260,6 +283,9 @@ class StyleGAN2Loss:
             ctx = dnnlib.EasyDict(img=real_img, c=real_c, logits=real_logits, heads=heads)
             terms.update(self._extra_terms('Dreal', step, ctx))
         if do_Dr1:
+            if not do_Dmain:  # Terms that join the R1 pass (with its lazy gain); in Dboth, Dreal has them.
+                ctx = dnnlib.EasyDict(img=real_img.detach(), c=real_c, logits=real_logits, heads=heads)
+                terms.update(self._extra_terms('Dr1', step, ctx))
             with conv2d_gradfix.no_weight_gradients():
                 r1_grads, = torch.autograd.grad(outputs=[real_logits.sum()], inputs=[real_img], create_graph=True,
                                                 allow_unused=True)

@@ -104,18 +104,22 @@ class AugmentPipe(torch.nn.Module):
         if len(self.imgfilter_bands) != self.Hz_fbank.shape[0]:
             raise ValueError(f'AugmentPipe: imgfilter_bands needs {self.Hz_fbank.shape[0]} values, got {imgfilter_bands!r}')
 
-    def forward(self, images, debug_percentile=None):
+    def forward(self, images, debug_percentile=None, features=None):
         """Augment a batch [N, C, H, W] (C = 1 or 3). `debug_percentile` in [0, 1] forces every enabled
-        augmentation on, with its parameter at that percentile of its distribution (for visual checks)."""
+        augmentation on, with its parameter at that percentile of its distribution (for visual checks).
+
+        features: optional maps [N, any C, h, w] (square, e.g. G's synthesis features for GGDR) that get the
+        same geometric augmentation as the images, translations rescaled to their size, and nothing else;
+        then (images, features) is returned.
+        """
         if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] in (1, 3)):
             raise ValueError(f'AugmentPipe: expected images [N, 1 or 3, H, W], got {getattr(images, "shape", type(images))}')
         draw = _Sampler(images.shape[0], images.device, self.p, debug_percentile)
         G_blit = self._pixel_blit(draw, images.shape)
         G_inv = self._geometric(draw, images.shape, G_blit)
-        if G_inv is not G_blit or (G_inv is not None and images.shape[2] != images.shape[3]):
-            images = self._resample(images, G_inv)
-        elif G_blit is not None:
-            images = _blit(images, G_blit)  # Flips, quarter turns, integer shifts only: copy pixels exactly.
+        if features is not None:
+            features = self._move_features(features, images.shape, G_blit, G_inv)
+        images = self._move(images, G_blit, G_inv)
         C = self._color(draw, images.shape[1])
         if C is not None:
             images = _apply_color_matrix(images, C)
@@ -127,7 +131,7 @@ class AugmentPipe(torch.nn.Module):
             images = images + torch.randn_like(images) * sigma.to(images.dtype)
         if self.cutout > 0:
             images = images * self._cutout_mask(draw, images.shape).to(images.dtype)
-        return images
+        return images if features is None else (images, features)
 
     # Geometry ---------------------------------------------------------------
     # G_inv maps centred output pixel coordinates to the input coordinates they sample from.
@@ -171,6 +175,33 @@ class AugmentPipe(torch.nn.Module):
                            forced=lambda q: torch.erfinv(q * 2 - 1) * self.xfrac_std)
             G_inv = _compose(G_inv, mat.translate2d(-t[:, 0] * width, -t[:, 1] * height, n, draw.device))
         return G_inv
+
+    def _move(self, images, G_blit, G_inv):
+        """Apply the geometric draws: an exact pixel copy when only blits were drawn, else resampling."""
+        if G_inv is not G_blit or (G_inv is not None and images.shape[2] != images.shape[3]):
+            return self._resample(images, G_inv)
+        if G_blit is not None:
+            return _blit(images, G_blit)  # Flips, quarter turns, integer shifts only: copy pixels exactly.
+        return images
+
+    def _move_features(self, features, image_shape, G_blit, G_inv):
+        """The images' geometric augmentation applied to square feature maps of another size (GGDR, Sec. 3.3).
+
+        G_inv acts on centred pixel coordinates, so at k times the image's size it becomes
+        S(k) G_inv S(1/k): rotations and scales stay, translations scale by k. At the image's own size the
+        features take exactly the images' path (blit or resample).
+        """
+        if features.ndim != 4 or features.shape[2] != features.shape[3] or features.shape[0] != image_shape[0]:
+            raise ValueError(f'AugmentPipe: features must be square maps [N, C, h, h] with N = {image_shape[0]}, '
+                             f'got {list(features.shape)}')
+        k = features.shape[3] / image_shape[3]
+        if k == 1 and image_shape[2] == image_shape[3]:
+            return self._move(features, G_blit, G_inv)
+        if G_inv is None:
+            return features
+        n, device = features.shape[0], features.device
+        G_inv = mat.scale2d(k, k, n, device) @ G_inv @ mat.scale2d(1 / k, 1 / k, n, device)
+        return self._resample(features, G_inv)
 
     def _resample(self, images, G_inv):
         """Apply G_inv: reflect-pad, upsample 2x (wavelet filter), grid-sample, filter, downsample 2x, crop."""

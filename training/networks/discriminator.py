@@ -6,6 +6,7 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
+from training.networks.decoder import FeatureDecoder, GLeaDHeads
 from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype_and_format,
                                       channels_per_resolution, fp16_min_resolution)
 
@@ -182,6 +183,8 @@ class Discriminator(torch.nn.Module):
         num_fp16_res        = 0,        # Run the N highest resolutions in fp16.
         conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
         cmap_dim            = None,     # Dimensionality of the mapped label, None = channels at 4x4.
+        decoder_res         = None,     # GGDR/GLeaD: feature decoder up to this resolution, None = none.
+        glead_kwargs        = None,     # GLeaD heads on the decoder: dict(feature_channels, w_dim), None = none.
         block_kwargs        = {},       # Arguments for DiscriminatorBlock.
         mapping_kwargs      = {},       # Arguments for the label MappingNetwork.
         epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue.
@@ -214,12 +217,32 @@ class Discriminator(torch.nn.Module):
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **mapping_kwargs)
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        self.decoder = self.glead = None
+        if decoder_res is not None:
+            if not (isinstance(decoder_res, int) and 8 <= decoder_res <= img_resolution):
+                raise ValueError(f'Discriminator: decoder_res must be a power of two from 8 to img_resolution '
+                                 f'({img_resolution}), got {decoder_res!r}')
+            self.decoder = FeatureDecoder(channels, decoder_res)
+        if glead_kwargs is not None:
+            if self.decoder is None:
+                raise ValueError('Discriminator: glead_kwargs needs the feature decoder (decoder_res)')
+            self.glead = GLeaDHeads(channels[decoder_res], img_channels=img_channels, **glead_kwargs)
 
     def forward(self, img, c, **block_kwargs):
+        """Logits [N, 1]; with a decoder, (logits, heads): heads['features'] is the decoder output and, with
+        GLeaD, heads['img'], heads['feature'] and heads['w'] are the predictions of GLeaDHeads."""
         x = None
+        features = {}
         for res in self.block_resolutions:
             x, img = getattr(self, f'b{res}')(x, img, **block_kwargs)
+            features[res // 2] = x
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
-        return self.b4(x, img, cmap)
+        logits = self.b4(x, img, cmap)
+        if self.decoder is None:
+            return logits
+        heads = dict(features=self.decoder(features))
+        if self.glead is not None:
+            heads.update(self.glead(heads['features']))
+        return logits, heads
 
 #----------------------------------------------------------------------------

@@ -68,17 +68,47 @@ class SynthesisNetwork(torch.nn.Module):
             self.num_ws += block.num_conv_ws + (block.num_torgb if is_last else 0)
             setattr(self, f'b{res}', block)
 
-    def forward(self, ws, **block_kwargs):
+    def forward(self, ws, feature_res=None, **block_kwargs):
+        """Image [N, img_channels, R, R]; with feature_res, (image, features): the output of the block at that
+        resolution (what it hands to the next block; for squeeze blocks the blend output f_o), in fp32.
+
+        feature_res must be below img_resolution: the last block's output feeds no other block.
+        """
         misc.assert_shape(ws, [None, self.num_ws, self.w_dim])
+        if feature_res is not None and feature_res not in self.block_resolutions[:-1]:
+            raise ValueError(f'feature_res must be one of {self.block_resolutions[:-1]}, got {feature_res!r}')
         ws = ws.to(torch.float32)
-        x = img = None
+        x = img = features = None
         w_idx = 0
         for res in self.block_resolutions:
             block = getattr(self, f'b{res}')
             block_ws = ws.narrow(1, w_idx, block.num_conv_ws + block.num_torgb)
             x, img = block(x, img, block_ws, **block_kwargs)
             w_idx += block.num_conv_ws
+            if res == feature_res:
+                features = x.to(torch.float32)
+        return img if feature_res is None else (img, features)
+
+    def forward_from(self, resolution, x, img, w, **block_kwargs):
+        """Continue synthesis above `resolution` from its features x and image img, every layer taking the
+        same w [N, w_dim] (GLeaD's reconstruction). img is ignored by architectures without an image path
+        below the last block (orig, resnet)."""
+        if resolution not in self.block_resolutions[:-1]:
+            raise ValueError(f'resolution must be one of {self.block_resolutions[:-1]}, got {resolution!r}')
+        misc.assert_shape(w, [None, self.w_dim])
+        if not self.has_image_path:
+            img = None
+        for res in self.block_resolutions:
+            if res > resolution:
+                block = getattr(self, f'b{res}')
+                block_ws = w.to(torch.float32).unsqueeze(1).repeat([1, block.num_conv_ws + block.num_torgb, 1])
+                x, img = block(x, img, block_ws, **block_kwargs)
         return img
+
+    @property
+    def has_image_path(self):
+        """Whether blocks below the last one add to a running image (skip, squeeze), as opposed to orig/resnet."""
+        return any(getattr(self, f'b{res}').num_torgb for res in self.block_resolutions[:-1])
 
 #----------------------------------------------------------------------------
 

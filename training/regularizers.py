@@ -1,0 +1,106 @@
+"""GGDR and GLeaD: discriminator regularisers that join the StyleGAN2 loss as LossTerms (--reg-type)."""
+
+# Both need D's feature decoder (training/networks/decoder.py) and are built by name from the loss kwargs
+# that training_options.json records (StyleGAN2Loss(extra_terms=[{class_name: ..., ...}])).
+#
+# GGDR (Lee et al. 2022): in the Dmain phase, on fakes, D's decoder must predict G's synthesis features at
+# `resolution` (detached, moved by the same geometric augmentation as the image):
+#     loss = weight * (1 - mean over pixels of the channel-wise cosine similarity)        per sample.
+# GLeaD (Bai et al. 2023): heads on the decoder predict an image, a G feature at `feature_res` and a w; the
+# live G's blocks above `feature_res` reconstruct the input from them (gradients reach D through G).
+#     real:  weight 10 x LPIPS(reconstruction, real image)                        (Dmain, and Dr1 by default)
+#     fake:  'image':   weight 3 x LPIPS(reconstruction, G(z))                    (pure GLeaD, the paper's rows)
+#            'feature': weight 10 x cosine distance of the predicted feature to G's (GLeaD + GGDR)
+
+import torch
+
+from training.loss import LossTerm
+
+#----------------------------------------------------------------------------
+
+def cosine_distance(predicted, target):
+    """Per sample: 1 - mean over pixels of the cosine similarity along channels, [N]."""
+    if predicted.shape != target.shape:
+        raise ValueError(f'cosine_distance: predicted {list(predicted.shape)} and target {list(target.shape)} differ')
+    similarity = torch.nn.functional.cosine_similarity(predicted.float(), target.float(), dim=1)  # [N, H, W]
+    return 1 - similarity.mean(dim=[1, 2])
+
+
+def resize(x, resolution):
+    """Bilinear resize of square maps to `resolution` (antialiased when shrinking); a no-op at that size."""
+    if x.shape[-1] == resolution:
+        return x
+    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode='bilinear', align_corners=False,
+                                           antialias=x.shape[-1] > resolution)
+
+#----------------------------------------------------------------------------
+
+class GGDRLoss(LossTerm):
+    """GGDR: D's decoder output on a fake must point the way G's features there do (cosine distance)."""
+
+    name = 'D/ggdr'
+    passes = ('Dgen',)
+
+    def __init__(self,
+        resolution,         # Resolution of G's features the decoder predicts (--ggdr-res).
+        weight      = 10,   # Loss weight (--ggdr-weight).
+        device      = None, # Unused; every term is built with the loss's device.
+    ):
+        del device
+        self.feature_res = int(resolution)
+        self.weight = float(weight)
+
+    def __call__(self, ctx):
+        heads = _decoder_heads(ctx, 'GGDR')
+        return cosine_distance(heads['features'], ctx.features.detach()) * self.weight
+
+#----------------------------------------------------------------------------
+
+class GLeaDLoss(LossTerm):
+    """One GLeaD term: real ('real') or fake ('image' / 'feature') reconstruction through the live G."""
+
+    def __init__(self,
+        branch,                 # 'real', 'image' (fake, LPIPS against G(z)) or 'feature' (fake, GGDR-style cosine).
+        feature_res,            # Resolution of the predicted G feature map (--glead-res-g).
+        weight,                 # Loss weight.
+        in_r1_phase = True,     # 'real' only: also in the lazy R1 phase, with its gain (as the public code).
+        detector_dir = None,    # Folder with the LPIPS weight files (see metrics/lpips.py), None = cache/download.
+        device      = 'cpu',    # Device of the LPIPS network.
+    ):
+        if branch not in ('real', 'image', 'feature'):
+            raise ValueError(f'GLeaDLoss: branch must be "real", "image" or "feature", got {branch!r}')
+        self.branch = branch
+        self.resolution = int(feature_res)
+        self.weight = float(weight)
+        self.name = 'D/glead_real' if branch == 'real' else 'D/glead_fake'
+        self.passes = (('Dreal', 'Dr1') if in_r1_phase else ('Dreal',)) if branch == 'real' else ('Dgen',)
+        self.feature_res = self.resolution if branch == 'feature' else None
+        self.lpips = None
+        if branch != 'feature':
+            from metrics import lpips  # pylint: disable=import-outside-toplevel
+            self.lpips = lpips.load_lpips(device=torch.device(device), detector_dir=detector_dir)
+
+    def __call__(self, ctx):
+        heads = _decoder_heads(ctx, 'GLeaD', keys=('img', 'feature', 'w'))
+        if self.branch == 'feature':
+            return cosine_distance(resize(heads['feature'], self.resolution), ctx.features.detach()) * self.weight
+        reconstruction = reconstruct(ctx.G, heads, self.resolution)
+        return self.lpips(reconstruction, ctx.img.detach().to(reconstruction.dtype)) * self.weight
+
+
+def reconstruct(G, heads, feature_res):
+    """GLeaD's reconstruction: G's blocks above feature_res run from the predicted feature, image and w."""
+    feature = resize(heads['feature'], feature_res)
+    img = resize(heads['img'], feature_res)
+    return G.synthesis.forward_from(feature_res, feature, img, heads['w'])
+
+
+def _decoder_heads(ctx, method, keys=('features',)):
+    heads = ctx.heads[0] if ctx.heads and isinstance(ctx.heads[0], dict) else {}
+    missing = [key for key in keys if key not in heads]
+    if missing:
+        raise ValueError(f'{method} needs a discriminator with the feature decoder{" and GLeaD heads" * (method == "GLeaD")} '
+                         f'(Discriminator(decoder_res=...)); its outputs lack {", ".join(missing)}')
+    return heads
+
+#----------------------------------------------------------------------------
