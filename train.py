@@ -22,6 +22,17 @@ def _print_config(config):
     print(json.dumps(config, indent=2))
 
 
+def _check_lpips(config):
+    """GLeaD needs the LPIPS weights: found locally or downloadable now, not at the first step."""
+    if config.reg_type != 'glead':
+        return
+    from metrics import detectors, lpips  # pylint: disable=import-outside-toplevel
+    try:
+        lpips.check_lpips_available(detector_dir=config.detector_dir)
+    except detectors.DetectorUnavailableError as exc:
+        raise click.ClickException(f'--reg-type=glead: {exc}') from None
+
+
 def _check_training_data(training_set_kwargs):
     """Every image of --data opens and has the dataset's size and channels (headers only), before anything starts."""
     dataset = dnnlib.util.construct_class_by_name(**training_set_kwargs)
@@ -68,6 +79,17 @@ def _check_training_data(training_set_kwargs):
 @click.option('--p',          help='Augmentation probability for --aug=fixed', type=float)
 @click.option('--target',     help='ADA target value for --aug=ada [default: 0.6]', type=float)
 @click.option('--augpipe',    help='Augmentation pipeline [default: bgc]', metavar='NAME')
+# Discriminator regularisers (GGDR, GLeaD).
+@click.option('--reg-type',   help='D regulariser [default: none]', type=click.Choice(['none', 'ggdr', 'glead']))
+@click.option('--ggdr-res',   help='GGDR: resolution of the G features D predicts [default: resolution/4, 8..64]', type=int)
+@click.option('--ggdr-weight', help='GGDR: loss weight [default: 10]', type=float)
+@click.option('--glead-res-d', help='GLeaD: resolution of D\'s decoder and heads [default: resolution/4, 8..64]', type=int)
+@click.option('--glead-res-g', help='GLeaD: resolution G reconstructs from [default: resolution/4, 8..64]', type=int)
+@click.option('--glead-fake', help='GLeaD fake term: image (LPIPS, the paper\'s rows) or feature (GGDR cosine) [default: image]',
+              type=click.Choice(['image', 'feature']))
+@click.option('--glead-real-in-r1', help='GLeaD: also apply the real term in the lazy R1 phase [default: 1]', **BOOL)
+@click.option('--detector-dir', help='Folder with detector/LPIPS weight files (offline use) [default: cache or download]',
+              metavar='DIR')
 # Transfer learning and resume.
 @click.option('--resume',     help='Snapshot to resume from, "latest", a URL, a model name, or "noresume"', metavar='PKL')
 @click.option('--transfer',   help='Allow --resume from networks of another architecture (copies the matching tensors)', is_flag=True)
@@ -106,6 +128,7 @@ def main(**options):
     config.allow_transfer = allow_transfer
     if rank is None or rank[0] == 0:
         _check_training_data(config.training_set_kwargs)
+        _check_lpips(config)
 
     if dry_run:
         config.run_dir = os.path.join(config.outdir, f'{run_dirs.next_run_id(config.outdir):05d}-{config.run_desc}')

@@ -85,7 +85,17 @@ class GLeaDLoss(LossTerm):
         if self.branch == 'feature':
             return cosine_distance(resize(heads['feature'], self.resolution), ctx.features.detach()) * self.weight
         reconstruction = reconstruct(ctx.G, heads, self.resolution)
-        return self.lpips(reconstruction, ctx.img.detach().to(reconstruction.dtype)) * self.weight
+        target = ctx.img.detach().to(reconstruction.dtype)
+        return self.perceptual_distance(reconstruction, target) * self.weight
+
+    def perceptual_distance(self, x, y):
+        """LPIPS per sample; images smaller than AlexNet can take (e.g. 16x16 test runs) are upsampled first."""
+        from metrics import lpips  # pylint: disable=import-outside-toplevel
+        if x.shape[-1] < lpips.MIN_RESOLUTION:
+            size = 2 ** (lpips.MIN_RESOLUTION - 1).bit_length()
+            x, y = (torch.nn.functional.interpolate(t, size=(size, size), mode='bilinear', align_corners=False)
+                    for t in (x, y))
+        return self.lpips(x, y)
 
 
 def reconstruct(G, heads, feature_res):

@@ -257,7 +257,8 @@ class Run:
             self.log(f'Evaluating metrics: {", ".join(c.metrics)}')
         for metric in c.metrics:
             result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
-                                             num_gpus=c.num_processes, rank=self.rank, device=self.device)
+                                             num_gpus=c.num_processes, rank=self.rank, device=self.device,
+                                             detector_dir=c.get('detector_dir'))
             if self.rank == 0:
                 metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
             results.update(result.results)

@@ -11,6 +11,7 @@ import math
 import os
 
 import dnnlib
+from training.run import reg_config
 from training.run import resume as run_resume
 
 #----------------------------------------------------------------------------
@@ -33,6 +34,8 @@ DEFAULTS = dict(
     target=None, augpipe=None, resume=None, freezed=0, fp32=False, nhwc=False, allow_tf32=False,
     nobench=False, workers=3, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
     map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
+    reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
+    glead_real_in_r1=True, detector_dir=None,
 )
 
 
@@ -217,6 +220,7 @@ def resolve_general(c, opts, env, cuda_available):
     c.device = _resolve_device(opts.device, cuda_available)
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
+    c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.
     c.network_snapshot_ticks = c.image_snapshot_ticks = int(_positive(opts.snap, 'snap', int))
     c.kimg_per_tick = float(_positive(opts.tick, 'tick'))
     _positive(opts.subset, 'subset', int)
@@ -415,6 +419,7 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     else:
         desc.append('ada' if opts.target is None else f'ada-target{c.ada_target:g}')
     desc += [opts.augpipe] * (opts.augpipe is not None and opts.aug != 'noaug')
+    desc += [opts.reg_type] * (opts.reg_type not in (None, 'none'))
     desc += [f'resume{resume_desc}'] * (resume_desc is not None)
     desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * opts.fp32 + ['nhwc'] * opts.nhwc
     desc += ['nobench'] * opts.nobench + ['tf32'] * opts.allow_tf32
@@ -436,6 +441,7 @@ def resolve_config(options, env=None, cuda_available=False):
     c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
     check_network(c.G_kwargs, facts.resolution)
     resolve_optimisation(c, spec)
+    reg_config.resolve_regularizer(c, opts, facts.resolution, ConfigError)
     resolve_augmentation(c, opts)
     resume_desc = resolve_resume_source(c, opts)
     c.run_desc = run_description(opts, c, spec, facts.name, resume_desc)

@@ -289,16 +289,21 @@ def _load_weights(run, resume_pkl, exact):
 
 
 def _check_transfer(run, resume_pkl, reports):
-    """Log one summary line of a weights-only resume; refuse a partial one unless --transfer allows it."""
+    """Log one summary line of a weights-only resume; refuse one that does not fit unless --transfer allows it.
+
+    It fits when every tensor of the file found its place: the configured networks may only add modules
+    (e.g. GGDR's decoder on a plain D), which keep their fresh initialisation.
+    """
     counts = ', '.join(f'{name} {len(r.copied)}/{len(r.copied) + len(r.initialised)}' for name, r in reports.items())
-    partial = any(report.initialised for report in reports.values())
-    if partial and not run.config.get('allow_transfer', False):
-        nothing = not any(report.copied for report in reports.values())
+    misfit = any(report.unused or report.mismatched for report in reports.values())
+    nothing = not any(report.copied for report in reports.values())
+    if (misfit or nothing) and not run.config.get('allow_transfer', False):
         what = 'no tensor matches' if nothing else f'only some tensors match ({counts})'
         raise ResumeError(f'--resume={resume_pkl}: its networks differ from the configured ones, {what}; '
                           f'pass --transfer to train from the matching tensors, or configure the same architecture')
+    fresh = any(report.initialised for report in reports.values())
     run.log(f'  transferred tensors (matching / all): {counts}' + ('; the others keep their fresh initialisation'
-                                                                     if partial else ''))
+                                                                     if fresh else ''))
     for name, report in reports.items():
         run.log(f'  {name}: {report.summary()}')
 
