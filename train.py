@@ -138,10 +138,8 @@ def main(**options):
 
     try:
         run_launch.start(config)
-    except run_launch.USER_ERRORS as exc:
+    except (*run_launch.USER_ERRORS, run_launch.UserErrorInRank) as exc:
         raise click.ClickException(str(exc))
-    except run_launch.UserErrorInRank as exc:  # The rank has printed its one-line error already.
-        raise SystemExit(1) from exc
 
 
 if __name__ == '__main__':

@@ -112,3 +112,13 @@ def test_resume_from_another_architecture_needs_transfer(tmp_path):
     allowed = CliRunner().invoke(train.main, [*args, '--transfer'])
     assert allowed.exit_code == 0, allowed.output
     assert 'transferred tensors (matching / all): G ' in allowed.output
+
+
+def test_a_run_refused_before_its_first_snapshot_leaves_no_run_directory(tmp_path):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    garbage = tmp_path / 'garbage.pkl'
+    garbage.write_bytes(b'not a pickle')
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS,
+                                             f'--resume={garbage}'])
+    assert result.exit_code == 1 and f'Error: --resume={garbage}' in result.output
+    assert 'Removed ' in result.output and os.listdir(tmp_path / 'runs') == []

@@ -267,6 +267,11 @@ class ImageFolderDataset(Dataset):
         missing = [n for n in self._image_names if n not in by_name]
         if missing:
             raise DatasetError(f'{where} has no label for {len(missing)} of {len(self._image_names)} images (first: {missing[0]}); every image needs a label')
+        images = set(self._image_names)
+        strays = sorted(n for n in by_name if n not in images)
+        if strays:
+            raise DatasetError(f'{where} labels {len(strays)} file(s) that are not images of the dataset (first: {strays[0]}); '
+                               f'it must label exactly the images present, as dataset_tool.py writes it')
         values = [by_name[n] for n in self._image_names]
         if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
             return np.array(values, dtype=np.int64)

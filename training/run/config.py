@@ -109,9 +109,11 @@ def inspect_dataset(training_set_kwargs):
     except (OSError, ValueError) as exc:
         raise ConfigError(f'--data: {str(exc).splitlines()[0]}') from None
     try:
-        labels_available = bool(getattr(dataset, 'labels_available', dataset.has_labels))
+        labels_available = bool(getattr(dataset, 'labels_available', dataset.has_labels))  # Reads dataset.json.
         return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
                                has_labels=dataset.has_labels or labels_available, num_images=len(dataset))
+    except (OSError, ValueError) as exc:
+        raise ConfigError(f'--data: {str(exc).splitlines()[0]}') from None
     finally:
         dataset.close()
 

@@ -1,7 +1,6 @@
 """Start training processes: one process, N local processes (torch.multiprocessing) or under torchrun (env://)."""
 
 import os
-import sys
 import tempfile
 
 import torch
@@ -13,13 +12,27 @@ from training.run import resume as run_resume
 from training.run import run_dir as run_dirs
 
 # Errors whose one-line message tells the user what to fix (a full disk, bad data, a bad --resume): train.py
-# prints them without a traceback. A spawned rank prints its own and exits with USER_ERROR_EXIT_CODE.
+# prints them without a traceback. A spawned rank leaves its message in the launch's temporary folder and
+# exits with USER_ERROR_EXIT_CODE; the parent raises the lowest rank's message as UserErrorInRank, so the
+# user reads it once, however many ranks met it.
 USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError)
 USER_ERROR_EXIT_CODE = 3
 
 
 class UserErrorInRank(Exception):
-    """A spawned rank stopped on one of USER_ERRORS and has printed it already."""
+    """A spawned rank stopped on one of USER_ERRORS; the message is that error's one line."""
+
+
+def _error_file(temp_dir, rank):
+    return os.path.join(temp_dir, f'error-rank{rank:04d}.txt')
+
+
+def _first_rank_error(temp_dir, num_processes):
+    for rank in range(num_processes):
+        if os.path.isfile(_error_file(temp_dir, rank)):
+            with open(_error_file(temp_dir, rank), encoding='utf-8') as f:
+                return f.read()
+    return 'a training process stopped on an error (see above)'
 
 
 def torchrun_rank(env):
@@ -45,7 +58,8 @@ def _subprocess_fn(local_rank, config, temp_dir):
     try:
         _run(config, rank=local_rank, local_rank=local_rank)
     except USER_ERRORS as exc:
-        print(f'Error: {exc}', file=sys.stderr, flush=True)
+        with open(_error_file(temp_dir, local_rank), 'w', encoding='utf-8') as f:
+            f.write(str(exc))
         raise SystemExit(USER_ERROR_EXIT_CODE) from None
 
 
@@ -72,7 +86,7 @@ def _spawn(config):
                 pass
         except torch.multiprocessing.ProcessExitedException as exc:
             if exc.exit_code == USER_ERROR_EXIT_CODE:
-                raise UserErrorInRank(f'rank {exc.error_index} stopped on the error above') from None
+                raise UserErrorInRank(_first_rank_error(temp_dir, config.num_processes)) from None
             if exc.exit_code != config.get('preempt_exit_code', 0):
                 raise
             raise SystemExit(exc.exit_code) from None
@@ -107,8 +121,15 @@ def start(config, env=None):
     for path in run_dirs.remove_stale_temp_files(config.outdir):
         print(f'Removed {path}, left behind by a killed write', flush=True)
     config.run_dir = run_dirs.create_run_dir(config.outdir, config.run_desc)
-    with run_dirs.run_lock(config.run_dir):
-        run_dirs.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
-        print(f'Training in {config.run_dir}', flush=True)
-        launch(config, env)
+    try:
+        with run_dirs.run_lock(config.run_dir):
+            run_dirs.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
+            print(f'Training in {config.run_dir}', flush=True)
+            launch(config, env)
+    except (*USER_ERRORS, UserErrorInRank):
+        # A run refused before its first snapshot (a bad --resume, bad data) leaves nothing behind but its
+        # options and log, which the one-line error says all of: remove the folder this call made.
+        if run_dirs.remove_if_no_snapshot(config.run_dir):
+            print(f'Removed {config.run_dir}: the run stopped before its first snapshot', flush=True)
+        raise
     return config.run_dir

@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 
 import dnnlib
 
@@ -41,6 +42,15 @@ def write_json(path, obj):
     with dnnlib.util.atomic_write(path, 'w') as f:
         json.dump(obj, f, indent=2)
         f.write('\n')
+
+
+def remove_if_no_snapshot(run_dir):
+    """Delete a run directory that holds no snapshot yet (only what a start writes); True if it was deleted."""
+    names = os.listdir(run_dir) if os.path.isdir(run_dir) else []
+    if any(name.startswith('network-snapshot-') for name in names):
+        return False
+    shutil.rmtree(run_dir, ignore_errors=True)
+    return not os.path.exists(run_dir)
 
 
 @contextlib.contextmanager
