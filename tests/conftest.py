@@ -34,3 +34,23 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    """An empty dnnlib download cache, and no detector folder from the environment."""
+    from metrics import detectors
+    folder = tmp_path / 'dnnlib-cache'
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(folder))
+    monkeypatch.delenv(detectors.DETECTOR_DIR_ENV, raising=False)
+    return folder
+
+
+@pytest.fixture
+def no_downloads(monkeypatch):
+    """dnnlib.util.open_url fails at once, as on a machine without internet."""
+    import dnnlib
+
+    def refuse(url, *args, **kwargs):
+        raise OSError(f'cannot download {url} (no network)')
+    monkeypatch.setattr(dnnlib.util, 'open_url', refuse)

@@ -53,3 +53,14 @@ def test_official_layout_with_a_tensor_we_lack_is_an_error_naming_it():
     obj, _ = helpers.official_layout_object('Generator', helpers.OFFICIAL_G_INIT_KWARGS, layout)
     with pytest.raises(legacy.LegacyPickleError, match=r'G_ema: .*unknown to us: synthesis\.b4\.extra_scale'):
         legacy.load_network_pkl(io.BytesIO(pickle.dumps({'G_ema': obj})))
+
+
+def test_a_forks_discriminator_with_extra_constructor_arguments_is_refused_naming_them():
+    # GGDR/GLeaD checkpoints: an official-style pickle whose D takes arguments our Discriminator does not.
+    layout = dict(helpers.official_discriminator_layout(), **{'decoder.dec8.weight': [32, 32, 1, 1]})
+    D, _ = helpers.official_layout_object('Discriminator', dict(helpers.OFFICIAL_D_INIT_KWARGS, w_dim=512), layout)
+    G, _ = helpers.official_layout_object('Generator', helpers.OFFICIAL_G_INIT_KWARGS, helpers.official_generator_layout())
+    data = helpers.official_pickle_bytes(dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs={}))
+    with pytest.raises(legacy.LegacyPickleError, match=r"D: cannot build Discriminator from the pickled constructor "
+                                                       r"arguments \(TypeError: .*unexpected keyword argument 'w_dim'\)"):
+        legacy.load_network_pkl(io.BytesIO(data))

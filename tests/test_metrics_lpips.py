@@ -12,19 +12,6 @@ from tests import metrics_helpers as helpers
 from tests.safety_helpers import network_pickle, open_payload
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / 'dnnlib-cache'
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(folder))
-    monkeypatch.delenv(detectors.DETECTOR_DIR_ENV, raising=False)
-    return folder
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    def refuse(url, *args, **kwargs):
-        raise OSError(f'cannot download {url} (no network)')
-    monkeypatch.setattr(dnnlib.util, 'open_url', refuse)
 
 
 @pytest.fixture
@@ -131,7 +118,7 @@ def test_unit_normalize_divides_by_channel_norm_plus_tiny_epsilon():
 # Finding and loading the weight files.
 
 
-def test_weights_in_detector_dir_are_loaded_without_download(tmp_path, cache_dir, offline):
+def test_weights_in_detector_dir_are_loaded_without_download(tmp_path, cache_dir, no_downloads):
     folder, alexnet_state, linear_state = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     loaded = lpips.load_lpips('cpu', detector_dir=folder)
     expected = lpips.LPIPS(alexnet_state=alexnet_state, linear_state=linear_state)
@@ -141,7 +128,7 @@ def test_weights_in_detector_dir_are_loaded_without_download(tmp_path, cache_dir
     assert not any(param.requires_grad for param in loaded.parameters())
 
 
-def test_detector_dir_environment_variable_is_searched(tmp_path, cache_dir, offline, monkeypatch):
+def test_detector_dir_environment_variable_is_searched(tmp_path, cache_dir, no_downloads, monkeypatch):
     folder, _, _ = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     monkeypatch.setenv(detectors.DETECTOR_DIR_ENV, folder)
     assert lpips.check_lpips_available() == (os.path.join(folder, 'alexnet-owt-7be5be79.pth'),
@@ -150,7 +137,7 @@ def test_detector_dir_environment_variable_is_searched(tmp_path, cache_dir, offl
 
 
 @pytest.mark.parametrize('present', [(), ('alex.pth',), ('alexnet-owt-7be5be79.pth',)])
-def test_missing_files_offline_is_one_line_error_naming_both_files_and_option(tmp_path, cache_dir, offline, present):
+def test_missing_files_offline_is_one_line_error_naming_both_files_and_option(tmp_path, cache_dir, no_downloads, present):
     folder, _, _ = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     for name in {'alex.pth', 'alexnet-owt-7be5be79.pth'} - set(present):
         os.remove(os.path.join(folder, name))
@@ -171,7 +158,7 @@ def test_public_urls_are_the_torchvision_and_lpips_ones():
 @pytest.mark.filterwarnings('ignore:Detected pickle protocol:UserWarning')  # torch notes a plain pickle's protocol.
 @pytest.mark.parametrize('file_name', ['alexnet-owt-7be5be79.pth', 'alex.pth'])
 @pytest.mark.parametrize('writer', ['torch_save', 'plain_pickle'])
-def test_malicious_pickle_under_a_weight_file_name_is_refused_without_running(tmp_path, cache_dir, offline,
+def test_malicious_pickle_under_a_weight_file_name_is_refused_without_running(tmp_path, cache_dir, no_downloads,
                                                                               file_name, writer):
     folder, _, _ = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     marker, path = tmp_path / 'pwned', os.path.join(folder, file_name)
@@ -187,7 +174,7 @@ def test_malicious_pickle_under_a_weight_file_name_is_refused_without_running(tm
 
 @pytest.mark.parametrize('file_name, key', [('alexnet-owt-7be5be79.pth', 'features.6.weight'),
                                             ('alex.pth', 'lin2.model.1.weight')])
-def test_missing_key_is_one_line_error_naming_file_and_key(tmp_path, cache_dir, offline, file_name, key):
+def test_missing_key_is_one_line_error_naming_file_and_key(tmp_path, cache_dir, no_downloads, file_name, key):
     folder, alexnet_state, linear_state = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     state = alexnet_state if file_name.startswith('alexnet') else linear_state
     del state[key]
@@ -200,7 +187,7 @@ def test_missing_key_is_one_line_error_naming_file_and_key(tmp_path, cache_dir, 
 
 @pytest.mark.parametrize('file_name, key', [('alexnet-owt-7be5be79.pth', 'features.3.bias'),
                                             ('alex.pth', 'lin0.model.1.weight')])
-def test_wrong_shape_is_one_line_error_naming_file_and_key(tmp_path, cache_dir, offline, file_name, key):
+def test_wrong_shape_is_one_line_error_naming_file_and_key(tmp_path, cache_dir, no_downloads, file_name, key):
     folder, alexnet_state, linear_state = helpers.write_lpips_weight_dir(tmp_path / 'detectors')
     state = alexnet_state if file_name.startswith('alexnet') else linear_state
     state[key] = torch.zeros([7])

@@ -16,19 +16,6 @@ from tests import metrics_helpers as helpers
 from torch_utils import persistence
 
 
-@pytest.fixture
-def cache_dir(tmp_path, monkeypatch):
-    folder = tmp_path / 'dnnlib-cache'
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(folder))
-    monkeypatch.delenv(detectors.DETECTOR_DIR_ENV, raising=False)
-    return folder
-
-
-@pytest.fixture
-def offline(monkeypatch):
-    def refuse(url, *args, **kwargs):
-        raise OSError(f'cannot download {url} (no network)')
-    monkeypatch.setattr(dnnlib.util, 'open_url', refuse)
 
 
 def _options(dataset_kwargs, detector_dir, **kwargs):
@@ -39,13 +26,13 @@ def _options(dataset_kwargs, detector_dir, **kwargs):
 # Finding detectors.
 
 
-def test_detector_in_detector_dir_is_used_without_download(tmp_path, cache_dir, offline):
+def test_detector_in_detector_dir_is_used_without_download(tmp_path, cache_dir, no_downloads):
     folder = helpers.write_detector_dir(tmp_path / 'detectors')
     path = detectors.resolve_detector_file(detectors.INCEPTION, detector_dir=folder)
     assert path == os.path.join(folder, 'inception-2015-12-05.pt')
 
 
-def test_detector_dir_environment_variable_is_searched(tmp_path, cache_dir, offline, monkeypatch):
+def test_detector_dir_environment_variable_is_searched(tmp_path, cache_dir, no_downloads, monkeypatch):
     folder = helpers.write_detector_dir(tmp_path / 'detectors')
     monkeypatch.setenv(detectors.DETECTOR_DIR_ENV, folder)
     assert detectors.resolve_detector_file(detectors.VGG16) == os.path.join(folder, 'vgg16.pt')
@@ -58,7 +45,7 @@ def test_detector_already_in_download_cache_is_used_offline(tmp_path, cache_dir,
     assert detectors.resolve_detector_file(detectors.INCEPTION, detector_dir=tmp_path / 'empty') == cached
 
 
-def test_missing_detector_offline_names_file_url_and_option(tmp_path, cache_dir, offline):
+def test_missing_detector_offline_names_file_url_and_option(tmp_path, cache_dir, no_downloads):
     with pytest.raises(detectors.DetectorUnavailableError) as info:
         detectors.resolve_detector_file(detectors.VGG16, detector_dir=tmp_path / 'empty')
     message = str(info.value)
