@@ -1,10 +1,11 @@
-"""Training speed and memory: sec/kimg and peak memory of one configuration for each generator architecture."""
+"""Training speed and memory: sec/kimg and peak memory per generator architecture and D regulariser."""
 
-# python bench/train_speed.py --cfg=cifar --res=32 --g-arch=skip,squeeze --device=cpu --steps=4
+# python bench/train_speed.py --cfg=cifar --res=32 --g-arch=skip,squeeze --reg-type=none,ggdr,glead --device=cpu
 # Builds a random-image dataset of the requested resolution in a temporary folder, resolves the config
 # exactly as train.py does, and times training steps (all phases, lazy regularisation included, EMA)
-# after warm-up steps. Prints one JSON line per architecture; each architecture runs in a fresh process so
-# that its peak memory is its own.
+# after warm-up steps. Prints one JSON line per (architecture, regulariser); each runs in a fresh process
+# so that its peak memory is its own. GLeaD needs the LPIPS weights: --detector-dir, or --random-lpips
+# for stand-in weights of the same shapes (timing does not depend on their values).
 
 import json
 import os
@@ -20,8 +21,10 @@ import numpy as np
 import PIL.Image
 import torch
 
-from training.run import config as training_config
-from training import training_loop
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # The metrics package, not bench/metrics.py.
+
+from training.run import config as training_config  # noqa: E402
+from training import training_loop  # noqa: E402
 
 
 def write_random_images(folder, num_images, resolution):
@@ -31,6 +34,16 @@ def write_random_images(folder, num_images, resolution):
     for i in range(num_images):
         pixels = rnd.randint(0, 256, size=[resolution, resolution, 3], dtype=np.uint8)
         PIL.Image.fromarray(pixels).save(os.path.join(folder, f'img{i:05d}.png'))
+    return folder
+
+
+def write_random_lpips_weights(folder):
+    """Random weights under the public LPIPS file and key names (same shapes, so the same cost)."""
+    from metrics import lpips  # pylint: disable=import-outside-toplevel
+    os.makedirs(folder)
+    torch.save(lpips.AlexNetFeatures().state_dict(), os.path.join(folder, lpips.ALEXNET.file_name))
+    torch.save({key: torch.rand(shape) for key, shape in lpips.LINEAR_SHAPES.items()},
+               os.path.join(folder, lpips.LPIPS_ALEX.file_name))
     return folder
 
 
@@ -70,26 +83,29 @@ def measure(options, steps, warmup, device):
 @click.option('--steps',    help='Timed training steps', type=int, default=8, show_default=True)
 @click.option('--warmup',   help='Untimed steps first', type=int, default=2, show_default=True)
 @click.option('--aug',      help='Augmentation mode', default='noaug', show_default=True)
-def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug):
-    """Time training steps of a preset for each generator architecture."""
-    archs = g_arch.split(',')
-    if len(archs) > 1:
-        args, skip_next = [], False
-        for arg in sys.argv[1:]:  # Everything but --g-arch, which each child gets alone.
-            if not skip_next and not arg.startswith('--g-arch'):
-                args.append(arg)
-            skip_next = (arg == '--g-arch')
-        for arch in archs:
-            subprocess.run([sys.executable, os.path.abspath(__file__), *args, f'--g-arch={arch}'], check=True)
+@click.option('--reg-type', help='Comma-separated D regularisers (none, ggdr, glead)', default='none', show_default=True)
+@click.option('--detector-dir', help='Folder with the LPIPS weight files (GLeaD)', metavar='DIR')
+@click.option('--random-lpips', help='GLeaD with random stand-in LPIPS weights (for timing only)', is_flag=True)
+def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_type, detector_dir, random_lpips):
+    """Time training steps of a preset for each generator architecture and regulariser."""
+    archs, regs = g_arch.split(','), reg_type.split(',')
+    if len(archs) > 1 or len(regs) > 1:
+        args = [arg for arg in sys.argv[1:] if not arg.startswith(('--g-arch=', '--reg-type='))]
+        for arch in archs:  # Each child gets one of each.
+            for reg in regs:
+                subprocess.run([sys.executable, os.path.abspath(__file__), *args, f'--g-arch={arch}', f'--reg-type={reg}'],
+                               check=True)
         return
     with tempfile.TemporaryDirectory() as tmp:
         data = write_random_images(os.path.join(tmp, f'random{res}'), num_images=64, resolution=res)
+        if random_lpips:
+            detector_dir = write_random_lpips_weights(os.path.join(tmp, 'lpips'))
         for arch in archs:
             options = dict(outdir=os.path.join(tmp, 'runs'), data=data, cfg=cfg, g_arch=arch, device=device, batch=batch,
                            cbase=cbase, cmax=cmax, aug=aug, metrics='none', workers=0 if device == 'cpu' else 3,
-                           fp32=(device == 'cpu'))
+                           fp32=(device == 'cpu'), reg_type=regs[0], detector_dir=detector_dir)
             sec_per_kimg, peak, params, config = measure(options, steps, warmup, device)
-            print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, device=device, batch=config.batch_size,
+            print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, reg_type=regs[0], device=device, batch=config.batch_size,
                                   batch_gpu=config.batch_gpu, G_params=params, sec_per_kimg=round(sec_per_kimg, 2),
                                   peak_mem_gib=round(peak, 3), steps=steps,
                                   gpu=torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine(),
