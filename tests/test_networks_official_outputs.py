@@ -2,12 +2,13 @@
 
 # The expected numbers were recorded once by running stylegan2-ada-pytorch's training/networks.py
 # (commit 06bbc393, torch 2.x CPU) on the same construction arguments, weights filled by
-# `_fill_deterministically` and inputs below; only the resulting numbers are kept here. A full
+# `fill_deterministically` (tests/reference/) and inputs below; only the resulting numbers are kept here. A full
 # state-dict comparison at 32x32 for orig/skip/resnet, fp32 and fp16, agreed bit for bit.
 
 import pytest
 import torch
 
+from tests.reference.record_stylegan2_ada import fill_deterministically
 from training.networks import Discriminator, Generator
 
 RECORDED = {
@@ -22,24 +23,14 @@ RECORDED = {
 }
 
 
-def _fill_deterministically(module, seed):
-    """Every tensor but the FIR filters from one seeded stream, in sorted-name order (mapping fc's scaled for lr 0.01)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, tensor in sorted(module.state_dict().items()):
-            if not name.endswith('resample_filter'):
-                scale = 50 if '.fc' in name and 'mapping' in name else 0.5
-                tensor.copy_(torch.randn(tensor.shape, generator=generator) * scale)
-
-
 @pytest.mark.parametrize('arch', ['skip', 'resnet'])
 def test_generator_and_discriminator_reproduce_stylegan2_ada_outputs(arch):
     G = Generator(8, 2, 8, 8, 3, mapping_kwargs=dict(num_layers=2),
                   synthesis_kwargs=dict(channel_base=64, channel_max=8, architecture=arch))
     D = Discriminator(2, 8, 3, architecture=arch, channel_base=64, channel_max=8,
                       epilogue_kwargs=dict(mbstd_group_size=2))
-    _fill_deterministically(G, 1)
-    _fill_deterministically(D, 2)
+    fill_deterministically(G, 1)
+    fill_deterministically(D, 2)
     z = torch.randn([2, 8], generator=torch.Generator().manual_seed(3))
     c = torch.eye(2)
     with torch.no_grad():

@@ -231,8 +231,11 @@ class StyleGAN2Loss:
         with conv2d_gradfix.no_weight_gradients():
             pl_grads, = torch.autograd.grad(outputs=[(gen_img * pl_noise).sum()], inputs=[gen_ws], create_graph=True)
         pl_lengths = pl_grads.square().sum(dim=2).mean(dim=1).sqrt()
-        pl_mean = self.pl_mean.lerp(pl_lengths.mean().detach().to(self.pl_mean.dtype), self.pl_decay)
-        self.pl_mean.copy_(pl_mean)
+        # The penalty's target keeps the gradient of its pl_decay share of this batch's mean length, as in
+        # stylegan2-ada-pytorch (detaching it changes G's gradient by about pl_decay); only the stored
+        # running mean is detached.
+        pl_mean = self.pl_mean.lerp(pl_lengths.mean().to(self.pl_mean.dtype), self.pl_decay)
+        self.pl_mean.copy_(pl_mean.detach())
         pl_penalty = (pl_lengths - pl_mean).square()
         training_stats.report('Loss/pl_penalty', pl_penalty)
         loss_Gpl = pl_penalty * self.pl_weight

@@ -1,0 +1,42 @@
+"""Our networks and loss compute what stylegan2-ada-pytorch computes (numbers recorded from its code by tests/reference/)."""
+
+import json
+import os
+
+import pytest
+import torch
+
+from tests.reference import record_stylegan2_ada as recording
+from training import networks
+from training.loss import StyleGAN2Loss
+
+with open(recording.OUT, encoding='utf-8') as _f:
+    RECORDED = json.load(_f)
+
+
+@pytest.mark.parametrize('name', sorted(recording.OUTPUT_SPECS))
+def test_network_outputs_match_stylegan2_ada(name):
+    ours = recording.network_outputs(*recording.build(networks, recording.OUTPUT_SPECS[name]))
+    expected = RECORDED['outputs'][name]
+    tolerance = 2e-3 if 'fp16' in name else 1e-5  # fp16 layers round differently on the CPU's emulation.
+    assert torch.allclose(torch.tensor(ours['img']), torch.tensor(expected['img']), atol=tolerance)
+    assert torch.allclose(torch.tensor(ours['logits']), torch.tensor(expected['logits']), atol=tolerance)
+
+
+@pytest.fixture(scope='module')
+def our_gradients():
+    def make_loss(G, D):
+        loss = StyleGAN2Loss('cpu', G, D, **recording.LOSS_KWARGS)
+        return lambda phase, real_img, real_c, gen_z, gen_c, gain: loss.accumulate_gradients(
+            phase, real_img, real_c, gen_z, gen_c, gain=gain, cur_nimg=0)
+    return recording.phase_gradients(make_loss, networks, recording.OUTPUT_SPECS['resnet'])
+
+
+@pytest.mark.parametrize('phase', recording.PHASES)
+def test_loss_phase_gradients_match_stylegan2_ada(our_gradients, phase):
+    expected, ours = RECORDED['gradients'][phase], our_gradients[phase]
+    assert sorted(ours) == sorted(expected)
+    for name, (norm, projection) in expected.items():
+        # Relative to the gradient's size: the projection is a sum of terms of mixed sign and can be near zero.
+        assert ours[name][0] == pytest.approx(norm, rel=1e-5, abs=1e-12), (phase, name)
+        assert ours[name][1] == pytest.approx(projection, abs=1e-5 * norm + 1e-12), (phase, name)
