@@ -1,0 +1,101 @@
+"""Turn the raw outputs of bench/gpu_acceptance.sh into one dated Markdown section for docs/benchmarks.md."""
+
+# Inputs: bench/ops.py's table, bench/train_speed.py's JSON lines, pytest's summary line and the device's
+# measured copy bandwidth. The section states each target of issue 14 next to what was measured:
+#   - every op at >= 128x128: CUDA at least 3x its reference path and at least 50% of the copy bandwidth;
+#   - paper256 skip training no slower than stylegan2-ada-pytorch's published 21.6 sec/kimg on one V100,
+#     and that number scaled to the device by memory bandwidth (V100: 900 GB/s), a rough guide only.
+
+import json
+import re
+
+import click
+
+V100_SEC_PER_KIMG = 21.6   # stylegan2-ada-pytorch README, paper256, 1 GPU (21.6-24.2 depending on the run).
+V100_GBPS = 900.0
+
+#----------------------------------------------------------------------------
+
+def parse_ops(text):
+    """{(op, shape): {impl: (fwd_ms, fwd_gbps, fb_ms, fb_gbps)}} from bench/ops.py's fixed-width table."""
+    rows = {}
+    for line in text.splitlines():
+        if len(line) < 40 or line.startswith(('device=', 'op ')):
+            continue
+        fields = line[24:].split()
+        if len(fields) != 6:
+            continue
+        shape, impl = fields[0], fields[1]
+        numbers = [None if value == '-' else float(value) for value in fields[2:]]
+        rows.setdefault((line[:24].strip(), shape), {})[impl] = tuple(numbers)
+    return rows
+
+
+def resolution_of(shape):
+    match = re.search(r'x(\d+)\^2$', shape)
+    return int(match.group(1)) if match else 0
+
+
+def ops_table(rows, copy_gbps):
+    """Markdown rows for the CUDA ops, with the speed-up and bandwidth targets checked at >= 128x128."""
+    lines = ['| op | shape | CUDA fwd+bwd ms | reference ms | speed-up | GB/s | of copy bandwidth | target |',
+             '|---|---|---|---|---|---|---|---|']
+    for (op, shape), impls in sorted(rows.items()):
+        if 'cuda' not in impls or 'ref' not in impls:
+            continue
+        cuda_ms, ref_ms, gbps = impls['cuda'][2], impls['ref'][2], impls['cuda'][3]
+        speedup = ref_ms / cuda_ms if cuda_ms else float('nan')
+        share = gbps / copy_gbps if gbps and copy_gbps else None
+        if resolution_of(shape) >= 128:
+            met = speedup >= 3 and (share is None or share >= 0.5)
+            target = 'met' if met else '**missed**'
+        else:
+            target = '(below 128², not a target)'
+        share_text = f'{share:.0%}' if share is not None else '-'
+        lines.append(f'| {op} | {shape} | {cuda_ms:.3f} | {ref_ms:.3f} | {speedup:.1f}x | {gbps or "-"} | {share_text} | {target} |')
+    return lines
+
+
+def train_table(json_lines, copy_gbps):
+    lines = ['| preset | res | g-arch | reg | batch | sec/kimg | peak GiB | target |', '|---|---|---|---|---|---|---|---|']
+    scaled = V100_SEC_PER_KIMG * V100_GBPS / copy_gbps if copy_gbps else None
+    for line in json_lines:
+        row = json.loads(line)
+        target = ''
+        if row['cfg'] == 'paper256' and row['g_arch'] == 'skip' and row.get('reg_type', 'none') == 'none':
+            target = ('met' if row['sec_per_kimg'] <= V100_SEC_PER_KIMG else '**missed**') + f' (V100: {V100_SEC_PER_KIMG})'
+            if scaled:
+                target += f'; bandwidth-scaled {scaled:.1f}: ' + ('met' if row['sec_per_kimg'] <= scaled else 'not met')
+        lines.append(f'| {row["cfg"]} | {row["res"]} | {row["g_arch"]} | {row.get("reg_type", "none")} | {row["batch"]} | '
+                     f'{row["sec_per_kimg"]} | {row["peak_mem_gib"]} | {target} |')
+    return lines
+
+
+def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lines):
+    out = [f'## GPU acceptance, {date}', '', f'Device: {device}; measured copy bandwidth {copy_gbps:.0f} GB/s.', '',
+           f'`{command}`', '', f'GPU tests: `{pytest_summary.strip() or "no summary"}`', '', '### Ops (fp32, batch 32)', '']
+    out += ops_table(parse_ops(ops_text), copy_gbps)
+    out += ['', '### Training speed', '']
+    out += train_table(train_lines, copy_gbps)
+    return '\n'.join(out) + '\n'
+
+#----------------------------------------------------------------------------
+
+@click.command()
+@click.option('--device', required=True, help='Device name')
+@click.option('--date', 'date_', required=True, help='Date of the run')
+@click.option('--command', required=True, help='The command that was run')
+@click.option('--pytest-log', type=click.Path(exists=True), required=True)
+@click.option('--copy-gbps', type=float, required=True)
+@click.option('--ops-log', type=click.Path(exists=True), required=True)
+@click.option('--train-log', type=click.Path(exists=True), required=True)
+def main(device, date_, command, pytest_log, copy_gbps, ops_log, train_log):
+    """Print the Markdown section."""
+    summary = [line for line in open(pytest_log, encoding='utf-8').read().splitlines() if line.strip()][-1:]
+    train_lines = [line for line in open(train_log, encoding='utf-8') if line.startswith('{')]
+    click.echo(report(device, date_, command, summary[0] if summary else '', copy_gbps,
+                      open(ops_log, encoding='utf-8').read(), train_lines), nl=False)
+
+
+if __name__ == '__main__':
+    main()  # pylint: disable=no-value-for-parameter

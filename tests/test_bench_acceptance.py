@@ -1,0 +1,48 @@
+"""bench/acceptance_report.py: the GPU acceptance run's section states each target next to what was measured."""
+
+import importlib.util
+import json
+import os
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_spec = importlib.util.spec_from_file_location('acceptance_report', os.path.join(REPO_ROOT, 'bench', 'acceptance_report.py'))
+acceptance_report = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(acceptance_report)
+
+# In bench/ops.py's format: op (24 wide), shape, impl, fwd ms, fwd GB/s, f+b ms, f+b GB/s.
+OPS = '''device=NVIDIA H200 torch=2.13.0 batch=32 dtype=torch.float32 threads=16
+op                       shape          impl      fwd ms  fwd GB/s    f+b ms  f+b GB/s
+bias_act lrelu           512x32^2       cuda       0.100    1000.0     0.300    1200.0
+bias_act lrelu           512x32^2       ref        0.200     500.0     0.500     700.0
+bias_act lrelu           128x128^2      cuda       0.200    3000.0     0.400    2600.0
+bias_act lrelu           128x128^2      ref        0.900     700.0     1.600     650.0
+upsample2d x2            64x256^2       cuda       0.500    2000.0     1.000    1500.0
+upsample2d x2            64x256^2       ref        1.000    1000.0     2.000     750.0
+'''
+
+
+def _train_line(cfg, arch, sec_per_kimg):
+    return json.dumps(dict(cfg=cfg, res=256, g_arch=arch, reg_type='none', batch=64, sec_per_kimg=sec_per_kimg,
+                           peak_mem_gib=10.0))
+
+
+def test_ops_targets_apply_from_128_and_need_3x_and_half_the_bandwidth():
+    lines = acceptance_report.ops_table(acceptance_report.parse_ops(OPS), copy_gbps=4000.0)
+    by_shape = {line.split(' | ')[1]: line for line in lines[2:]}
+    assert 'not a target' in by_shape['512x32^2']
+    assert '4.0x' in by_shape['128x128^2'] and '65%' in by_shape['128x128^2'] and by_shape['128x128^2'].endswith('| met |')
+    assert '2.0x' in by_shape['64x256^2'] and '**missed**' in by_shape['64x256^2']
+
+
+def test_paper256_skip_is_held_to_the_v100_number_and_its_bandwidth_scaling():
+    lines = acceptance_report.train_table([_train_line('paper256', 'skip', 3.0), _train_line('paper256', 'squeeze', 2.5)],
+                                          copy_gbps=4500.0)
+    assert 'met (V100: 21.6); bandwidth-scaled 4.3: met' in lines[2]
+    assert lines[3].endswith('|  |')  # Only the skip row has a target.
+
+
+def test_report_is_one_dated_section():
+    text = acceptance_report.report('NVIDIA H200', '2026-12-02', 'bash bench/gpu_acceptance.sh', '68 passed in 50s',
+                                    4500.0, OPS, [_train_line('paper256', 'skip', 30.0)])
+    assert text.startswith('## GPU acceptance, 2026-12-02\n') and 'GPU tests: `68 passed in 50s`' in text
+    assert '**missed** (V100: 21.6)' in text
