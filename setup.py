@@ -23,7 +23,7 @@ setuptools.setup(
     python_requires='>=3.9',
     packages=setuptools.find_packages(include=['dnnlib', 'dnnlib.*', 'torch_utils', 'torch_utils.*',
                                                'training', 'training.*', 'metrics', 'metrics.*']),
-    py_modules=['train', 'generate', 'calc_metrics', 'dataset_tool'],
+    py_modules=['train', 'generate', 'projector', 'calc_metrics', 'dataset_tool'],
     package_data={'torch_utils.ops': ['*.cu', '*.cpp', '*.h']},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require={
