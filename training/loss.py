@@ -190,15 +190,20 @@ class StyleGAN2Loss:
 
     # Phases ---------------------------------------------------------------
 
-    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg):
-        """Run the passes of `phase` and backpropagate their losses, scaled by `gain`."""
+    def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg, before_last_backward=None):
+        """Run the passes of `phase` and backpropagate their losses, scaled by `gain`.
+
+        before_last_backward: called right before the phase's last backward pass (the training loop arms
+        its gradient reducer there, training/run/gradients.py).
+        """
         if phase not in PHASES:
             raise ValueError(f'unknown loss phase {phase!r}; accepted: {", ".join(PHASES)}')
-        step = dnnlib.EasyDict(phase=phase, gain=gain, cur_nimg=int(cur_nimg))
         do_Gmain = phase in ('Gmain', 'Gboth')
         do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
         do_Dmain = phase in ('Dmain', 'Dboth')
         do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        step = dnnlib.EasyDict(phase=phase, gain=gain, cur_nimg=int(cur_nimg), before_last_backward=before_last_backward,
+                               backwards_left=int(do_Gmain) + int(do_Gpl) + int(do_Dmain) + int(do_Dmain or do_Dr1))
 
         if do_Gmain:
             self._generator_main(step, gen_z, gen_c)
@@ -323,6 +328,9 @@ class StyleGAN2Loss:
                         f'{stat} is {bad} in phase {step.phase} ({pass_name} pass) at image {step.cur_nimg} '
                         f'(kimg {step.cur_nimg / 1000:.1f}); lower the learning rate or resume from an earlier snapshot')
         total = sum(loss.mean() for loss in terms.values())
+        step.backwards_left -= 1
+        if step.backwards_left == 0 and step.before_last_backward is not None:
+            step.before_last_backward()
         total.mul(step.gain).backward()
 
 #----------------------------------------------------------------------------
