@@ -87,3 +87,12 @@ def test_two_processes_end_with_the_weights_of_one_process_on_the_whole_batch(tm
             assert torch.allclose(rank['weights'][name], value, rtol=1e-5, atol=1e-6), name
     assert any(not torch.equal(expected[name], _networks()[0].state_dict()[name[2:]])
                for name in expected if name.startswith('G.'))  # The step changed something.
+
+
+def test_finish_without_arm_still_cleans_every_gradient():
+    module = torch.nn.Linear(2, 2)
+    reducer = GradientReducer(module, num_processes=1)
+    for _ in range(2):  # Twice: the second cycle must not reuse the first one's state.
+        module.weight.grad = torch.full([2, 2], float('nan'))
+        reducer.finish()
+        assert module.weight.grad.tolist() == [[0.0, 0.0], [0.0, 0.0]]

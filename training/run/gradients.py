@@ -27,16 +27,25 @@ class GradientReducer:
     ):
         self.num_processes = num_processes
         self.overlap = overlap and num_processes > 1
-        params = [param for param in module.parameters()]
-        self.buckets = _make_buckets(params[::-1], bucket_mb * 2 ** 20)
+        self.module = module
+        self.buckets = _make_buckets(list(module.parameters())[::-1], bucket_mb * 2 ** 20)  # Reverse: backward's order.
         self._bucket_of = {id(param): index for index, bucket in enumerate(self.buckets) for param in bucket}
+        self._expected = None       # Per bucket, how many of its parameters report through hooks (set at arm()).
+        self._hooks = []
         self._armed = False
-        self._ready = [set() for _ in self.buckets]
-        self._pending = []          # (bucket index, params sent, flat tensor, work handle).
+        self._ready = []
+        self._pending = []          # (params sent, flat tensor, work handle).
         self._next_to_start = 0
         self.wait_seconds = 0.0     # Time spent in finish() waiting for communication (for bench/).
         self.started_in_backward = 0  # Buckets started from hooks, i.e. overlapping backward (for tests and bench/).
-        self._hooks = [param.register_post_accumulate_grad_hook(self._on_grad) for param in params] if self.overlap else []
+
+    def _register_hooks(self):
+        """Hooks on the parameters the phase trains (hooks need requires_grad, so this waits for the first arm())."""
+        hooked = [param for param in self.module.parameters() if param.requires_grad]
+        self._hooks = [param.register_post_accumulate_grad_hook(self._on_grad) for param in hooked]
+        self._expected = [0] * len(self.buckets)
+        for param in hooked:
+            self._expected[self._bucket_of[id(param)]] += 1
 
     def close(self):
         for hook in self._hooks:
@@ -45,18 +54,20 @@ class GradientReducer:
 
     def arm(self):
         """The next backward pass is the phase's last: count parameters as final as their gradients arrive."""
-        self._armed = self.overlap
+        if self.overlap and self._expected is None:
+            self._register_hooks()
+        self._armed = True
         self._ready = [set() for _ in self.buckets]
         self._pending = []
         self._next_to_start = 0
 
     def _on_grad(self, param):
-        if not self._armed:
+        if not (self._armed and self.overlap):
             return
         index = self._bucket_of[id(param)]
         self._ready[index].add(id(param))
         while self._next_to_start < len(self.buckets) and \
-                len(self._ready[self._next_to_start]) == len(self.buckets[self._next_to_start]):
+                len(self._ready[self._next_to_start]) == self._expected[self._next_to_start]:
             self._start(self._next_to_start)
             self.started_in_backward += 1
             self._next_to_start += 1
@@ -71,6 +82,8 @@ class GradientReducer:
 
     def finish(self):
         """Start the buckets not yet started, wait for all, and write the averaged, finite gradients back."""
+        if not self._armed:  # No arm() since the last finish(): nothing was started during backward.
+            self._pending, self._next_to_start = [], 0
         self._armed = False
         for index in range(self._next_to_start, len(self.buckets)):
             self._start(index)
