@@ -39,9 +39,9 @@ def run_dir_of(network_path):
 
 
 def training_set_kwargs_of_run(run_dir):
-    """training_set_kwargs recorded in a run directory's training_options.json, or None."""
+    """(training_set_kwargs recorded in a run directory's training_options.json, that file's path), or (None, None)."""
     if run_dir is None:
-        return None
+        return None, None
     path = os.path.join(run_dir, 'training_options.json')
     try:
         with open(path, 'rb') as f:
@@ -49,28 +49,47 @@ def training_set_kwargs_of_run(run_dir):
     except (OSError, ValueError) as error:
         raise click.ClickException(f'{path}: cannot read training options ({error})') from error
     kwargs = options.get('training_set_kwargs') if isinstance(options, dict) else None
-    return dnnlib.EasyDict(kwargs) if isinstance(kwargs, dict) else None
+    return (dnnlib.EasyDict(kwargs), path) if isinstance(kwargs, dict) else (None, None)
+
+
+def recorded_dataset_kwargs(run_dir, network_kwargs, network_path):
+    """(dataset kwargs, the file they were read from): the run's training options, else the network file's."""
+    kwargs, source = training_set_kwargs_of_run(run_dir)
+    if kwargs is None and isinstance(network_kwargs, dict) and network_kwargs:
+        kwargs, source = dnnlib.EasyDict(network_kwargs), network_path
+    if kwargs is None:
+        raise click.UsageError(f'--data is needed: {network_path} is not in a run directory with '
+                               f'training_options.json and does not name its dataset')
+    return kwargs, source
+
+
+def build_dataset(kwargs, source):
+    """The dataset, built only from an allowed class (a file can name any callable); bad input is one line."""
+    recorded = source != '--data'
+    try:
+        return metric_utils.construct_dataset(kwargs, source=source, key='training_set_kwargs.class_name')
+    except dnnlib.util.NotAllowedError as error:
+        raise click.ClickException(f'{error}; pass --data to use a dataset folder or zip instead') from None
+    except TypeError as error:  # Keyword arguments the class does not take.
+        raise click.ClickException(f'{source}: training_set_kwargs do not fit {kwargs.class_name} ({error}); '
+                                   f'pass --data to use a dataset folder or zip instead') from None
+    except (ValueError, OSError) as error:  # DatasetError is a ValueError; its message names the file.
+        hint = ' (recorded by the training run; pass --data to use another path)' if recorded else ''
+        raise click.ClickException(f'{error}{hint}') from error
 
 
 def resolve_dataset_kwargs(data, mirror, G, run_dir, network_kwargs, network_path):
     """Dataset kwargs for the real images: --data, else the run's training options, else the network file's."""
     if data is not None:
-        kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data)
+        kwargs, source = dnnlib.EasyDict(class_name=DATASET_CLASS, path=data), '--data'
     else:
-        kwargs = training_set_kwargs_of_run(run_dir) or (dnnlib.EasyDict(network_kwargs) if network_kwargs else None)
-        if kwargs is None:
-            raise click.UsageError(f'--data is needed: {network_path} is not in a run directory with '
-                                   f'training_options.json and does not name its dataset')
+        kwargs, source = recorded_dataset_kwargs(run_dir, network_kwargs, network_path)
     kwargs.class_name = kwargs.get('class_name', DATASET_CLASS)
     kwargs.resolution = G.img_resolution
     kwargs.use_labels = G.c_dim != 0
     kwargs.max_size = None
     kwargs.xflip = bool(mirror if mirror is not None else kwargs.get('xflip', False))
-    try:
-        dataset = dnnlib.util.construct_class_by_name(**kwargs)
-    except (ValueError, OSError) as error:  # DatasetError is a ValueError; its message names the file.
-        hint = '' if data is not None else ' (recorded by the training run; pass --data to use another path)'
-        raise click.ClickException(f'{error}{hint}') from error
+    dataset = build_dataset(kwargs, source)
     if G.c_dim != 0 and dataset.label_dim != G.c_dim:
         raise click.ClickException(f'{kwargs.path} has {dataset.label_dim}-dim labels but the network takes '
                                    f'{G.c_dim}-dim labels; pass the dataset it was trained on with --data')
@@ -106,8 +125,10 @@ def evaluate(rank, args):
         torch.cuda.set_device(device)
     else:
         device = torch.device(args.device)
-    progress = metric_utils.ProgressMonitor(verbose=args.verbose) if rank == 0 else None
     for metric in args.metrics:
+        progress = None
+        if rank == 0:
+            progress = metric_utils.ProgressMonitor(verbose=args.verbose, show=not args.quiet, prefix=f'{metric}: ')
         result = metric_main.calc_metric(metric, G=args.G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
                                          rank=rank, device=device, detector_dir=args.detector_dir, progress=progress)
         if rank == 0:
@@ -143,12 +164,14 @@ def resolve_device(device, gpus):
 @click.option('--gpus',         help='Number of GPUs to split the work over', type=int, default=1, show_default=True, metavar='INT')
 @click.option('--device',       help='Device with --gpus=1 [default: cuda when available, else cpu]', metavar='DEVICE')
 @click.option('--detector-dir', help=f'Folder holding inception-2015-12-05.pt and vgg16.pt (no download) [default: ${DETECTOR_DIR_ENV}]', metavar='DIR')
-@click.option('--verbose',      help='Print progress to stderr', is_flag=True)
-def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbose):
+@click.option('--verbose',      help='Also report detector downloads', is_flag=True)
+@click.option('--quiet',        help='No progress lines on stderr', is_flag=True)
+def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbose, quiet):
     """Compute metrics of a network snapshot; print one JSON line per metric.
 
     For a snapshot inside a training run directory, each result is also appended to
-    metric-<name>.jsonl there.
+    metric-<name>.jsonl there. Progress (images of the real and generated sets, with the expected
+    total) goes to stderr: one updating line on a terminal, a line per tenth of the work or per 30 s otherwise.
 
     \b
     python calc_metrics.py --metrics=fid50k_full,pr50k3_full --network=runs/00000-digits/network-snapshot-000100.pkl
@@ -167,7 +190,7 @@ def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbos
         dataset_kwargs = resolve_dataset_kwargs(data, mirror, G, run_dir, network_dataset_kwargs, network_path)
 
     args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, device=device,
-                           detector_dir=detector_dir, verbose=verbose, run_dir=run_dir, network_path=network_path)
+                           detector_dir=detector_dir, verbose=verbose, quiet=quiet, run_dir=run_dir, network_path=network_path)
     try:
         if gpus == 1:
             evaluate(0, args)

@@ -5,10 +5,10 @@ import contextlib
 import io
 import json
 import os
-import sys
 
 import click
 
+import dnnlib
 from training.dataset.sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, open_source
 from training.dataset.transforms import (CHANNEL_NAMES, OUTPUT_MODES, RESIZE_FILTERS, TRANSFORMS, channels_of, check_output_size,
                                          convert_pixels, default_channels, is_power_of_two, make_transform)
@@ -104,41 +104,47 @@ def convert_images(source, writer, transform, channels, max_images, skip_bad, pr
     """Reads, converts, checks and writes every image; raises ClickException on the first problem.
 
     channels: (channels to write, channel count every image must have or None), from choose_channels.
+    progress: dnnlib.util.Progress, advanced once per source image handled (written or skipped).
     """
     tally = Tally()
     for item in source:
         if max_images is not None and tally.written >= max_images:
             break
-        progress.update(1)
-        try:
-            image, conversions = convert_channels(item.load(), *channels, item.name)
-        except BadImageError as exc:
-            if not skip_bad:
-                raise click.ClickException(f'cannot read image {exc}; fix or remove it, or pass --skip-bad to skip unreadable images') from None
-            tally.unreadable += 1
-            continue
-        image = transform(image)
-        if image is None:
-            tally.too_small += 1
-            continue
-        tally.converted.update(conversions)
-        check_size(image.size, tally.size, item.name)
-        tally.size = image.size
-        name = archive_name(tally.written)
-        writer.write(name, encode_png(image))
-        if item.label is None:
-            tally.unlabelled.append(item.name)
-        else:
-            tally.labels.append([name, check_label(item.label, item.name)])
-        tally.written += 1
+        convert_one(item, writer, transform, channels, skip_bad, tally)
+        progress.advance()
     return tally
+
+
+def convert_one(item, writer, transform, channels, skip_bad, tally):
+    """Converts and writes one source image into `writer`, or counts it as skipped in `tally`."""
+    try:
+        image, conversions = convert_channels(item.load(), *channels, item.name)
+    except BadImageError as exc:
+        if not skip_bad:
+            raise click.ClickException(f'cannot read image {exc}; fix or remove it, or pass --skip-bad to skip unreadable images') from None
+        tally.unreadable += 1
+        return
+    image = transform(image)
+    if image is None:
+        tally.too_small += 1
+        return
+    tally.converted.update(conversions)
+    check_size(image.size, tally.size, item.name)
+    tally.size = image.size
+    name = archive_name(tally.written)
+    writer.write(name, encode_png(image))
+    if item.label is None:
+        tally.unlabelled.append(item.name)
+    else:
+        tally.labels.append([name, check_label(item.label, item.name)])
+    tally.written += 1
 
 
 def write_dataset(reader, writer, transform, channels, max_images, skip_bad):
     """Converts every image into `writer` and commits it; a failed write leaves --dest unchanged and says so."""
     total = len(reader) if max_images is None else min(len(reader), max_images)
     try:
-        with writer, click.progressbar(length=total, label='Converting', file=sys.stderr) as progress:
+        with writer, dnnlib.util.Progress(total=total, label='Converting', unit='images') as progress:
             tally = convert_images(reader, writer, transform, channels, max_images, skip_bad, progress)
             if tally.written == 0:
                 return tally  # Nothing to commit; the caller says why.

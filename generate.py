@@ -196,7 +196,6 @@ def load_ws(path, G, device):
 def render_seeds(G, seeds, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size, device):
     for start in range(0, len(seeds), batch_size):
         chunk = seeds[start:start + batch_size]
-        click.echo(f'Seeds {chunk[0]}..{chunk[-1]} ({start + len(chunk)}/{len(seeds)})')
         z = zs_from_seeds(chunk, G.z_dim, device)
         out = G(z, labels[:len(chunk)], truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff,
                 noise_mode=noise_mode)
@@ -217,10 +216,11 @@ def mixing_pairs(row_seeds, col_seeds):
     return list(dict.fromkeys(sources + [(row, col) for row in row_seeds for col in col_seeds]))
 
 
-def style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size, device):
+def style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size, device, progress=None):
     """{(row_seed, col_seed): image}: the row seed's ws with the layers `styles` taken from the column seed.
 
-    A (seed, seed) image equals what generate.py renders for that seed alone.
+    A (seed, seed) image equals what generate.py renders for that seed alone. progress: a
+    dnnlib.util.Progress advanced per image rendered, or None.
     """
     seeds = list(dict.fromkeys(seed for pair in pairs for seed in pair))
     ws = {}
@@ -239,6 +239,8 @@ def style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise
             mixed.append(w)
         out = G.synthesis(torch.stack(mixed), noise_mode=noise_mode)
         images.update(zip(chunk, to_uint8(out)))
+        if progress is not None:
+            progress.advance(len(chunk))
     return images
 
 
@@ -272,6 +274,19 @@ def write_errors_as_one_line():
         yield
     except dnnlib.util.WriteError as error:
         raise click.ClickException(str(error)) from None
+
+
+def progress_bar(total):
+    """Images done of `total`, the rate and the ETA on stderr: one line redrawn in place on a terminal, a line
+    per tenth of the work (or per 30 s) in a log, never one per seed."""
+    return dnnlib.util.Progress(total=total, label='Generating', unit='images')
+
+
+def counted(named_images, progress):
+    """Pass (name, image) pairs through, advancing `progress` once each has been used."""
+    for named_image in named_images:
+        yield named_image
+        progress.advance()
 
 
 def write_images(named_images, outdir, grid):
@@ -357,13 +372,15 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
         if mode == 'projected-w':
             ws = load_ws(projected_w, G, device)
             plan(['grid.png'] if grid else [f'proj{i:02d}.png' for i in range(len(ws))])
-            write_images(render_ws(G, ws, noise_mode, batch_size), outdir, grid)
+            with progress_bar(len(ws)) as progress:
+                write_images(counted(render_ws(G, ws, noise_mode, batch_size), progress), outdir, grid)
         elif mode == 'seeds':
             seeds = list(dict.fromkeys(seeds))
             labels = make_labels(G, class_idx, min(batch_size, len(seeds)), device)
             plan(['grid.png'] if grid else [f'seed{seed:04d}.png' for seed in seeds])
-            write_images(render_seeds(G, seeds, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size,
-                                      device), outdir, grid)
+            rendered = render_seeds(G, seeds, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size, device)
+            with progress_bar(len(seeds)) as progress:
+                write_images(counted(rendered, progress), outdir, grid)
         else:
             styles = list(range(min(7, G.num_ws))) if styles is None else styles
             bad = [layer for layer in styles if layer >= G.num_ws]
@@ -373,8 +390,9 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
             labels = make_labels(G, class_idx, batch_size, device)
             pairs = mixing_pairs(row_seeds, col_seeds)
             plan(['grid.png'] + ([f'{row}-{col}.png' for row, col in pairs] if individual else []))
-            images = style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size,
-                               device)
+            with progress_bar(len(pairs)) as progress:
+                images = style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise_mode, batch_size,
+                                   device, progress)
             write_png(os.path.join(outdir, 'grid.png'), style_mix_grid(images, row_seeds, col_seeds))
             if individual:
                 for (row, col), image in images.items():

@@ -1,10 +1,9 @@
-"""Shared metric machinery: options, progress display, and detector features of a dataset (cached) or a generator."""
+"""Shared metric machinery: options, progress display, datasets by allowed name, and detector features of a dataset (cached) or a generator."""
 
 import copy
 import hashlib
 import json
 import os
-import sys
 import time
 
 import numpy as np
@@ -23,11 +22,11 @@ class MetricOptions:
     def __init__(self,
         G              = None,  # Generator to evaluate (not modified; metrics work on a copy).
         G_kwargs       = {},    # Extra keyword arguments for G(z, c, ...), e.g. noise_mode.
-        dataset_kwargs = {},    # Real data: kwargs for dnnlib.util.construct_class_by_name.
+        dataset_kwargs = {},    # Real data: kwargs with a class_name from DATASET_CLASSES.
         num_gpus       = 1,     # Number of ranks taking part; >1 needs torch.distributed initialised.
         rank           = 0,     # This process's rank in [0, num_gpus).
         device         = None,  # Device to run on; None = cuda:<rank> when CUDA is available, else cpu.
-        progress       = None,  # ProgressMonitor of the caller, or None for a silent one.
+        progress       = None,  # ProgressMonitor of the caller, or None for a silent one; only rank 0 prints.
         cache          = True,  # Read and write dataset feature statistics in the on-disk cache?
         detector_dir   = None,  # Folder holding detector files under their published names; None = $SQUEEZEGAN_DETECTOR_DIR or download.
         seed           = 0,     # Seed for latents and labels; ranks derive their own streams from it.
@@ -61,36 +60,61 @@ class MetricOptions:
 
 
 class ProgressMonitor:
-    """Prints `tag  items N  time T  ms/item` lines to stderr every `flush_interval` items when verbose."""
+    """Progress of one metric's work on stderr (count/total, rate, ETA) via dnnlib.util.Progress, when shown.
+
+    The caller makes a parent, ProgressMonitor(show=True); each stage takes a child with sub(tag, num_items)
+    and calls update(items done so far). stylegan2-ada-pytorch's interface, without its line per 1000 items.
+    """
 
     def __init__(self,
-        tag            = None,  # Name printed at the start of each line; None = print nothing.
-        num_items      = None,  # Total expected items; the last update always prints.
-        flush_interval = 1000,  # Print at most once per this many items.
-        verbose        = False, # Print at all?
+        tag            = None,  # What is counted ('real images'); None = a parent that prints nothing itself.
+        num_items      = None,  # Expected total, printed with the count; reaching it prints the final line.
+        flush_interval = 1000,  # Accepted for stylegan2-ada-pytorch callers; dnnlib.util.Progress decides when to print.
+        verbose        = False, # Also let detector downloads say what they do?
+        show           = None,  # Print progress at all? None = as `verbose`.
+        stream         = None,  # Where progress goes; None = sys.stderr.
+        clock          = None,  # Seconds function for tests; None = time.monotonic.
+        prefix         = '',    # Printed before every tag, e.g. the metric's name: 'fid50k_full: '.
     ):
+        del flush_interval
         self.tag = tag
         self.num_items = num_items
-        self.flush_interval = flush_interval
         self.verbose = verbose
-        self.start_time = time.time()
-        self._last_time = self.start_time
-        self._last_items = 0
+        self.show = verbose if show is None else show
+        self._stream = stream
+        self._clock = clock
+        self._prefix = prefix
+        self._progress = None
+        if self.show and tag is not None:
+            self._progress = dnnlib.util.Progress(total=num_items, label=prefix + tag, unit='images', stream=stream,
+                                                  clock=clock or time.monotonic)
 
     def update(self, cur_items):
-        done = self.num_items is not None and cur_items >= self.num_items
-        if cur_items < self._last_items + self.flush_interval and not done:
-            return
-        now = time.time()
-        ms_per_item = (now - self._last_time) / max(cur_items - self._last_items, 1) * 1e3
-        if self.verbose and self.tag is not None:
-            print(f'{self.tag:<19s} items {cur_items:<7d} time {dnnlib.util.format_time(now - self.start_time):<12s} '
-                  f'ms/item {ms_per_item:.2f}', file=sys.stderr, flush=True)
-        self._last_time = now
-        self._last_items = cur_items
+        if self._progress is not None:
+            self._progress.update(cur_items)
+
+    def close(self):
+        """End the line of work that stopped short of num_items (or had none)."""
+        if self._progress is not None:
+            self._progress.close()
 
     def sub(self, tag=None, num_items=None, flush_interval=1000):
-        return ProgressMonitor(tag=tag, num_items=num_items, flush_interval=flush_interval, verbose=self.verbose)
+        return ProgressMonitor(tag=tag, num_items=num_items, flush_interval=flush_interval, verbose=self.verbose,
+                               show=self.show, stream=self._stream, clock=self._clock, prefix=self._prefix)
+
+#----------------------------------------------------------------------------
+# Datasets named in files (training_options.json, network pickles, model.pt) are built only from this list:
+# our class under the name training_options.json and stylegan2-ada-pytorch pickles record, and its module path.
+
+DATASET_CLASSES = ('training.dataset.ImageFolderDataset', 'training.dataset.image_folder.ImageFolderDataset')
+
+
+def construct_dataset(dataset_kwargs, source='dataset_kwargs', key='class_name'):
+    """The dataset that `dataset_kwargs` describe, if its class_name is in DATASET_CLASSES.
+
+    Anything else raises dnnlib.util.NotAllowedError (a ValueError) naming `source` and `key`, before any import.
+    """
+    return dnnlib.util.construct_allowed(dataset_kwargs, DATASET_CLASSES, source=source, key=key)
 
 #----------------------------------------------------------------------------
 # Helpers shared by the dataset and generator paths.
@@ -121,7 +145,7 @@ def make_label_sampler(opts, c_dim, rng):
     """Function n -> [n, c_dim] labels drawn from the dataset (zeros without conditioning; no dataset needed)."""
     if c_dim == 0:
         return lambda n: torch.zeros([n, 0], device=opts.device)
-    dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    dataset = construct_dataset(opts.dataset_kwargs)
     if dataset.label_dim != c_dim:
         raise ValueError(f'the generator takes {c_dim}-dim labels but dataset {opts.dataset_kwargs.get("path")} '
                          f'has {dataset.label_dim}-dim labels; pass the dataset it was trained on')
@@ -176,7 +200,7 @@ def _all_ranks_agree(flag, opts):
 
 def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items=None, batch_size=64, **stats_kwargs):
     """FeatureStats of the real images (at most `max_items`), from the on-disk cache when present."""
-    dataset = dnnlib.util.construct_class_by_name(**opts.dataset_kwargs)
+    dataset = construct_dataset(opts.dataset_kwargs)
     module, digest = opts.get_detector(detector)
     num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
 
@@ -188,7 +212,7 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items
             return FeatureStats.load(cache_file)
 
     stats = FeatureStats(max_items=num_items, **stats_kwargs)
-    progress = opts.progress.sub(tag='dataset features', num_items=num_items)
+    progress = opts.progress.sub(tag='real images', num_items=num_items)
     # Rank r reads items r, r + num_gpus, ...; every rank reads the same count (wrapping), extras are dropped.
     item_subset = [(i * opts.num_gpus + opts.rank) % num_items for i in range((num_items - 1) // opts.num_gpus + 1)]
     on_cuda = opts.device.type == 'cuda'
@@ -200,6 +224,7 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items
             features = module(images, **detector_kwargs)
         stats.append(gather_rows(features, opts.num_gpus).cpu().numpy())
         progress.update(stats.num_items)
+    progress.close()
 
     if cache_file is not None and opts.rank == 0:
         os.makedirs(os.path.dirname(cache_file), exist_ok=True)
@@ -222,7 +247,7 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_ite
     module, _digest = opts.get_detector(detector)
 
     stats = FeatureStats(max_items=max_items, **stats_kwargs)
-    progress = opts.progress.sub(tag='generator features', num_items=max_items)
+    progress = opts.progress.sub(tag='generated images', num_items=max_items)
     while not stats.is_full():
         images = []
         for _ in range(batch_size // batch_gen):
@@ -234,6 +259,7 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_ite
             features = module(to_detector_images(torch.cat(images)), **detector_kwargs)
         stats.append(gather_rows(features, opts.num_gpus).cpu().numpy())
         progress.update(stats.num_items)
+    progress.close()
     return stats
 
 

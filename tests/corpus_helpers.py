@@ -352,3 +352,37 @@ def mnist_cut_short(c):
     return write_bytes(c.tmp / 'train-images-idx3-ubyte', header + bytes(10 * 28 * 28))
 
 
+
+#----------------------------------------------------------------------------
+# Files whose training_set_kwargs name a callable other than our dataset class; calc_metrics must refuse them.
+
+
+def hostile_dataset_kwargs(c, class_name):
+    """training_set_kwargs naming `class_name` with arguments that would truncate {tmp}/victim.txt or run a shell."""
+    write_bytes(c.tmp / 'victim.txt', b'keep me')
+    if class_name == 'logging.basicConfig':
+        return dict(class_name=class_name, filename=str(c.tmp / 'victim.txt'), filemode='w')
+    return dict(class_name=class_name, command=f'touch {c.marker}; : > {c.tmp / "victim.txt"}')
+
+
+def model_naming(c, class_name):
+    """calc_metrics arguments (no --data) for a copy of the shared model.pt whose training_set_kwargs name `class_name`."""
+    kwargs = hostile_dataset_kwargs(c, class_name)
+    model = edited_model(c.s.model, c.tmp / 'evil.pt', lambda content: content.update(training_set_kwargs=kwargs))
+    return without('--data', met(c, network=model))
+
+
+def pickle_naming(c, class_name):
+    """calc_metrics arguments (no --data) for a copy of the shared snapshot whose training_set_kwargs name `class_name`."""
+    kwargs = hostile_dataset_kwargs(c, class_name)
+    with open(c.s.snapshot, 'rb') as f:
+        networks = pickle.load(f)
+    networks['training_set_kwargs'] = kwargs
+    return without('--data', met(c, network=pickle_file(c.tmp / 'evil.pkl', networks)))
+
+
+def options_naming(c, class_name):
+    """calc_metrics arguments (no --data) for a run directory whose training_options.json names `class_name`."""
+    kwargs = hostile_dataset_kwargs(c, class_name)
+    pkl = run_with_options_file(c, json.dumps(dict(training_set_kwargs=kwargs)).encode('utf-8'))
+    return without('--data', met(c, network=pkl))

@@ -196,3 +196,36 @@ def test_logger_tees_stdout_into_the_log_file(tmp_path, capsys):
     assert log.read_text() == 'hello log\n'
     assert 'hello log' in capsys.readouterr().out
     assert not isinstance(sys.stdout, util.Logger)
+
+
+ALLOWED = ('dnnlib.util.EasyDict',)
+
+
+def test_construct_allowed_builds_a_listed_class_with_its_arguments():
+    obj = util.construct_allowed(dict(class_name='dnnlib.util.EasyDict', a=1), ALLOWED, source='opts.json', b=2)
+    assert isinstance(obj, dnnlib.EasyDict) and obj == {'a': 1, 'b': 2}
+
+
+@pytest.mark.parametrize('name', ['logging.basicConfig', 'os.system', 'builtins.open', None, ['dnnlib.util.EasyDict']])
+def test_construct_allowed_refuses_anything_else_in_one_line_naming_file_key_and_accepted(name, tmp_path):
+    victim = tmp_path / 'victim.txt'
+    victim.write_text('keep me')
+    kwargs = dict(class_name=name, filename=str(victim), filemode='w', command=f'rm {victim}')
+    with pytest.raises(util.NotAllowedError) as error:
+        util.construct_allowed(kwargs, ALLOWED, source='evil/model.pt', key='training_set_kwargs.class_name')
+    assert str(error.value) == (f'evil/model.pt: training_set_kwargs.class_name is {name!r}, which is not a class this '
+                                f'package builds from a file; accepted: dnnlib.util.EasyDict')
+    assert victim.read_text() == 'keep me'
+
+
+def test_construct_allowed_checks_the_name_before_importing_anything():
+    name = 'tests.no_such_module_imported_by_name.Thing'
+    with pytest.raises(util.NotAllowedError):
+        util.construct_allowed(dict(class_name=name), ALLOWED, source='x.json')
+    assert 'tests.no_such_module_imported_by_name' not in sys.modules
+
+
+def test_construct_allowed_refuses_keys_that_are_not_argument_names():
+    with pytest.raises(util.NotAllowedError, match=r"x.pt: training_set_kwargs has the key 3"):
+        util.construct_allowed({'class_name': 'dnnlib.util.EasyDict', 3: 'x'}, ALLOWED, source='x.pt',
+                               key='training_set_kwargs.class_name')

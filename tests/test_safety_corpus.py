@@ -158,6 +158,20 @@ METRICS = [
          '{tmp}/run/training_options.json'),
     case('metrics-full-disk-at-the-metric-line', 'calc_metrics', stand_in_run,
          'cannot write {tmp}/run/metric-fid1k_full.jsonl: the disk is full'),
+    case('metrics-model-pt-names-logging-basicConfig', 'calc_metrics',
+         lambda c: bad.model_naming(c, 'logging.basicConfig'), '{tmp}/evil.pt',
+         "training_set_kwargs.class_name is 'logging.basicConfig'", 'accepted: training.dataset.ImageFolderDataset'),
+    case('metrics-model-pt-names-os-system', 'calc_metrics', lambda c: bad.model_naming(c, 'os.system'),
+         '{tmp}/evil.pt', "'os.system'", 'accepted: training.dataset.ImageFolderDataset'),
+    case('metrics-pickle-names-logging-basicConfig', 'calc_metrics',
+         lambda c: bad.pickle_naming(c, 'logging.basicConfig'), '{tmp}/evil.pkl', "'logging.basicConfig'", '--data'),
+    case('metrics-pickle-names-os-system', 'calc_metrics', lambda c: bad.pickle_naming(c, 'os.system'),
+         '{tmp}/evil.pkl', "'os.system'", '--data'),
+    case('metrics-training-options-name-logging-basicConfig', 'calc_metrics',
+         lambda c: bad.options_naming(c, 'logging.basicConfig'), '{tmp}/run/training_options.json',
+         "training_set_kwargs.class_name is 'logging.basicConfig'"),
+    case('metrics-training-options-name-os-system', 'calc_metrics', lambda c: bad.options_naming(c, 'os.system'),
+         '{tmp}/run/training_options.json', "'os.system'"),
 ]
 
 TRAIN_DATA = [
