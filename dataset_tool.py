@@ -104,7 +104,7 @@ def convert_images(source, writer, transform, channels, max_images, skip_bad, pr
     """Reads, converts, checks and writes every image; raises ClickException on the first problem.
 
     channels: (channels to write, channel count every image must have or None), from choose_channels.
-    progress: dnnlib.util.Progress, advanced once per source image handled (written or skipped).
+    progress: dnnlib.progress.Progress, advanced once per source image handled (written or skipped).
     """
     tally = Tally()
     for item in source:
@@ -144,7 +144,7 @@ def write_dataset(reader, writer, transform, channels, max_images, skip_bad):
     """Converts every image into `writer` and commits it; a failed write leaves --dest unchanged and says so."""
     total = len(reader) if max_images is None else min(len(reader), max_images)
     try:
-        with writer, dnnlib.util.Progress(total=total, label='Converting', unit='images') as progress:
+        with writer, dnnlib.progress.Progress(total=total, label='Converting', unit='images') as progress:
             tally = convert_images(reader, writer, transform, channels, max_images, skip_bad, progress)
             if tally.written == 0:
                 return tally  # Nothing to commit; the caller says why.

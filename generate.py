@@ -220,7 +220,7 @@ def style_mix(G, pairs, styles, labels, truncation_psi, truncation_cutoff, noise
     """{(row_seed, col_seed): image}: the row seed's ws with the layers `styles` taken from the column seed.
 
     A (seed, seed) image equals what generate.py renders for that seed alone. progress: a
-    dnnlib.util.Progress advanced per image rendered, or None.
+    dnnlib.progress.Progress advanced per image rendered, or None.
     """
     seeds = list(dict.fromkeys(seed for pair in pairs for seed in pair))
     ws = {}
@@ -279,7 +279,7 @@ def write_errors_as_one_line():
 def progress_bar(total):
     """Images done of `total`, the rate and the ETA on stderr: one line redrawn in place on a terminal, a line
     per tenth of the work (or per 30 s) in a log, never one per seed."""
-    return dnnlib.util.Progress(total=total, label='Generating', unit='images')
+    return dnnlib.progress.Progress(total=total, label='Generating', unit='images')
 
 
 def counted(named_images, progress):

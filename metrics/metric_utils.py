@@ -60,7 +60,7 @@ class MetricOptions:
 
 
 class ProgressMonitor:
-    """Progress of one metric's work on stderr (count/total, rate, ETA) via dnnlib.util.Progress, when shown.
+    """Progress of one metric's work on stderr (count/total, rate, ETA) via dnnlib.progress.Progress, when shown.
 
     The caller makes a parent, ProgressMonitor(show=True); each stage takes a child with sub(tag, num_items)
     and calls update(items done so far). stylegan2-ada-pytorch's interface, without its line per 1000 items.
@@ -69,7 +69,7 @@ class ProgressMonitor:
     def __init__(self,
         tag            = None,  # What is counted ('real images'); None = a parent that prints nothing itself.
         num_items      = None,  # Expected total, printed with the count; reaching it prints the final line.
-        flush_interval = 1000,  # Accepted for stylegan2-ada-pytorch callers; dnnlib.util.Progress decides when to print.
+        flush_interval = 1000,  # Accepted for stylegan2-ada-pytorch callers; dnnlib.progress.Progress decides when to print.
         verbose        = False, # Also let detector downloads say what they do?
         show           = None,  # Print progress at all? None = as `verbose`.
         stream         = None,  # Where progress goes; None = sys.stderr.
@@ -86,7 +86,7 @@ class ProgressMonitor:
         self._prefix = prefix
         self._progress = None
         if self.show and tag is not None:
-            self._progress = dnnlib.util.Progress(total=num_items, label=prefix + tag, unit='images', stream=stream,
+            self._progress = dnnlib.progress.Progress(total=num_items, label=prefix + tag, unit='images', stream=stream,
                                                   clock=clock or time.monotonic)
 
     def update(self, cur_items):

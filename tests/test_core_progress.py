@@ -1,10 +1,10 @@
-"""dnnlib.util.Progress: one redrawn line on a terminal, a bounded number of plain lines elsewhere."""
+"""dnnlib.progress.Progress: one redrawn line on a terminal, a bounded number of plain lines elsewhere."""
 
 import io
 
 import pytest
 
-from dnnlib import util
+from dnnlib import progress
 
 
 class FakeClock:
@@ -30,7 +30,7 @@ def run_items(progress, clock, count, seconds_each):
 
 
 def make(total, stream, clock, **kwargs):
-    return util.Progress(total=total, label='Generating', unit='images', stream=stream, clock=clock, **kwargs)
+    return progress.Progress(total=total, label='Generating', unit='images', stream=stream, clock=clock, **kwargs)
 
 
 def test_log_gets_one_line_per_tenth_and_a_final_line():
@@ -117,7 +117,7 @@ def test_an_error_ends_the_terminal_line_without_a_final_line():
 
 def test_unknown_total_shows_count_rate_and_elapsed_time():
     clock, out = FakeClock(), io.StringIO()
-    run_items(util.Progress(label='Converting', stream=out, clock=clock), clock, 40, 1)
+    run_items(progress.Progress(label='Converting', stream=out, clock=clock), clock, 40, 1)
     assert out.getvalue().splitlines() == ['Converting  30 items  1.0 items/s  elapsed 30s',
                                            'Converting  40 items  1.0 items/s  done in 40s']
 
@@ -137,12 +137,12 @@ def test_disabled_progress_prints_nothing():
 
 
 def test_a_plain_stream_is_not_taken_for_a_terminal():
-    assert not util.Progress(stream=io.StringIO()).is_tty()
-    assert util.Progress(stream=FakeTerminal()).is_tty()
+    assert not progress.Progress(stream=io.StringIO()).is_tty()
+    assert progress.Progress(stream=FakeTerminal()).is_tty()
 
 
 def test_default_stream_is_stderr_at_print_time(capsys):
     clock = FakeClock()
-    run_items(util.Progress(total=2, label='Working', clock=clock), clock, 2, 1)
+    run_items(progress.Progress(total=2, label='Working', clock=clock), clock, 2, 1)
     captured = capsys.readouterr()
     assert captured.out == '' and captured.err.splitlines()[-1] == 'Working  2/2 (100%)  1.0 items/s  done in 2s'
