@@ -11,6 +11,7 @@ from training.dataset import DatasetError
 from training.run import config as run_config
 from training.run import launch as run_launch
 from training.run import run_dir as run_dirs
+from training.run import snapshot as run_snapshot
 
 #----------------------------------------------------------------------------
 
@@ -31,6 +32,29 @@ def _check_lpips(config):
         lpips.check_lpips_available(detector_dir=config.detector_dir)
     except detectors.DetectorUnavailableError as exc:
         raise click.ClickException(f'--reg-type=glead: {exc}') from None
+
+
+def _check_detectors(config):
+    """The detector files that --metrics needs are found locally or downloadable now, not at the first evaluation."""
+    from metrics import detectors, metric_main  # pylint: disable=import-outside-toplevel
+    needed = {}  # file name -> (first metric needing it, detector)
+    for metric in config.metrics:
+        for detector in metric_main.required_detectors(metric):
+            needed.setdefault(detector.file_name, (metric, detector))
+    for metric, detector in needed.values():
+        try:
+            detectors.resolve_detector_file(detector, detector_dir=config.detector_dir)
+        except detectors.DetectorUnavailableError as exc:
+            raise click.ClickException(f'--metrics={metric}: {exc}; or train without metrics: --metrics=none') from None
+
+
+def _check_output_room(config):
+    """--outdir has room for one snapshot (estimated from the parameter count) before anything is trained."""
+    needed = run_snapshot.estimated_snapshot_bytes(config.G_kwargs, config.D_kwargs,
+                                                   config.training_set_kwargs.resolution)
+    problem = run_snapshot.output_room_problem(config.outdir, needed)
+    if problem is not None:
+        raise click.ClickException(f'--outdir={config.outdir}: {problem}; free some space or choose another --outdir')
 
 
 def _check_training_data(training_set_kwargs):
@@ -56,6 +80,8 @@ def _check_training_data(training_set_kwargs):
 @click.option('--metrics',    help='Comma-separated metrics or "none" [default: fid50k_full]', metavar='LIST')
 @click.option('--seed',       help='Random seed [default: 0]', type=int)
 @click.option('--dry-run',    help='Print the resolved configuration and exit', is_flag=True)
+@click.option('--grid',       help='Snapshot grid as COLSxROWS [default: from resolution and dataset size, <= 12x8]',
+              metavar='COLSxROWS')
 # Dataset.
 @click.option('--cond',       help='Train a conditional model on the dataset labels', **BOOL)
 @click.option('--subset',     help='Train with only N images [default: all]', type=click.IntRange(min=1))
@@ -95,11 +121,12 @@ def _check_training_data(training_set_kwargs):
 @click.option('--transfer',   help='Allow --resume from networks of another architecture (copies the matching tensors)', is_flag=True)
 @click.option('--freezed',    help='Freeze-D: number of discriminator layers to freeze [default: 0]', type=click.IntRange(min=0))
 # Performance.
-@click.option('--fp32',       help='Disable mixed-precision training', **BOOL)
+@click.option('--fp32',       help='Disable mixed-precision training [default: 1 on the CPU, 0 on CUDA]', **BOOL)
 @click.option('--nhwc',       help='Use NHWC memory format with FP16', **BOOL)
 @click.option('--nobench',    help='Disable cuDNN benchmarking', **BOOL)
 @click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', **BOOL)
-@click.option('--workers',    help='DataLoader worker processes [default: 3]', type=click.IntRange(min=0))
+@click.option('--workers',    help='DataLoader worker processes [default: 3, fewer with fewer cores: cores/processes - 1]',
+              type=click.IntRange(min=0))
 # Clusters.
 @click.option('--preempt-exit-code', help='Exit code after SIGTERM/SIGUSR1/SIGINT wrote a snapshot [default: 0]', type=click.IntRange(0, 255))
 def main(**options):
@@ -121,14 +148,19 @@ def main(**options):
     if options['device'] is None and not torch.cuda.is_available():
         if rank is None or rank[0] == 0:
             click.echo('No CUDA device found: training on the CPU (pass --device=cpu to silence this notice).', err=True)
+    notes = []
     try:
-        config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available())
+        config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available(), notes=notes)
     except run_config.ConfigError as exc:
         raise click.UsageError(str(exc))
     config.allow_transfer = allow_transfer
     if rank is None or rank[0] == 0:
+        for note in notes:
+            click.echo(note, err=True)
         _check_training_data(config.training_set_kwargs)
         _check_lpips(config)
+        _check_detectors(config)
+        _check_output_room(config)
 
     if dry_run:
         config.run_dir = os.path.join(config.outdir, f'{run_dirs.next_run_id(config.outdir):05d}-{config.run_desc}')

@@ -111,6 +111,21 @@ def _parse(metric):
     return None
 
 
+# The detector files each family reads (metrics/detectors.py): Inception for FID, KID and IS; VGG16 for
+# precision/recall and the LPIPS distance of PPL.
+_FAMILY_DETECTORS = {_fid: ('INCEPTION',), _kid: ('INCEPTION',), _is: ('INCEPTION',), _pr: ('VGG16',),
+                     _ppl_face_crop: ('VGG16',), _ppl_whole_image: ('VGG16',)}
+
+
+def required_detectors(metric):
+    """The detectors (metrics.detectors.INCEPTION / VGG16) that computing `metric` loads; ValueError for an unknown name."""
+    from metrics import detectors  # pylint: disable=import-outside-toplevel
+    parsed = _parse(metric)
+    if parsed is None:
+        raise ValueError(f'unknown metric {metric!r}; accepted: {describe_valid_metrics()}')
+    return [getattr(detectors, name) for name in _FAMILY_DETECTORS[parsed[0]]]
+
+
 def is_valid_metric(metric):
     return _parse(metric) is not None
 

@@ -81,15 +81,16 @@ def test_corrupt_pixels_found_by_a_spawned_rank_end_the_run_with_one_line(tmp_pa
 def test_full_disk_at_a_snapshot_is_one_line_and_the_earlier_pair_still_resumes(tmp_path):
     data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
     outdir = tmp_path / 'runs'
-    # Every tick rewrites network-snapshot-000000.pkl (0.008 kimg per tick): the second rewrite finds the disk full.
+    # The first snapshot pair (pickle and resume state) is written; the second snapshot finds the disk full.
     result = safety_helpers.run_with_full_disk(['train.py', f'--outdir={outdir}', f'--data={data}', *TINY_ARGS],
                                                cwd=safety_helpers.REPO_ROOT, allowed_files=2,
-                                               name_part='network-snapshot-000000.pkl')
+                                               name_part='network-snapshot-')
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     run_dir = outdir / os.listdir(outdir)[0]
     pkl = run_dir / 'network-snapshot-000000.pkl'
+    second = run_dir / 'network-snapshot-000000_012img.pkl'
     errors = _error_lines(result.stderr)
-    assert len(errors) == 1 and errors[0].startswith(f'Error: cannot write {pkl}: the disk is full (') and 'free' in errors[0]
+    assert len(errors) == 1 and errors[0].startswith(f'Error: cannot write {second}: the disk is full (') and 'free' in errors[0]
     assert not [name for name in os.listdir(run_dir) if name.endswith('.tmp')]
     with open(pkl, 'rb') as f:
         assert set(pickle.load(f)) >= {'G', 'D', 'G_ema'}

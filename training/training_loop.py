@@ -189,12 +189,14 @@ class Run:
         """Status line, snapshot and metrics when due (always when `done`: finished or preempted), stats; next tick."""
         c, p = self.config, self.progress
         self.timing.tick_end = time.time()
-        self.log(run_report.status_line(p, self.timing, self.device, self.augment_p()))
+        self.log(run_report.status_line(p, self.timing, self.device, self.augment_p(), c.total_kimg))
         # RNG states are taken before anything else runs, and put back afterwards, so that grids and metrics
         # draw nothing from the generators the next step uses: a resumed run continues on the same numbers.
         rng = run_snapshot.capture_rng(self.np_random, self.device)
         if done or p.cur_tick % c.image_snapshot_ticks == 0:
-            self.save_fakes_grid(f'fakes{p.cur_nimg // 1000:06d}.png')
+            grid = self.save_fakes_grid(run_snapshot.progress_name('fakes', p.cur_nimg, '.png', self.taken))
+            if grid is not None:
+                self.stats_writer.write_image('Fakes', grid, p.cur_nimg)
         metrics = {}
         if done or p.cur_tick % c.network_snapshot_ticks == 0:
             snapshot_data = self.snapshot(rng)
@@ -202,8 +204,6 @@ class Run:
         run_snapshot.restore_rng(rng, self.np_random, self.device)
         self.stats_collector.update()
         self.stats_writer.write(self.stats_collector.as_dict(), metrics, p.cur_nimg)
-        if done:
-            self.log(self.end_message())
         p.cur_tick += 1
         p.tick_start_nimg = p.cur_nimg
         self.timing.tick_start = time.time()
@@ -215,14 +215,19 @@ class Run:
         return (f'Preempted ({self.preemption.agreed}) at kimg {self.progress.cur_nimg / 1e3:g}: snapshot and resume '
                 f'state written; run the same command with --resume=latest to continue.')
 
+    def taken(self, name):
+        """Whether this run already wrote a file of that name (snapshot names must never repeat)."""
+        return self.run_dir is not None and os.path.exists(os.path.join(self.run_dir, name))
+
     def save_fakes_grid(self, name):
+        """G_ema on the fixed grid latents into <run_dir>/name (rank 0); returns the tiled HWC uint8 image, or None."""
         if self.run_dir is None:
-            return
+            return None
         with torch.no_grad():
             images = [self.nets.G_ema(z=z, c=c, noise_mode='const').cpu()
                       for z, c in zip(self.grid_z.split(self.config.batch_gpu), self.grid_c.split(self.config.batch_gpu))]
-        run_report.save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, name), drange=[-1, 1],
-                                     grid_size=self.grid_size)
+        return run_report.save_image_grid(torch.cat(images).numpy(), os.path.join(self.run_dir, name), drange=[-1, 1],
+                                          grid_size=self.grid_size)
 
     def snapshot(self, rng):
         """Write network-snapshot-NNNNNN.pkl and its .resume.pt (rank 0); returns the snapshot dict."""
@@ -231,7 +236,7 @@ class Run:
         rank_states = run_snapshot.gather_rank_states(self.rank_state(rng), c.num_processes)
         ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:
-            pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg))
+            pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg, self.taken))
             run_snapshot.save_snapshot(pkl, data)
             state = run_resume.resume_state(p, self.opts, ada_state, rank_states, c, snapshot_pkl=pkl)
             run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
@@ -243,7 +248,11 @@ class Run:
         return dict(rng=rng, loss=self.loss.state_dict(), averages=run_snapshot.running_averages(self.nets))
 
     def evaluate(self, snapshot_data):
-        """Run config.metrics on the snapshot's G_ema (every rank takes part); returns {name: value}."""
+        """Run config.metrics on the snapshot's G_ema (every rank takes part); returns {name: value}.
+
+        A metric that fails (a detector deleted mid-run, its line not writable) is logged in one line and
+        skipped: training never dies for a metric.
+        """
         results = {}
         if not self.config.metrics:
             return results
@@ -252,17 +261,36 @@ class Run:
         except ImportError as exc:
             self.log(f'Skipping metrics: {exc}')
             return results
-        c = self.config
-        if self.rank == 0:
-            self.log(f'Evaluating metrics: {", ".join(c.metrics)}')
-        for metric in c.metrics:
-            result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
-                                             num_gpus=c.num_processes, rank=self.rank, device=self.device,
-                                             detector_dir=c.get('detector_dir'))
-            if self.rank == 0:
-                metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
-            results.update(result.results)
+        self.log(f'Evaluating metrics: {", ".join(self.config.metrics)}')
+        for metric in self.config.metrics:
+            try:
+                results.update(self.evaluate_one(metric_main, metric, snapshot_data))
+            except Exception as exc:  # pylint: disable=broad-except
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                self.log(f'Metric {metric} failed, training goes on: {reason}')
+        self.record_best(results, snapshot_data.get('path'))
         return results
+
+    def evaluate_one(self, metric_main, metric, snapshot_data):
+        """One metric on every rank; rank 0 prints it and appends it to metric-<name>.jsonl. Returns its results."""
+        c = self.config
+        result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
+                                         num_gpus=c.num_processes, rank=self.rank, device=self.device,
+                                         detector_dir=c.get('detector_dir'))
+        if self.rank == 0:
+            metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
+        return result.results
+
+    def record_best(self, results, snapshot_pkl):
+        """Keep <run_dir>/best.json: per metric result, the best value so far and the snapshot that reached it."""
+        if self.run_dir is None or snapshot_pkl is None:
+            return
+        if not run_report.update_best(self.best, results, os.path.basename(snapshot_pkl), self.progress.cur_nimg):
+            return
+        try:
+            run_report.write_best(self.run_dir, self.best)
+        except dnnlib.util.WriteError as exc:
+            self.log(f'best.json not updated, training goes on: {exc}')
 
 #----------------------------------------------------------------------------
 
@@ -290,8 +318,10 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     run.training_set, run.data_iter = build_data(c, rank, start_index=run.progress.cur_nimg)
     run.log(f'Dataset: {len(run.training_set)} images, {run.training_set.image_shape}, labels {run.training_set.label_shape}')
     run.stats_collector = training_stats.Collector(regex='.*')
-    run.timing = dnnlib.EasyDict(start=time.time(), tick_start=time.time(), tick_end=None, maintenance=0.0)
-    run.stats_writer = run_report.StatsWriter(run.run_dir, run.timing.start)
+    run.timing = dnnlib.EasyDict(start=time.time(), start_nimg=run.progress.cur_nimg, tick_start=time.time(),
+                                 tick_end=None, maintenance=0.0)
+    run.stats_writer = run_report.StatsWriter(run.run_dir)
+    run.best = {}
     setup_grids(run, probe)
     probe.close()
     if state is not None:
@@ -316,13 +346,14 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
     finally:
         run.preemption.uninstall()
         run.stats_writer.close()
+    run.log(run.end_message())  # After the last grid, snapshot, metrics and TensorBoard events are written.
     return run
 
 
 def setup_grids(run, training_set):
     """Reals grid (written once by rank 0) and the fixed latents and labels of the fakes grids."""
     c = run.config
-    cols, rows = c.get('grid_size') or run_report.grid_shape(training_set.image_shape)
+    cols, rows = c.get('grid_size') or run_report.grid_shape(training_set.image_shape, len(training_set))
     run.grid_size = (cols, rows)
     indices = run_report.grid_indices(training_set, cols, rows, seed=c.random_seed)
     # Own generator: the grid latents do not depend on what building or restoring drew from the global one.
@@ -332,4 +363,4 @@ def setup_grids(run, training_set):
     if run.run_dir is not None and run.progress.cur_nimg == 0:
         reals = np.stack([training_set[i][0] for i in indices])
         run_report.save_image_grid(reals, os.path.join(run.run_dir, 'reals.png'), drange=[0, 255], grid_size=run.grid_size)
-        run.save_fakes_grid('fakes_init.png')
+        run.stats_writer.write_image('Fakes', run.save_fakes_grid('fakes_init.png'), run.progress.cur_nimg)

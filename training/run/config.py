@@ -31,12 +31,19 @@ AUG_MODES = ('ada', 'noaug', 'fixed')
 DEFAULTS = dict(
     outdir=None, data=None, gpus=None, batch=None, batch_gpu=None, cfg='auto', gamma=None, kimg=None,
     snap=50, seed=0, metrics='fid50k_full', mirror=False, cond=False, subset=None, aug='ada', p=None,
-    target=None, augpipe=None, resume=None, freezed=0, fp32=False, nhwc=False, allow_tf32=False,
-    nobench=False, workers=3, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
+    target=None, augpipe=None, resume=None, freezed=0, fp32=None, nhwc=False, allow_tf32=False,
+    nobench=False, workers=None, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
     map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
     reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
-    glead_real_in_r1=True, detector_dir=None,
+    glead_real_in_r1=True, detector_dir=None, grid=None,
 )
+# fp32=None: fp32 on the CPU (fp16 layers only emulated there, 80-100x slower), the preset's fp16 layers on CUDA.
+# workers=None: default_workers() of the cores this process may use.
+
+# The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
+PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper512': 512, 'paper1024': 1024,
+                      'stylegan2': 1024}
+GRID_MAX = 64  # Columns or rows of --grid.
 
 
 class ConfigError(ValueError):
@@ -154,6 +161,45 @@ def _resolve_device(device, cuda_available):
     return device
 
 
+def _check_gpus_have_devices(opts, env, device):
+    """--gpus=N on a machine without CUDA is a mistake unless --device=cpu asks for N CPU processes."""
+    if 'WORLD_SIZE' in env or opts.gpus is None or opts.gpus == 1 or opts.device == 'cpu' or device != 'cpu':
+        return
+    raise ConfigError(f'--gpus={opts.gpus}: no CUDA device is available; add --device=cpu to train {opts.gpus} CPU '
+                      f'processes, or leave --gpus out')
+
+
+def available_cores():
+    """CPU cores this process may run on (its affinity mask, as PyTorch's DataLoader counts them)."""
+    if hasattr(os, 'sched_getaffinity'):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def default_workers(cores, num_processes):
+    """DataLoader workers per process: stylegan2-ada's 3, but leaving one core per process for training.
+
+    PyTorch warns when a loader has more workers than cores; this never asks for that, and gives 1 worker
+    on 2 cores and 0 on 1 core (or when the processes already use every core).
+    """
+    return max(0, min(3, cores // max(num_processes, 1) - 1))
+
+
+def parse_grid(grid):
+    """(columns, rows) of --grid=COLSxROWS, or ConfigError."""
+    parts = str(grid).lower().split('x')
+    if len(parts) == 2 and all(part.strip().isdigit() for part in parts):
+        cols, rows = (int(part) for part in parts)
+        if 1 <= cols <= GRID_MAX and 1 <= rows <= GRID_MAX:
+            return cols, rows
+    raise ConfigError(f'--grid={grid}: expected COLSxROWS with whole numbers from 1 to {GRID_MAX}, e.g. --grid=8x4')
+
+
+def _use_fp32(opts, device):
+    """--fp32 as given; when not given, on for the CPU, where the presets' fp16 layers are only emulated (slower)."""
+    return bool(opts.fp32) if opts.fp32 is not None else device == 'cpu'
+
+
 def _metric_list(metrics):
     names = [m.strip() for m in (metrics or '').split(',') if m.strip()]
     if names in ([], ['none']):
@@ -220,6 +266,9 @@ def resolve_general(c, opts, env, cuda_available):
     """Processes, device, seed, metrics, tick and snapshot intervals, and the plain range checks."""
     c.num_processes = _num_processes(opts, env)
     c.device = _resolve_device(opts.device, cuda_available)
+    _check_gpus_have_devices(opts, env, c.device)
+    opts.fp32_given, opts.fp32 = opts.fp32, _use_fp32(opts, c.device)
+    opts.workers = default_workers(available_cores(), c.num_processes) if opts.workers is None else opts.workers
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
     c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.
@@ -251,6 +300,9 @@ def resolve_dataset(c, opts):
     c.training_set_kwargs.resolution = facts.resolution
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(c.device == 'cuda'), num_workers=int(opts.workers),
                                            prefetch_factor=(2 if opts.workers > 0 else None))
+    from training.run import report  # pylint: disable=import-outside-toplevel
+    image_shape = [facts.num_channels, facts.resolution, facts.resolution]
+    c.grid_size = parse_grid(opts.grid) if opts.grid is not None else report.grid_shape(image_shape, facts.num_images)
     return facts
 
 
@@ -423,16 +475,33 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     desc += [opts.augpipe] * (opts.augpipe is not None and opts.aug != 'noaug')
     desc += [opts.reg_type] * (opts.reg_type not in (None, 'none'))
     desc += [f'resume{resume_desc}'] * (resume_desc is not None)
-    desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * opts.fp32 + ['nhwc'] * opts.nhwc
+    desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * bool(opts.get('fp32_given') and opts.fp32)
+    desc += ['nhwc'] * opts.nhwc
     desc += ['nobench'] * opts.nobench + ['tf32'] * opts.allow_tf32
     return '-'.join(desc)
 
 
-def resolve_config(options, env=None, cuda_available=False):
+def _notes(opts, spec, cfg_name, resolution):
+    """One-line notices about choices the user did not spell out: fp16 off on the CPU, a preset of another resolution."""
+    notes = []
+    if opts.fp32_given is None and opts.fp32 and spec.num_fp16_res:
+        notes.append(f'fp16 layers off on the CPU (no speed-up there, only emulation): fp32 throughout; '
+                     f'pass --fp32=0 to keep the {spec.num_fp16_res} fp16 resolutions of --cfg={cfg_name}')
+    preset_res = PRESET_RESOLUTIONS.get(cfg_name)
+    if preset_res is not None and preset_res != resolution:
+        fitting = ['auto'] + [name for name, res in PRESET_RESOLUTIONS.items() if res == resolution]
+        notes.append(f'Warning: --cfg={cfg_name} is meant for {preset_res}x{preset_res} data, this dataset is '
+                     f'{resolution}x{resolution}; --cfg={" or --cfg=".join(fitting)} fits it')
+    return notes
+
+
+def resolve_config(options, env=None, cuda_available=False, notes=None):
     """Validated training config (EasyDict) from command-line `options` (DEFAULTS keys; None = not given).
 
     env: the process environment (os.environ), consulted for torchrun's WORLD_SIZE.
     cuda_available: whether torch sees a CUDA device (decides the default --device).
+    notes: a list that receives one-line notices for the user (fp16 off on the CPU, a preset of another
+    resolution); None discards them.
     """
     opts = parse_options(options)
     c = dnnlib.EasyDict()
@@ -447,4 +516,6 @@ def resolve_config(options, env=None, cuda_available=False):
     resolve_augmentation(c, opts)
     resume_desc = resolve_resume_source(c, opts)
     c.run_desc = run_description(opts, c, spec, facts.name, resume_desc)
+    if notes is not None:
+        notes += _notes(opts, spec, c.cfg, facts.resolution)
     return c

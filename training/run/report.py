@@ -1,4 +1,4 @@
-"""What a run reports: the per-tick status line, stats.jsonl, TensorBoard scalars and image grids."""
+"""What a run reports: the per-tick status line, stats.jsonl, TensorBoard scalars and images, best.json, image grids."""
 
 import json
 import os
@@ -16,11 +16,19 @@ from torch_utils import training_stats
 #----------------------------------------------------------------------------
 # Image grids.
 
-def grid_shape(image_shape):
-    """(columns, rows) of the snapshot grid: about a 4K screen's worth, as stylegan2-ada-pytorch chooses."""
+def grid_shape(image_shape, num_images=None):
+    """(columns, rows) of the snapshot grid: up to a full-HD screen's worth, at most 12 x 8 and 2 x 2 at least,
+    and no more cells than the dataset has images.
+
+    stylegan2-ada-pytorch fills a 4K screen: 1024 images at 32x32, which cost 30-75 s per grid on a CPU.
+    """
     _channels, height, width = image_shape
-    cols = int(np.clip(7680 // width, 7, 32))
-    rows = int(np.clip(4320 // height, 4, 32))
+    cols = int(np.clip(1920 // width, 2, 12))
+    rows = int(np.clip(1080 // height, 2, 8))
+    if num_images is not None and cols * rows > num_images:
+        side = max(int(np.sqrt(num_images)), 1)
+        cols = min(cols, side)
+        rows = min(rows, max(num_images // cols, 1))
     return cols, rows
 
 
@@ -45,18 +53,25 @@ def grid_indices(training_set, cols, rows, seed):
     return indices
 
 
-def save_image_grid(images, path, drange, grid_size):
-    """Tile NCHW images (values in drange) into one PNG of grid_size = (cols, rows), written atomically."""
+def tile_images(images, drange, grid_size):
+    """NCHW images (values in drange) tiled into one uint8 HWC array of grid_size = (cols, rows)."""
     lo, hi = drange
     images = np.asarray(images, dtype=np.float32)
     images = np.rint((images - lo) * (255 / (hi - lo))).clip(0, 255).astype(np.uint8)
     cols, rows = grid_size
     _n, channels, height, width = images.shape
     images = images.reshape(rows, cols, channels, height, width).transpose(0, 3, 1, 4, 2)
-    images = images.reshape(rows * height, cols * width, channels)
-    image = PIL.Image.fromarray(images[:, :, 0] if channels == 1 else images, 'L' if channels == 1 else 'RGB')
+    return images.reshape(rows * height, cols * width, channels)
+
+
+def save_image_grid(images, path, drange, grid_size):
+    """Tile NCHW images (values in drange) into one PNG of grid_size = (cols, rows), written atomically; returns the tile."""
+    tiled = tile_images(images, drange, grid_size)
+    channels = tiled.shape[2]
+    image = PIL.Image.fromarray(tiled[:, :, 0] if channels == 1 else tiled, 'L' if channels == 1 else 'RGB')
     with dnnlib.util.atomic_write(path, 'wb') as f:
         image.save(f, format='png')
+    return tiled
 
 #----------------------------------------------------------------------------
 # Per-tick report.
@@ -67,8 +82,17 @@ def cpu_memory_gb():
     return peak / 2 ** 30 if sys.platform == 'darwin' else peak / 2 ** 20  # bytes on macOS, KiB on Linux.
 
 
-def status_line(progress, timing, device, augment_p):
-    """One line per tick with the standard fields; each value is also reported to training_stats (rank 0)."""
+def eta_seconds(progress, timing, total_kimg):
+    """Seconds until total_kimg at the pace of this process so far (since its start, or its resume)."""
+    done = progress.cur_nimg - timing.get('start_nimg', 0)
+    left = total_kimg * 1000 - progress.cur_nimg
+    if done <= 0 or left <= 0:
+        return 0.0
+    return (timing.tick_end - timing.start) / done * left
+
+
+def status_line(progress, timing, device, augment_p, total_kimg):
+    """One line per tick with the standard fields and the ETA; each value is also reported to training_stats (rank 0)."""
     tick_sec = timing.tick_end - timing.tick_start
     tick_kimg = max(progress.cur_nimg - progress.tick_start_nimg, 1) / 1e3
     gpu_mem = torch.cuda.max_memory_allocated(device) / 2 ** 30 if device.type == 'cuda' else 0.0
@@ -85,6 +109,7 @@ def status_line(progress, timing, device, augment_p):
         f"cpumem {report('Resources/cpu_mem_gb', cpu_memory_gb()):<6.2f}",
         f"gpumem {report('Resources/peak_gpu_mem_gb', gpu_mem):<6.2f}",
         f"augment {report('Progress/augment', augment_p):.3f}",
+        f"eta {dnnlib.util.format_time(report('Timing/eta_sec', eta_seconds(progress, timing, total_kimg)))}",
     ]
     report('Timing/total_hours', (timing.tick_end - timing.start) / 3600)
     report('Timing/total_days', (timing.tick_end - timing.start) / 86400)
@@ -92,14 +117,16 @@ def status_line(progress, timing, device, augment_p):
 
 
 class StatsWriter:
-    """Appends one JSON object per tick to stats.jsonl (rewritten atomically) and mirrors it to TensorBoard."""
+    """Appends one JSON object per tick to stats.jsonl (rewritten atomically) and mirrors it to TensorBoard.
+
+    TensorBoard's step is the number of images shown (cur_nimg), so short runs with fractional ticks get
+    distinct points; its wall time is the real time each point was written.
+    """
 
     def __init__(self,
         run_dir,                    # Run directory; None on ranks other than 0 (nothing is written).
-        start_time,                 # Wall-clock start of the run, for TensorBoard's walltime.
     ):
         self.path = os.path.join(run_dir, 'stats.jsonl') if run_dir else None
-        self.start_time = start_time
         self.tensorboard = None
         if run_dir:
             try:
@@ -117,14 +144,56 @@ class StatsWriter:
         with dnnlib.util.atomic_write(self.path, 'w') as f:
             f.write(previous + line)
         if self.tensorboard is not None:
-            global_step = int(cur_nimg / 1e3)
-            walltime = timestamp - self.start_time
             for name, value in stats.items():
-                self.tensorboard.add_scalar(name, value.mean, global_step=global_step, walltime=walltime)
+                self.tensorboard.add_scalar(name, value.mean, global_step=int(cur_nimg), walltime=timestamp)
             for name, value in metrics.items():
-                self.tensorboard.add_scalar(f'Metrics/{name}', value, global_step=global_step, walltime=walltime)
+                self.tensorboard.add_scalar(f'Metrics/{name}', value, global_step=int(cur_nimg), walltime=timestamp)
+            self.tensorboard.flush()
+
+    def write_image(self, tag, image, cur_nimg):
+        """An HWC uint8 image (a fakes grid) at step cur_nimg."""
+        if self.tensorboard is not None:
+            self.tensorboard.add_image(tag, image, global_step=int(cur_nimg), walltime=time.time(), dataformats='HWC')
             self.tensorboard.flush()
 
     def close(self):
         if self.tensorboard is not None:
             self.tensorboard.close()
+
+#----------------------------------------------------------------------------
+# best.json: the best value of each metric so far and the snapshot that reached it.
+
+def better_direction(result_key):
+    """'lower' or 'higher' for a metric result key, or None for keys that do not rank snapshots.
+
+    Distances and path lengths (fid*, kid*, ppl*) are better lower; Inception score means (is*_mean) and
+    precision and recall (pr*_precision, pr*_recall) are better higher; is*_std is a spread, not a score.
+    """
+    if result_key.startswith(('fid', 'kid', 'ppl')):
+        return 'lower'
+    if result_key.startswith('is') and result_key.endswith('_mean'):
+        return 'higher'
+    if result_key.startswith('pr') and result_key.endswith(('_precision', '_recall')):
+        return 'higher'
+    return None
+
+
+def update_best(best, results, snapshot_name, cur_nimg):
+    """best ({key: dict(value, better, snapshot_pkl, kimg)}) with every result that beats it; returns the keys that changed."""
+    changed = []
+    for key, value in results.items():
+        direction = better_direction(key)
+        if direction is None or not np.isfinite(value):
+            continue
+        previous = best.get(key)
+        if previous is None or (value < previous['value'] if direction == 'lower' else value > previous['value']):
+            best[key] = dict(value=float(value), better=direction, snapshot_pkl=snapshot_name, kimg=cur_nimg / 1e3)
+            changed.append(key)
+    return changed
+
+
+def write_best(run_dir, best):
+    """Rewrite <run_dir>/best.json atomically."""
+    with dnnlib.util.atomic_write(os.path.join(run_dir, 'best.json'), 'w') as f:
+        json.dump(best, f, indent=2, sort_keys=True)
+        f.write('\n')

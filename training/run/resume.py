@@ -20,7 +20,7 @@ from training.run import snapshot as run_snapshot
 
 RESUME_FORMAT = 1
 RESUME_SUFFIX = '.resume.pt'
-SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)\.pkl$')
+SNAPSHOT_RE = re.compile(r'^network-snapshot-(\d+)(?:_(\d+)img)?\.pkl$')  # See snapshot.progress_name.
 NETWORK_KEYS = ('G_kwargs', 'D_kwargs')  # Must match for optimizer states to fit the networks.
 EXACT_KEYS = NETWORK_KEYS + ('batch_size', 'batch_gpu', 'num_processes', 'random_seed', 'training_set_kwargs')
 RENAMED_KEYS = {'num_gpus': 'num_processes'}  # Option names in resume states written before a rename.
@@ -48,7 +48,8 @@ def resume_state_path(snapshot_pkl):
 
 
 def _snapshot_pairs(outdir):
-    """Every snapshot pickle with a resume state beside it under outdir's run directories, newest first."""
+    """Every snapshot pickle with a resume state beside it under outdir's run directories, newest first
+    (highest run number, then most images shown)."""
     pairs = []
     for run in (os.listdir(outdir) if os.path.isdir(outdir) else []):
         match = re.match(r'^(\d+)-', run)
@@ -59,7 +60,7 @@ def _snapshot_pairs(outdir):
             snap = SNAPSHOT_RE.match(f)
             pkl = os.path.join(run_dir, f)
             if snap and os.path.isfile(resume_state_path(pkl)):
-                pairs.append(((int(match.group(1)), int(snap.group(1))), pkl))
+                pairs.append(((int(match.group(1)), run_snapshot.snapshot_nimg(*snap.groups())), pkl))
     return [pkl for _key, pkl in sorted(pairs, reverse=True)]
 
 

@@ -1,4 +1,4 @@
-"""Snapshots: network-snapshot-NNNNNN.pkl in the official layout, and the RNG states a snapshot captures."""
+"""Snapshots: network-snapshot-NNNNNN.pkl in the official layout, their names, and the RNG states a snapshot captures."""
 
 # The pickle is what stylegan2-ada-pytorch writes: a dict with G, D, G_ema, augment_pipe (modules on the
 # CPU, eval mode, no gradients) and training_set_kwargs, so every tool that reads official snapshots
@@ -95,6 +95,46 @@ def save_snapshot(path, snapshot_data):
         pickle.dump(snapshot_data, f)
 
 
-def snapshot_name(cur_nimg):
-    """network-snapshot-NNNNNN.pkl with NNNNNN = thousands of images shown, as stylegan2-ada-pytorch names them."""
-    return f'network-snapshot-{cur_nimg // 1000:06d}.pkl'
+def progress_name(prefix, cur_nimg, suffix, taken=lambda name: False):
+    """<prefix>NNNNNN<suffix> with NNNNNN = thousands of images shown (rounded down), as stylegan2-ada-pytorch names
+    snapshots; when a file of the run already has that name (ticks under 1 kimg), the remaining images are added,
+    <prefix>NNNNNN_RRRimg<suffix>, so no file a run wrote is ever overwritten. Names sort in training order."""
+    name = f'{prefix}{cur_nimg // 1000:06d}{suffix}'
+    if taken(name):
+        name = f'{prefix}{cur_nimg // 1000:06d}_{cur_nimg % 1000:03d}img{suffix}'
+    return name
+
+
+def snapshot_name(cur_nimg, taken=lambda name: False):
+    """network-snapshot-NNNNNN.pkl, or network-snapshot-NNNNNN_RRRimg.pkl when the first is taken (progress_name)."""
+    return progress_name('network-snapshot-', cur_nimg, '.pkl', taken)
+
+
+def snapshot_nimg(kimg_digits, img_digits=None):
+    """Images shown, from the two numbers of a snapshot name (a name without _RRRimg counts as whole kimg)."""
+    return int(kimg_digits) * 1000 + (int(img_digits) if img_digits else 0)
+
+#----------------------------------------------------------------------------
+# Room for a snapshot, checked before the first step.
+
+def estimated_snapshot_bytes(G_kwargs, D_kwargs, resolution, img_channels=3, c_dim=0):
+    """Bytes one snapshot takes: float32 G, D and G_ema in the pickle, plus Adam's two moments of G and D in
+    the resume state; 10% on top for buffers, the augment pipe and pickling."""
+    common = dict(c_dim=c_dim, img_resolution=resolution, img_channels=img_channels)
+    with torch.no_grad():
+        G = dnnlib.util.construct_class_by_name(**G_kwargs, **common)
+        D = dnnlib.util.construct_class_by_name(**D_kwargs, **common)
+    g_params = sum(p.numel() for p in G.parameters())
+    d_params = sum(p.numel() for p in D.parameters())
+    pickle_bytes = 4 * (2 * g_params + d_params)
+    optimizer_bytes = 2 * 4 * (g_params + d_params)
+    return int(1.1 * (pickle_bytes + optimizer_bytes))
+
+
+def output_room_problem(outdir, needed_bytes):
+    """Why `outdir` has no room for a snapshot of `needed_bytes`, or None (also when the free space is unknown)."""
+    free = dnnlib.util.free_bytes(outdir)
+    if free is None or free >= needed_bytes:
+        return None
+    return (f'{dnnlib.util.format_bytes(free)} free on its disk, but one snapshot (pickle and resume state) needs '
+            f'about {dnnlib.util.format_bytes(needed_bytes)}')
