@@ -1,9 +1,9 @@
 """The training loop, in named steps: build, restore, train one step, end a tick, snapshot, evaluate."""
 
 # training_loop(config, rank, device) runs one process of a run; train.py resolves `config`
-# (training/run/config.py) and training/run/launch.py starts one process per GPU. Ranks exchange gradients
-# with one all-reduce per phase (no DDP wrapper), so the same code serves 1 process, N local processes
-# and torchrun across nodes. Only rank 0 writes files. Everything that changes during the run lives in
+# (training/run/config.py) and training/run/launch.py starts one process per GPU. Ranks average gradients
+# through training/run/gradients.py (buckets sent while backward runs, no DDP wrapper), so the same code
+# serves 1 process, N local processes and torchrun across nodes. Only rank 0 writes files. Everything that changes during the run lives in
 # the `Run` object below; nothing is kept at module level.
 
 import copy
@@ -19,6 +19,7 @@ from torch_utils import training_stats
 from training import loss as training_loss
 from training.augment import ada as training_ada
 from training.dataset import DatasetError
+from training.run import gradients as run_gradients
 from training.run import preemption as run_preemption
 from training.run import report as run_report
 from training.run import resume as run_resume
@@ -65,7 +66,8 @@ def build_ada(config, augment_pipe):
 
 
 def build_phases(config, nets, device):
-    """(loss, phases): each phase has name, module, opt, interval; lazy regularisation as in StyleGAN2."""
+    """(loss, phases): each phase has name, module, opt, interval and the network's gradient reducer;
+    lazy regularisation as in StyleGAN2."""
     loss = dnnlib.util.construct_class_by_name(device=device, G=nets.G, D=nets.D, augment_pipe=nets.augment_pipe,
                                                **config.loss_kwargs)
     phases = []
@@ -73,8 +75,10 @@ def build_phases(config, nets, device):
                                                    ('D', nets.D, config.D_opt_kwargs, config.D_reg_interval)]:
         opt_kwargs = training_loss.lazy_regularization_opt_kwargs(opt_kwargs, reg_interval)
         opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
+        reducer = run_gradients.GradientReducer(module, config.num_processes)
         for phase_name, interval in training_loss.training_phases(name, reg_interval):
-            phases.append(dnnlib.EasyDict(name=phase_name, network=name, module=module, opt=opt, interval=interval))
+            phases.append(dnnlib.EasyDict(name=phase_name, network=name, module=module, opt=opt, interval=interval,
+                                          reducer=reducer))
     return loss, phases
 
 
@@ -128,12 +132,15 @@ class Run:
                 continue
             phase.module.requires_grad_(True)
             phase.opt.zero_grad(set_to_none=True)
-            for round_img, round_c, round_z, round_gen_c in zip(real_img, real_c, gen_z.split(c.batch_gpu),
-                                                               gen_c.split(c.batch_gpu)):
+            rounds = list(zip(real_img, real_c, gen_z.split(c.batch_gpu), gen_c.split(c.batch_gpu)))
+            for index, (round_img, round_c, round_z, round_gen_c) in enumerate(rounds):
+                # Gradients are final in the last round's last backward: the reducer starts sending there.
+                arm = phase.reducer.arm if index == len(rounds) - 1 else None
                 self.loss.accumulate_gradients(phase=phase.name, real_img=round_img, real_c=round_c, gen_z=round_z,
-                                               gen_c=round_gen_c, gain=phase.interval, cur_nimg=self.progress.cur_nimg)
+                                               gen_c=round_gen_c, gain=phase.interval, cur_nimg=self.progress.cur_nimg,
+                                               before_last_backward=arm)
+            phase.reducer.finish()  # Averaged over ranks, NaN/inf replaced.
             phase.module.requires_grad_(False)
-            self.reduce_gradients(phase.module)
             phase.opt.step()
         self.update_ema()
         self.progress.cur_nimg += c.batch_size
@@ -146,19 +153,6 @@ class Run:
             return next(self.data_iter)
         except DatasetError as exc:  # From a DataLoader worker, the message holds the worker's traceback.
             raise DatasetError(str(exc).strip().splitlines()[-1].split('DatasetError: ', 1)[-1]) from None
-
-    def reduce_gradients(self, module):
-        """Average gradients over ranks and replace NaN/inf entries, in one flat all-reduce."""
-        params = [param for param in module.parameters() if param.grad is not None]
-        if not params:
-            return
-        flat = torch.cat([param.grad.flatten() for param in params])
-        if self.config.num_processes > 1:
-            torch.distributed.all_reduce(flat)
-            flat /= self.config.num_processes
-        torch.nan_to_num(flat, nan=0, posinf=1e5, neginf=-1e5, out=flat)
-        for param, grad in zip(params, flat.split([param.numel() for param in params])):
-            param.grad = grad.reshape(param.shape)
 
     def update_ema(self):
         """G_ema <- lerp(G, G_ema, beta) with a half-life of ema_kimg (ramped up by ema_rampup)."""
