@@ -125,6 +125,8 @@ def _check_training_data(training_set_kwargs):
 @click.option('--nhwc',       help='Use NHWC memory format with FP16', **BOOL)
 @click.option('--nobench',    help='Disable cuDNN benchmarking', **BOOL)
 @click.option('--allow-tf32', help='Allow PyTorch to use TF32 internally', **BOOL)
+@click.option('--stop-on-nonfinite', help='Stop at a NaN/inf loss, naming it (0: go on with such gradients zeroed, as '
+              'stylegan2-ada-pytorch does) [default: 1]', **BOOL)
 @click.option('--workers',    help='DataLoader worker processes [default: 3, fewer with fewer cores: cores/processes - 1]',
               type=click.IntRange(min=0))
 # Clusters.

@@ -44,7 +44,8 @@ def test_cifar_preset_has_stylegan2_ada_values(tmp_path, data16):
     config = resolve_config(dict(outdir=str(tmp_path), data=data16, cfg='cifar', metrics='none', device='cpu'))
     assert config.batch_size == 64 and config.batch_gpu == 32  # ref_gpus=2 on one process: 2 accumulation rounds.
     assert config.D_kwargs.epilogue_kwargs.mbstd_group_size == 32
-    assert config.loss_kwargs == dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=0.01, style_mixing_prob=0, pl_weight=0)
+    assert config.loss_kwargs == dict(class_name='training.loss.StyleGAN2Loss', r1_gamma=0.01, style_mixing_prob=0, pl_weight=0,
+                                      check_finite=True)
     assert config.D_kwargs.architecture == 'orig' and config.G_kwargs.mapping_kwargs.num_layers == 2
     assert config.ema_kimg == 500 and config.ema_rampup == 0.05 and config.total_kimg == 100000
     assert config.G_opt_kwargs.lr == 0.0025 and config.G_opt_kwargs.betas == [0, 0.99]
@@ -223,3 +224,17 @@ def test_dry_run_refuses_with_one_usage_line(tmp_path, data16, args, message):
     error_lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
     assert len(error_lines) == 1 and message in error_lines[0], result.output
     assert not (tmp_path / 'runs').exists()
+
+
+def test_fixed_augmentation_with_p_zero_builds_no_pipe_as_stylegan2_ada_does(tmp_path, data16):
+    config = resolve(tmp_path, data16, aug='fixed', p=0)
+    assert config.augment_kwargs is None and config.augment_p == 0
+    assert resolve(tmp_path, data16, aug='fixed', p=0.2).augment_kwargs is not None
+
+
+def test_non_finite_losses_stop_training_unless_asked_to_go_on(tmp_path, data16):
+    assert resolve(tmp_path, data16).loss_kwargs.check_finite is True
+    assert resolve(tmp_path, data16, stop_on_nonfinite=False).loss_kwargs.check_finite is False
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS,
+                                             '--stop-on-nonfinite=0', '--dry-run'])
+    assert result.exit_code == 0 and json.loads(result.stdout)['loss_kwargs']['check_finite'] is False

@@ -6,22 +6,16 @@
 # is accepted. Preset values follow stylegan2-ada-pytorch's train.py and the squeeze paper's Table I.
 
 import functools
-import json
 import math
 import os
 
 import dnnlib
 from training.run import reg_config
+from training.run.presets import (AUTO_KEYS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
+                                  list_presets, load_preset, resolve_auto)
 from training.run import resume as run_resume
 
 #----------------------------------------------------------------------------
-
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
-
-PRESET_KEYS = ('ref_gpus', 'kimg', 'batch', 'mbstd_group', 'fmaps', 'cmax', 'lrate', 'gamma', 'ema_kimg',
-               'ema_rampup', 'map', 'style_mixing_prob', 'pl_weight', 'd_arch', 'g_reg_interval',
-               'd_reg_interval', 'num_fp16_res', 'conv_clamp', 'betas', 'eps')
-AUTO_KEYS = ('ref_gpus', 'batch', 'mbstd_group', 'fmaps', 'lrate', 'gamma', 'ema_kimg')  # May be "auto".
 
 G_ARCHS = ('orig', 'skip', 'resnet', 'squeeze')
 D_ARCHS = ('orig', 'skip', 'resnet')
@@ -35,74 +29,13 @@ DEFAULTS = dict(
     nobench=False, workers=None, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
     map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
     reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
-    glead_real_in_r1=True, detector_dir=None, grid=None,
+    glead_real_in_r1=True, detector_dir=None, grid=None, stop_on_nonfinite=True,
 )
 # fp32=None: fp32 on the CPU (fp16 layers only emulated there, 80-100x slower), the preset's fp16 layers on CUDA.
 # workers=None: default_workers() of the cores this process may use.
 
-# The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
-PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper512': 512, 'paper1024': 1024,
-                      'stylegan2': 1024}
 GRID_MAX = 64  # Columns or rows of --grid.
 
-
-class ConfigError(ValueError):
-    """A bad option or an incompatible combination; the message is one line a user can act on."""
-
-#----------------------------------------------------------------------------
-# Presets.
-
-def list_presets():
-    """Names of the presets in configs/ (a preset is configs/<name>.json)."""
-    return sorted(os.path.splitext(f)[0] for f in os.listdir(PRESET_DIR) if f.endswith('.json'))
-
-
-def load_preset(cfg):
-    """(name, values) of a preset given by name or by path to a JSON file; values hold every PRESET_KEYS key."""
-    if cfg.endswith('.json') or os.sep in cfg or '/' in cfg:
-        path = cfg
-        name = os.path.splitext(os.path.basename(cfg))[0]
-    else:
-        path = os.path.join(PRESET_DIR, f'{cfg}.json')
-        name = cfg
-        if not os.path.isfile(path):
-            raise ConfigError(f'--cfg={cfg}: no such preset {os.path.relpath(path)}; accepted: {", ".join(list_presets())} '
-                              f'or a path to a JSON file')
-    if not os.path.isfile(path):
-        raise ConfigError(f'--cfg={cfg}: file not found')
-    try:
-        with open(path, encoding='utf-8') as f:
-            values = json.load(f)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f'--cfg={cfg}: not readable JSON ({str(exc).splitlines()[0]})') from None
-    if not isinstance(values, dict):
-        raise ConfigError(f'--cfg={cfg}: must hold a JSON object with keys {", ".join(PRESET_KEYS)}')
-    values = {k: v for k, v in values.items() if k != 'description'}
-    missing = [k for k in PRESET_KEYS if k not in values]
-    unknown = [k for k in values if k not in PRESET_KEYS]
-    if missing or unknown:
-        what = f'missing {", ".join(missing)}' if missing else f'unknown key(s) {", ".join(unknown)}'
-        raise ConfigError(f'--cfg={cfg}: {what}; a preset has exactly the keys {", ".join(PRESET_KEYS)} (+ description)')
-    for key, value in values.items():
-        if value == 'auto' and key not in AUTO_KEYS:
-            raise ConfigError(f'--cfg={cfg}: {key} cannot be "auto"; only {", ".join(AUTO_KEYS)} can')
-    return name, dnnlib.EasyDict(values)
-
-
-def resolve_auto(spec, resolution, gpus):
-    """Fill the "auto" values of a preset from the dataset resolution and GPU count (stylegan2-ada's --cfg=auto)."""
-    spec = dnnlib.EasyDict(spec)
-    auto = dnnlib.EasyDict(ref_gpus=gpus)
-    auto.batch = max(min(gpus * min(4096 // resolution, 32), 64), gpus)  # Keeps per-GPU memory in check.
-    auto.mbstd_group = min(auto.batch // gpus, 4)
-    auto.fmaps = 1 if resolution >= 512 else 0.5
-    auto.lrate = 0.002 if resolution >= 1024 else 0.0025
-    auto.gamma = 0.0002 * resolution ** 2 / auto.batch  # Heuristic of the ADA paper.
-    auto.ema_kimg = auto.batch * 10 / 32
-    for key in AUTO_KEYS:
-        if spec[key] == 'auto':
-            spec[key] = auto[key]
-    return spec
 
 #----------------------------------------------------------------------------
 # Dataset facts.
@@ -234,6 +167,8 @@ def _augment_kwargs(opts):
             raise ConfigError('--aug=fixed needs --p, the augmentation probability in [0, 1]')
         if not 0 <= opts.p <= 1:
             raise ConfigError(f'--p={opts.p}: must be in [0, 1]')
+        if opts.p == 0:  # As stylegan2-ada-pytorch: no pipe at all (it would draw random numbers for nothing).
+            return None, 0.0, None
         return augment_kwargs, float(opts.p), None
     target = 0.6 if opts.target is None else opts.target
     if not 0 <= target <= 1:
@@ -512,6 +447,7 @@ def resolve_config(options, env=None, cuda_available=False, notes=None):
     c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
     check_network(c.G_kwargs, facts.resolution)
     resolve_optimisation(c, spec)
+    c.loss_kwargs.check_finite = bool(opts.stop_on_nonfinite)
     reg_config.resolve_regularizer(c, opts, facts.resolution, ConfigError)
     resolve_augmentation(c, opts)
     resume_desc = resolve_resume_source(c, opts)
