@@ -141,6 +141,17 @@ def make_outdir(outdir):
         raise click.ClickException(str(problem)) from None
 
 
+def load_generator(network_path, device):
+    """G_ema of a snapshot, official pickle or model.pt (read without running code); anything else is one line."""
+    try:
+        G = export.load_network(network_path, device=device)['G_ema']
+    except export.NetworkFileError as error:
+        raise click.ClickException(str(error)) from error
+    if G is None:
+        raise click.ClickException(f'{network_path} holds no G_ema generator')
+    return G
+
+
 def choose_device(name):
     if name is None:
         name = 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -357,12 +368,7 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
     device = choose_device(device_name)
 
     click.echo(f'Loading networks from "{network_path}"...')
-    try:
-        G = export.load_network(network_path, device=device)['G_ema']
-    except export.NetworkFileError as error:
-        raise click.ClickException(str(error)) from error
-    if G is None:
-        raise click.ClickException(f'{network_path} holds no G_ema generator')
+    G = load_generator(network_path, device)
 
     def plan(names):
         make_outdir(outdir)

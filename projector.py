@@ -12,7 +12,6 @@ import torch
 import dnnlib
 import generate
 from metrics import detectors
-from training import export
 
 #----------------------------------------------------------------------------
 # Defaults of stylegan2-ada-pytorch's projector.py, so that results and habits carry over.
@@ -226,13 +225,8 @@ def check_detector_dir(detector_dir):
 
 
 def load_generator(network_path, device):
-    """G_ema of a snapshot, official pickle or model.pt; anything else is one line."""
-    try:
-        G = export.load_network(network_path, device=device)['G_ema']
-    except export.NetworkFileError as error:
-        raise click.ClickException(str(error)) from error
-    if G is None:
-        raise click.ClickException(f'{network_path} holds no G_ema generator')
+    """G_ema of a snapshot, official pickle or model.pt, unconditional; anything else is one line."""
+    G = generate.load_generator(network_path, device)
     if G.c_dim != 0:
         raise click.ClickException(f'{network_path} is class-conditional (c_dim={G.c_dim}); '
                                    f'projector.py projects with unconditional networks only')

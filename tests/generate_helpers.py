@@ -88,3 +88,9 @@ def official_seed_image(G, seed, truncation_psi=1, class_idx=None):
     with torch.no_grad():
         img = G(z, label, truncation_psi=truncation_psi, noise_mode='const')
     return (img.permute(0, 2, 3, 1) * 127.5 + 128).clamp(0, 255).to(torch.uint8)[0].numpy()
+
+
+def tiny_snapshot(folder, c_dim=0):
+    """(G_ema, path) of make_networks(c_dim) written as network-snapshot-000000.pkl in `folder`."""
+    networks = make_networks(c_dim=c_dim)
+    return networks['G_ema'], write_snapshot(folder / 'network-snapshot-000000.pkl', networks)

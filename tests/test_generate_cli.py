@@ -12,9 +12,7 @@ from tests import generate_helpers as helpers
 
 @pytest.fixture(scope='module')
 def snapshot(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('snapshot')
-    networks = helpers.make_networks(c_dim=0)
-    return networks['G_ema'], helpers.write_snapshot(folder / 'network-snapshot-000000.pkl', networks)
+    return helpers.tiny_snapshot(tmp_path_factory.mktemp('snapshot'))
 
 
 @pytest.fixture(scope='module')

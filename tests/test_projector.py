@@ -19,9 +19,7 @@ KNOWN_SEED = 5  # The target is G's own image of this seed's w, so a perfect pro
 
 @pytest.fixture(scope='module')
 def snapshot(tmp_path_factory):
-    folder = tmp_path_factory.mktemp('snapshot')
-    networks = helpers.make_networks(c_dim=0)
-    return networks['G_ema'], helpers.write_snapshot(folder / 'network-snapshot-000000.pkl', networks)
+    return helpers.tiny_snapshot(tmp_path_factory.mktemp('snapshot'))
 
 
 @pytest.fixture(scope='module')
