@@ -76,6 +76,8 @@ def _check_training_data(training_set_kwargs):
 @click.option('--gpus',       help='Number of GPUs (processes) [default: 1; WORLD_SIZE under torchrun]', type=click.IntRange(min=1))
 @click.option('--device',     help='Device [default: cuda when available, else cpu]', type=click.Choice(['cuda', 'cpu']))
 @click.option('--snap',       help='Snapshot interval in ticks [default: 50]', type=click.IntRange(min=1))
+@click.option('--keep-snapshots', help='Keep only the newest N snapshot pairs of the run [default: all]',
+              type=click.IntRange(min=1))
 @click.option('--tick',       help='Progress interval in kimg, fractions allowed [default: 4]', type=float)
 @click.option('--metrics',    help='Comma-separated metrics or "none" [default: fid50k_full]', metavar='LIST')
 @click.option('--seed',       help='Random seed [default: 0]', type=int)

@@ -111,3 +111,15 @@ def test_next_run_removes_temp_files_of_killed_writes_but_not_those_of_a_live_ru
     assert '.network-snapshot-000000.pkl.abc123.tmp' in os.listdir(live)
     assert f'Removed {dead / ".network-snapshot-000000.pkl.abc123.tmp"}' in capsys.readouterr().out
     assert os.path.basename(new_run).startswith('00002-')
+
+
+def test_keep_snapshots_deletes_older_pairs_only_after_a_newer_one_is_complete(tmp_path, data16):
+    config = tiny_config(tmp_path / 'runs', data16, kimg=0.02, tick=0.004, snap=1, keep_snapshots=2)
+    run_dir = train_launch.start(config, env={})
+    pickles = sorted(f for f in os.listdir(run_dir) if f.endswith('.pkl'))
+    states = sorted(f for f in os.listdir(run_dir) if f.endswith('.resume.pt'))
+    assert len(pickles) == 2 and [p[:-len('.pkl')] for p in pickles] == [s[:-len('.resume.pt')] for s in states]
+    assert 'network-snapshot-000000_020img.pkl' in pickles  # The newest (kimg 0.02) survives.
+    log = open(os.path.join(run_dir, 'log.txt')).read()
+    assert log.count('(--keep-snapshots=2)') >= 3
+    assert run_resume.find_latest_snapshot(str(tmp_path / 'runs')).endswith('network-snapshot-000000_020img.pkl')

@@ -107,6 +107,7 @@ class Run:
         self.np_random = np.random.RandomState(config.random_seed * config.num_processes + rank)
         self.progress = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0)
         self.run_dir = config.run_dir if rank == 0 else None
+        self.names_used = set()  # Snapshot names this process has written (see taken()).
 
     def log(self, text):
         if self.rank == 0:
@@ -210,8 +211,9 @@ class Run:
                 f'state written; run the same command with --resume=latest to continue.')
 
     def taken(self, name):
-        """Whether this run already wrote a file of that name (snapshot names must never repeat)."""
-        return self.run_dir is not None and os.path.exists(os.path.join(self.run_dir, name))
+        """Whether this run already wrote a file of that name, even one --keep-snapshots has deleted since (snapshot
+        names must never repeat, or sort out of training order)."""
+        return self.run_dir is not None and (name in self.names_used or os.path.exists(os.path.join(self.run_dir, name)))
 
     def save_fakes_grid(self, name):
         """G_ema on the fixed grid latents into <run_dir>/name (rank 0); returns the tiled HWC uint8 image, or None."""
@@ -231,10 +233,13 @@ class Run:
         ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:
             pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg, self.taken))
+            self.names_used.add(os.path.basename(pkl))
             run_snapshot.save_snapshot(pkl, data)
             state = run_resume.resume_state(p, self.opts, ada_state, rank_states, c, snapshot_pkl=pkl)
             run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
             data['path'] = pkl
+            if c.get('keep_snapshots'):
+                run_resume.prune_snapshots(self.run_dir, c.keep_snapshots, self.log)
         return data
 
     def rank_state(self, rng):

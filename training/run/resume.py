@@ -64,6 +64,24 @@ def _snapshot_pairs(outdir):
     return [pkl for _key, pkl in sorted(pairs, reverse=True)]
 
 
+def prune_snapshots(run_dir, keep, log):
+    """--keep-snapshots: delete all but the newest `keep` snapshot pickles (and their resume states) of run_dir.
+
+    Called right after a pair was completely written, so the newest pairs are complete ones; a pickle
+    whose resume state is missing or does not match still counts, and is kept only if it is among the newest.
+    """
+    snapshots = []
+    for name in os.listdir(run_dir):
+        match = SNAPSHOT_RE.match(name)
+        if match:
+            snapshots.append((run_snapshot.snapshot_nimg(*match.groups()), os.path.join(run_dir, name)))
+    for _nimg, pkl in sorted(snapshots)[:-keep]:
+        for path in (pkl, resume_state_path(pkl)):
+            if os.path.isfile(path):
+                os.remove(path)
+        log(f'Removed {os.path.basename(pkl)} and its resume state (--keep-snapshots={keep})')
+
+
 def find_latest_snapshot(outdir, log=None):
     """Newest consistent snapshot pair (pickle + the resume state written for it) under outdir, or None.
 
