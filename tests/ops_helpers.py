@@ -1,7 +1,27 @@
-"""Shared helpers for the custom-op tests: seeded tensors and a loop-by-loop upfirdn2d written from its definition."""
+"""Shared helpers for the custom-op tests: the kernel case tables, seeded tensors, a loop-by-loop upfirdn2d
+written from its definition, and stand-ins for the compiled kernels."""
 
 import numpy as np
 import torch
+
+#----------------------------------------------------------------------------
+# The cases every kernel test runs (CPU wiring, host-compiled kernels, GPU): one table, so they cannot drift.
+
+BIAS_ACT_CASES = [  # act, clamp: every activation, and clamped ones for each way the backward reads h'.
+    ('elu', None), ('linear', None), ('lrelu', None), ('relu', None), ('selu', None), ('sigmoid', None),
+    ('softplus', None), ('swish', None), ('tanh', None),
+    ('linear', 1.5), ('relu', 1.5), ('lrelu', 1.5), ('swish', 1.5),
+]
+
+UPFIRDN2D_CASES = [
+    # taps, separable, up, down, padding, flip_filter, gain
+    ([1, 3, 3, 1], False, 2, 1, [2, 1, 2, 1], False, 4),
+    ([1, 3, 3, 1], True, 1, 2, [1, 1, 1, 1], False, 1),
+    ([1, 2, 5], True, [3, 1], [1, 2], [0, 2, -1, 3], True, 1.5),
+    ([[1, 2], [0, -1], [3, 1]], None, [1, 2], [2, 1], [1, 0, 0, 2], False, 1),
+    ([[1, 2, 4]], None, [2, 3], [3, 2], [-1, 2, 1, -1], True, 0.5),
+    ([[1, 2, 4]], None, [2, 3], [3, 2], [-1, 2, 1, -3], True, 0.5),
+]
 
 #----------------------------------------------------------------------------
 
@@ -46,8 +66,6 @@ def naive_upfirdn2d(x, f, up=(1, 1), down=(1, 1), padding=(0, 0, 0, 0), flip_fil
     return torch.from_numpy(out * gain)
 
 #----------------------------------------------------------------------------
-
-#----------------------------------------------------------------------------
 # Stand-ins for the compiled kernels: same call signature, computed with the references. They let
 # the CPU tests check the CUDA path's autograd wiring (adjoints, orders of derivatives).
 
@@ -62,20 +80,31 @@ class ReferenceUpFirDn2dPlugin:
         assert w.ndim == 2 and w.dtype == torch.float32
         self.calls += 1
         with torch.no_grad():
-            return upfirdn2d.upfirdn2d_ref(x, w, up=[up_x, up_y], down=[down_x, down_y],
-                                           padding=[pad_x0, pad_x1, pad_y0, pad_y1], flip_filter=True)
+            y = upfirdn2d.upfirdn2d_ref(x, w, up=[up_x, up_y], down=[down_x, down_y],
+                                        padding=[pad_x0, pad_x1, pad_y0, pad_y1], flip_filter=True)
+        return y.clone()  # A fresh tensor, as the kernel's (the reference may return a view).
 
 
 class ReferenceBiasActPlugin:
-    """Does what bias_act.cu does (order 0, 1 or 2 of clamp(act(x + b) * gain)), and records the orders asked for."""
+    """Does what bias_act.cu does (order 0, 1 or 2 of clamp(act(x + b) * gain), order 1 also from the
+    output y), and records the orders asked for and whether each read x or y."""
 
     def __init__(self):
         self.orders = []
+        self.sources = []
 
-    def bias_act(self, x, b, dy, dim, act, order, alpha, gain, clamp):
+    def bias_act(self, x, b, y, dy, dim, act, order, alpha, gain, clamp):
         from torch_utils.ops import bias_act  # pylint: disable=import-outside-toplevel
         name = {spec.cuda_idx: key for key, spec in bias_act.activation_funcs.items()}[act]
         self.orders.append(order)
+        self.sources.append('y' if y.numel() > 0 else 'x')
+        if y.numel() > 0:
+            assert order == 1 and x.numel() == 0 and b.numel() == 0 and name in ('linear', 'relu', 'lrelu')
+            positive = y > 0 if gain > 0 else y < 0
+            slope = {'linear': torch.ones_like(y), 'relu': positive.to(y.dtype),
+                     'lrelu': torch.where(positive, torch.ones_like(y), torch.full_like(y, alpha))}[name]
+            inside = (y.abs() < clamp) if clamp >= 0 else torch.ones_like(y, dtype=torch.bool)
+            return (dy * gain * slope * inside).detach()
         with torch.enable_grad():
             z = x.detach() if b.numel() == 0 else x.detach() + b.detach().reshape([-1 if i == dim else 1 for i in range(x.ndim)])
             z.requires_grad_(True)
@@ -84,7 +113,7 @@ class ReferenceBiasActPlugin:
                 d, = torch.autograd.grad(d.sum(), [z], create_graph=True, allow_unused=True)
                 d = torch.zeros_like(z) if d is None else d
         d = d.detach()
-        return d if order == 0 else dy.detach() * d
+        return d.clone() if order == 0 else dy.detach() * d  # A fresh tensor, as the kernel's.
 
 #----------------------------------------------------------------------------
 # The real kernels' arithmetic on the CPU: the .cu files keep their per-element code in
@@ -95,12 +124,12 @@ class ReferenceBiasActPlugin:
 _HOST_HARNESS = {
     'host_bias_act.cu': r'''
 #include "bias_act.cu"
-extern "C" int host_bias_act(const void* x, const void* b, const void* dy, void* out, long long numel,
+extern "C" int host_bias_act(const void* x, const void* b, const void* y, const void* dy, void* out, long long numel,
                              long long bias_size, long long bias_step, int dtype, int act, int order,
                              double alpha, double gain, double clamp)
 {
     BiasActArgs a;
-    a.x = x; a.b = b; a.dy = dy; a.out = out; a.numel = numel; a.bias_size = bias_size; a.bias_step = bias_step;
+    a.x = x; a.b = b; a.y = y; a.dy = dy; a.out = out; a.numel = numel; a.bias_size = bias_size; a.bias_step = bias_step;
     a.dtype = dtype; a.act = act; a.order = order; a.alpha = alpha; a.gain = gain; a.clamp = clamp;
     for (int64_t i = 0; i < numel; i++)
     {
@@ -172,19 +201,23 @@ class HostKernelPlugin:
     def _ptr(self, t):
         return self._ctypes.c_void_p(t.data_ptr() if t is not None and t.numel() > 0 else None)
 
-    def bias_act(self, x, b, dy, dim, act, order, alpha, gain, clamp):
+    def bias_act(self, x, b, y, dy, dim, act, order, alpha, gain, clamp):
         c = self._ctypes
-        if not x.is_contiguous() and not x.is_contiguous(memory_format=torch.channels_last):
-            x = x.contiguous()
+        from_output = y.numel() > 0
+        assert not from_output or (order == 1 and b.numel() == 0 and 1 <= act <= 3 and alpha >= 0)
+        src = y if from_output else x
+        if not src.is_contiguous() and not src.is_contiguous(memory_format=torch.channels_last):
+            src = src.contiguous()
         b = b.contiguous()
-        if order > 0 and dy.stride() != x.stride():
-            dy = torch.empty_like(x).copy_(dy)
-        out = torch.empty_like(x)
+        if order > 0 and dy.stride() != src.stride():
+            dy = torch.empty_like(src).copy_(dy)
+        out = torch.empty_like(src)
         has_bias = b.numel() > 0
         status = self._lib.host_bias_act(
-            self._ptr(x), self._ptr(b if has_bias else None), self._ptr(dy if order > 0 else None), self._ptr(out),
-            c.c_longlong(x.numel()), c.c_longlong(x.shape[dim] if has_bias else 1), c.c_longlong(x.stride(dim) if has_bias else 1),
-            c.c_int(_DTYPE_CODES[x.dtype]), c.c_int(act), c.c_int(order), c.c_double(alpha), c.c_double(gain), c.c_double(clamp))
+            self._ptr(None if from_output else src), self._ptr(b if has_bias else None), self._ptr(src if from_output else None),
+            self._ptr(dy if order > 0 else None), self._ptr(out),
+            c.c_longlong(src.numel()), c.c_longlong(src.shape[dim] if has_bias else 1), c.c_longlong(src.stride(dim) if has_bias else 1),
+            c.c_int(_DTYPE_CODES[src.dtype]), c.c_int(act), c.c_int(order), c.c_double(alpha), c.c_double(gain), c.c_double(clamp))
         assert status == 0
         return out
 

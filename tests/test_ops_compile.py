@@ -1,8 +1,9 @@
-"""The CI check that compiles the CUDA kernels with nvcc (no GPU needed); skipped where nvcc is absent."""
+"""The CI check that compiles the CUDA kernels and their PyTorch bindings with nvcc (no GPU needed); skipped where nvcc is absent."""
 
 import os
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -11,28 +12,55 @@ SCRIPT = os.path.join(REPO_ROOT, '.ci', 'compile_cuda.sh')
 needs_nvcc = pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
 
 
+def _run_script(script=SCRIPT, timeout=300, **env):
+    env = {**os.environ, 'PYTHON': sys.executable, **env}  # The bindings compile against this interpreter's torch.
+    return subprocess.run(['bash', script], capture_output=True, text=True, timeout=timeout, check=False, env=env)
+
+
+def _copy_script_with_ops(tmp_path, files):
+    """A tree holding only the check script and the given torch_utils/ops files; returns the script's path."""
+    os.makedirs(tmp_path / '.ci')
+    os.makedirs(tmp_path / 'torch_utils' / 'ops')
+    shutil.copy(SCRIPT, tmp_path / '.ci' / 'compile_cuda.sh')
+    for name, text in files.items():
+        (tmp_path / 'torch_utils' / 'ops' / name).write_text(text)
+    return str(tmp_path / '.ci' / 'compile_cuda.sh')
+
+
 @pytest.mark.slow
 @needs_nvcc
-def test_cuda_kernels_compile_with_nvcc():
-    result = subprocess.run(['bash', SCRIPT], capture_output=True, text=True, timeout=300, check=False)
+def test_cuda_kernels_and_bindings_compile_with_nvcc():
+    # About 30 s on 2 cores, nearly all of it the bindings parsing torch's headers.
+    result = _run_script()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert 'ok      torch_utils/ops/bias_act.cu' in result.stdout
-    assert 'ok      torch_utils/ops/upfirdn2d.cu' in result.stdout
+    for source in ('bias_act.cu', 'upfirdn2d.cu', 'bias_act.cpp', 'upfirdn2d.cpp'):
+        assert f'ok      torch_utils/ops/{source}' in result.stdout, result.stdout
 
 
 @needs_nvcc
 def test_syntax_error_in_a_kernel_fails_the_check(tmp_path):
-    os.makedirs(tmp_path / '.ci')
-    os.makedirs(tmp_path / 'torch_utils' / 'ops')
-    shutil.copy(SCRIPT, tmp_path / '.ci' / 'compile_cuda.sh')
-    (tmp_path / 'torch_utils' / 'ops' / 'broken.cu').write_text('__global__ void k() { int x = ; }\n')
-    result = subprocess.run(['bash', str(tmp_path / '.ci' / 'compile_cuda.sh')], capture_output=True, text=True, timeout=300, check=False)
+    result = _run_script(_copy_script_with_ops(tmp_path, {'broken.cu': '__global__ void k() { int x = ; }\n'}))
     assert result.returncode != 0
     assert 'FAILED  torch_utils/ops/broken.cu' in result.stdout
 
 
+@needs_nvcc
+def test_syntax_error_in_a_binding_fails_the_check(tmp_path):
+    result = _run_script(_copy_script_with_ops(tmp_path, {'broken.cpp': 'static int f() { int x = ; }\n'}))
+    assert result.returncode != 0
+    assert 'FAILED  torch_utils/ops/broken.cpp' in result.stdout
+
+
+@needs_nvcc
+def test_bindings_without_torch_are_a_clear_skip(tmp_path):
+    script = _copy_script_with_ops(tmp_path, {'ok.cu': '__global__ void k() {}\n', 'never.cpp': 'int x = ;\n'})
+    result = _run_script(script, PYTHON='no-such-python')
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert 'SKIPPED the .cpp bindings: no Python interpreter "no-such-python"' in result.stdout
+    assert 'ok      torch_utils/ops/ok.cu' in result.stdout
+
+
 def test_missing_nvcc_is_a_clear_skip_not_a_failure():
-    result = subprocess.run(['bash', SCRIPT], capture_output=True, text=True, timeout=60, check=False,
-                            env=dict(os.environ, NVCC='no-such-nvcc'))
+    result = _run_script(timeout=60, NVCC='no-such-nvcc')
     assert result.returncode == 0
     assert 'SKIPPED, nvcc not found' in result.stdout

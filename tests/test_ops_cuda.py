@@ -1,9 +1,12 @@
 """GPU tests: the CUDA kernels against the references, forward and first/second-order gradients, fp32/fp16, both layouts."""
 
+import warnings
+
 import pytest
 import torch
 
 from torch_utils.ops import bias_act, conv2d_gradfix, conv2d_resample, grid_sample_gradfix, upfirdn2d
+from tests.ops_helpers import BIAS_ACT_CASES, UPFIRDN2D_CASES
 
 pytestmark = pytest.mark.gpu
 
@@ -31,15 +34,29 @@ def test_plugins_build_on_a_gpu_machine():
     assert bias_act._plugin() is not None  # pylint: disable=protected-access
     assert upfirdn2d._plugin() is not None  # pylint: disable=protected-access
 
+
+def test_plugins_pass_their_first_use_self_check_on_this_gpu():
+    with warnings.catch_warnings():
+        warnings.simplefilter('error')
+        x = torch.zeros([1, 1, 4, 4], device='cuda')
+        assert bias_act._checked_plugin(x) is not None  # pylint: disable=protected-access
+        assert upfirdn2d._checked_plugin(x) is not None  # pylint: disable=protected-access
+
+
+def test_bias_act_cuda_keeps_only_its_output_for_lrelu_backward():
+    x = _input([4, 8, 6, 6], torch.float16, torch.channels_last, scale=2)
+    b = _input([8], torch.float16, torch.contiguous_format, seed=1)
+    y = bias_act.bias_act(x, b, act='lrelu', clamp=256)
+    assert [t.data_ptr() for t in y.grad_fn.saved_tensors] == [y.data_ptr()]
+
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('layout', LAYOUTS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
-@pytest.mark.parametrize('act', sorted(bias_act.activation_funcs))
-def test_bias_act_cuda_matches_reference(act, dtype, layout):
+@pytest.mark.parametrize('act, clamp', BIAS_ACT_CASES)
+def test_bias_act_cuda_matches_reference(act, clamp, dtype, layout):
     x = _input([3, 8, 5, 7], dtype, layout, scale=2)
     b = _input([8], dtype, torch.contiguous_format, seed=1)
-    clamp = 1.2 if act in ('lrelu', 'swish') else None
     ours = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='cuda'), [x, b])
     ref = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='ref'), [x, b])
     assert ours[0].dtype == dtype and ours[0].is_contiguous(memory_format=layout)
@@ -55,18 +72,9 @@ def test_bias_act_cuda_bias_along_last_dim():
 
 #----------------------------------------------------------------------------
 
-UPFIRDN_CASES = [
-    # taps, separable, up, down, padding, flip_filter, gain
-    ([1, 3, 3, 1], False, 2, 1, [2, 1, 2, 1], False, 4),
-    ([1, 3, 3, 1], True, 1, 2, [1, 1, 1, 1], False, 1),
-    ([1, 2, 5], True, [3, 1], [1, 2], [0, 2, -1, 3], True, 1.5),
-    ([[1, 2], [0, -1], [3, 1]], None, [1, 2], [2, 1], [1, 0, 0, 2], False, 1),
-]
-
-
 @pytest.mark.parametrize('layout', LAYOUTS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
-@pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN_CASES)
+@pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN2D_CASES)
 def test_upfirdn2d_cuda_matches_reference(taps, separable, up, down, padding, flip_filter, gain, dtype, layout):
     x = _input([2, 5, 9, 11], dtype, layout)
     f = upfirdn2d.setup_filter(taps, device='cuda', separable=separable)

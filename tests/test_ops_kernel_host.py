@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from torch_utils.ops import bias_act, bias_act_cuda, upfirdn2d, upfirdn2d_cuda
-from tests.ops_helpers import HostKernelPlugin, build_host_kernels, randn
+from tests.ops_helpers import BIAS_ACT_CASES, UPFIRDN2D_CASES, HostKernelPlugin, build_host_kernels, randn
 
 pytestmark = pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
 
@@ -39,12 +39,11 @@ def _derivatives(func, inputs):
 #----------------------------------------------------------------------------
 
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.float16])
-@pytest.mark.parametrize('act', sorted(bias_act.activation_funcs))
-def test_bias_act_kernel_matches_reference_to_second_order(plugin, act, dtype):
+@pytest.mark.parametrize('act, clamp', BIAS_ACT_CASES)
+def test_bias_act_kernel_matches_reference_to_second_order(plugin, act, clamp, dtype):
     for layout in LAYOUTS:
         x = (randn(2, 3, 2, 3) * 3).to(dtype).contiguous(memory_format=layout).requires_grad_(True)
         b = randn(3, seed=1).to(dtype).requires_grad_(True)
-        clamp = 1.5 if act in ('lrelu', 'swish', 'linear') else None
         config = bias_act.cuda_config(plugin, x, b, 1, act, None, None, clamp)
         ours = _derivatives(lambda x, b: bias_act_cuda.apply(config, x, b), [x, b])
         if dtype == torch.float16:  # The kernel computes in float32; compare with a float32 reference.
@@ -72,18 +71,8 @@ def test_bias_act_kernel_gradcheck_in_float64(plugin):
 
 #----------------------------------------------------------------------------
 
-UPFIRDN_CASES = [
-    # taps, separable, up, down, padding, flip_filter, gain
-    ([1, 3, 3, 1], False, 2, 1, [2, 1, 2, 1], False, 4),
-    ([1, 3, 3, 1], True, 1, 2, [1, 1, 1, 1], False, 1),
-    ([1, 2, 5], True, [3, 1], [1, 2], [0, 2, -1, 3], True, 1.5),
-    ([[1, 2], [0, -1], [3, 1]], None, [1, 2], [2, 1], [1, 0, 0, 2], False, 1),
-    ([[1, 2, 4]], None, [2, 3], [3, 2], [-1, 2, 1, -3], True, 0.5),
-]
-
-
 @pytest.mark.parametrize('dtype', [torch.float64, torch.float32, torch.float16])
-@pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN_CASES)
+@pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN2D_CASES)
 def test_upfirdn2d_kernel_matches_reference_to_second_order(plugin, taps, separable, up, down, padding, flip_filter, gain, dtype):
     f = upfirdn2d.setup_filter(taps, separable=separable)
     config = upfirdn2d.cuda_config(plugin, up, down, padding, flip_filter, gain)
@@ -105,3 +94,25 @@ def test_upfirdn2d_kernel_gradcheck_in_float64(plugin):
     func = lambda x: upfirdn2d_cuda.apply(config, x, f)
     assert torch.autograd.gradcheck(func, [x])
     assert torch.autograd.gradgradcheck(func, [x])
+
+#----------------------------------------------------------------------------
+
+@pytest.mark.parametrize('dtype', [torch.float64, torch.float16])
+@pytest.mark.parametrize('act, alpha, gain', [('lrelu', 0.3, -2.0), ('relu', None, -1.0), ('lrelu', 0.0, 0.7), ('linear', None, -0.5)])
+def test_bias_act_kernel_gradient_from_the_output_with_any_gain_sign(plugin, act, alpha, gain, dtype):
+    x = (randn(3, 4, 5) * 3).to(dtype).requires_grad_(True)
+    b = randn(4, seed=1).to(dtype).requires_grad_(True)
+    config = bias_act.cuda_config(plugin, x, b, 1, act, alpha, gain, 2.0)
+    assert config.grad_from == 'output'
+    ours = _derivatives(lambda x, b: bias_act_cuda.apply(config, x, b), [x, b])
+    if dtype == torch.float16:
+        x, b = x.detach().float().requires_grad_(True), b.detach().float().requires_grad_(True)
+    ref = _derivatives(lambda x, b: bias_act.bias_act_ref(x, b, act=act, alpha=alpha, gain=gain, clamp=2.0), [x, b])
+    for a, e in zip(ours, ref):
+        torch.testing.assert_close(a.double(), e.double(), **TOLERANCE[dtype])
+
+
+def test_compiled_kernels_arithmetic_passes_the_first_use_self_checks(plugin):
+    # The same checks a GPU runs before first use, here on the host-compiled kernel code.
+    bias_act._self_check(plugin, torch.device('cpu'))  # pylint: disable=protected-access
+    upfirdn2d._self_check(plugin, torch.device('cpu'))  # pylint: disable=protected-access

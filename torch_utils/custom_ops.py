@@ -1,4 +1,5 @@
-"""Builds C++/CUDA extensions with ninja on first use (cached, safe across processes), or says once why it cannot."""
+"""Builds C++/CUDA extensions with ninja on first use (cached, safe across processes), checks each against its
+reference on every device it runs on, or says once why it cannot be used."""
 
 import contextlib
 import glob
@@ -20,10 +21,19 @@ VERBOSITY_LEVELS = ('none', 'brief', 'full')
 verbosity = 'brief'         # 'none': silent, 'brief': one line per build, 'full': the compiler's output.
 
 _plugins = dict()           # Module name -> built module, or None when it cannot be built here.
+_self_checks = dict()       # (module name, device) -> (module, whether it passed its self-check there).
 
 
 class PluginUnavailableWarning(UserWarning):
     """A custom op could not be built; its callers fall back to the (slower) reference implementation."""
+
+
+class PluginSelfCheckWarning(PluginUnavailableWarning):
+    """A built custom op disagreed with its reference on a device; that device uses the reference."""
+
+
+class SelfCheckError(AssertionError):
+    """Raised by an op's self-check when its kernel and its reference disagree."""
 
 #----------------------------------------------------------------------------
 
@@ -58,6 +68,39 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, **build_kwar
     return module
 
 
+def self_checked(module_name, plugin, device, self_check):
+    """`plugin` if it passed `self_check(plugin, device)` on `device`, else None (after one warning).
+
+    The check runs once per device, at the op's first use there, and compares the kernel with the
+    reference path on a few small inputs; a mismatch or an error (say, no kernel image for this GPU)
+    disables the op on that device, so a wrong kernel can never train silently.
+    """
+    key = (module_name, str(device))
+    checked = _self_checks.get(key)
+    if checked is None or checked[0] is not plugin:
+        passed = True
+        try:
+            self_check(plugin, torch.device(device))
+        except Exception as error:  # pylint: disable=broad-except
+            passed = False
+            reason = _first_line(error) if isinstance(error, SelfCheckError) else f'{type(error).__name__}: {_first_line(error)}'
+            _warn(module_name, f'failed its self-check on {device} ({reason})', PluginSelfCheckWarning)
+        checked = _self_checks[key] = (plugin, passed)
+    return plugin if checked[1] else None
+
+
+def check_close(what, actual, expected, rtol, atol):
+    """Raise SelfCheckError naming `what` unless |actual - expected| <= atol + rtol * |expected| everywhere."""
+    actual = actual.detach().double()
+    expected = expected.detach().double()
+    if actual.shape != expected.shape:
+        raise SelfCheckError(f'{what}: shape {list(actual.shape)}, expected {list(expected.shape)}')
+    excess = (actual - expected).abs() - (atol + rtol * expected.abs())
+    if not torch.isfinite(actual).all() or excess.max().item() > 0:
+        error = (actual - expected).abs().nan_to_num(nan=float('inf')).max().item()
+        raise SelfCheckError(f'{what}: max |difference| {error:.3g} from the reference, allowed {atol:g} + {rtol:g} * |reference|')
+
+
 def clean_builds(module_name):
     """Delete every cached build of `module_name` (e.g. after a CUDA or compiler upgrade)."""
     root = _build_root(module_name)
@@ -68,6 +111,8 @@ def clean_builds(module_name):
             with contextlib.suppress(OSError):
                 os.remove(path)
     _plugins.pop(module_name, None)
+    for key in [key for key in _self_checks if key[0] == module_name]:
+        del _self_checks[key]
 
 #----------------------------------------------------------------------------
 
@@ -92,9 +137,14 @@ def _build_problem(paths):
     return None
 
 
-def _warn(module_name, what):
+def _warn(module_name, what, category=PluginUnavailableWarning):
     warnings.warn(f'custom op "{module_name}" {what}; using the slower reference implementation',
-                  PluginUnavailableWarning, stacklevel=3)
+                  category, stacklevel=3)
+
+
+def _first_line(error):
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[0] if lines else type(error).__name__
 
 
 def _build_root(module_name):
@@ -138,9 +188,7 @@ def _build(module_name, sources, headers, build_kwargs):
     except Exception as error:  # pylint: disable=broad-except
         if loud:
             print('failed.')
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        reason = lines[0] if lines else type(error).__name__
-        _warn(module_name, f'failed to build ({reason}; set torch_utils.custom_ops.verbosity = "full" '
+        _warn(module_name, f'failed to build ({_first_line(error)}; set torch_utils.custom_ops.verbosity = "full" '
                            f'for the compiler output)')
         return None
     if loud:

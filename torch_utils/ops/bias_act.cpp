@@ -19,44 +19,50 @@ static int dtype_code(const torch::Tensor& t)
     return -1;
 }
 
-// x, b: input and bias (empty tensor for none). dy: incoming gradient for order >= 1 (empty for 0).
-// Returns a tensor with x's memory layout (contiguous or channels_last).
-static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor dy, int64_t dim,
+// x, b: input and bias (empty tensor for none). y: order 0's output, given instead of x and b for
+// order 1 of linear, relu and lrelu (empty otherwise). dy: incoming gradient for order >= 1 (empty for 0).
+// Returns a tensor with the memory layout of x (or y): contiguous or channels_last.
+static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor y, torch::Tensor dy, int64_t dim,
                               int64_t act, int64_t order, double alpha, double gain, double clamp)
 {
-    TORCH_CHECK(x.is_cuda(), "bias_act: x must be a CUDA tensor");
+    const bool from_output = y.numel() > 0;
     TORCH_CHECK(order >= 0 && order <= 2, "bias_act: order must be 0, 1 or 2, got ", order);
-    TORCH_CHECK(dim >= 0 && dim < x.dim(), "bias_act: dim ", dim, " is out of range for ", x.dim(), "-D x");
-    const int code = dtype_code(x);
-    const c10::cuda::CUDAGuard device_guard(x.device());
+    TORCH_CHECK(!from_output || (order == 1 && b.numel() == 0 && act >= BIAS_ACT_LINEAR && act <= BIAS_ACT_LRELU && alpha >= 0),
+                "bias_act: y replaces x and b only for order 1 of linear, relu and lrelu with alpha >= 0");
+    torch::Tensor src = from_output ? y : x;  // The tensor the kernel walks, element by element.
+    TORCH_CHECK(src.is_cuda(), "bias_act: x and y must be CUDA tensors");
+    TORCH_CHECK(dim >= 0 && dim < src.dim(), "bias_act: dim ", dim, " is out of range for ", src.dim(), "-D x");
+    const int code = dtype_code(src);
+    const c10::cuda::CUDAGuard device_guard(src.device());
 
-    // The kernel walks memory linearly, so x must be dense and dy must share its strides.
-    if (!x.is_non_overlapping_and_dense())
-        x = x.contiguous();
+    // The kernel walks memory linearly, so src must be dense and dy must share its strides.
+    if (!src.is_non_overlapping_and_dense())
+        src = src.contiguous();
     const bool has_bias = b.numel() > 0;
     if (has_bias)
     {
-        TORCH_CHECK(b.dim() == 1 && b.size(0) == x.size(dim), "bias_act: b must have shape [", x.size(dim), "]");
-        TORCH_CHECK(b.device() == x.device() && b.scalar_type() == x.scalar_type(), "bias_act: b must match x in device and dtype");
+        TORCH_CHECK(b.dim() == 1 && b.size(0) == src.size(dim), "bias_act: b must have shape [", src.size(dim), "]");
+        TORCH_CHECK(b.device() == src.device() && b.scalar_type() == src.scalar_type(), "bias_act: b must match x in device and dtype");
         b = b.contiguous();
     }
     if (order > 0)
     {
-        TORCH_CHECK(dy.sizes() == x.sizes(), "bias_act: dy must have the shape of x");
-        TORCH_CHECK(dy.device() == x.device() && dy.scalar_type() == x.scalar_type(), "bias_act: dy must match x in device and dtype");
-        if (dy.strides() != x.strides())
-            dy = torch::empty_like(x).copy_(dy);
+        TORCH_CHECK(dy.sizes() == src.sizes(), "bias_act: dy must have the shape of x");
+        TORCH_CHECK(dy.device() == src.device() && dy.scalar_type() == src.scalar_type(), "bias_act: dy must match x in device and dtype");
+        if (dy.strides() != src.strides())
+            dy = torch::empty_like(src).copy_(dy);
     }
-    torch::Tensor out = torch::empty_like(x);
+    torch::Tensor out = torch::empty_like(src);
 
     BiasActArgs args;
-    args.x = x.data_ptr();
+    args.x = from_output ? nullptr : src.data_ptr();
     args.b = has_bias ? b.data_ptr() : nullptr;
+    args.y = from_output ? src.data_ptr() : nullptr;
     args.dy = order > 0 ? dy.data_ptr() : nullptr;
     args.out = out.data_ptr();
-    args.numel = x.numel();
-    args.bias_size = has_bias ? x.size(dim) : 1;
-    args.bias_step = has_bias ? x.stride(dim) : 1;
+    args.numel = src.numel();
+    args.bias_size = has_bias ? src.size(dim) : 1;
+    args.bias_step = has_bias ? src.stride(dim) : 1;
     args.dtype = code;
     args.act = (int)act;
     args.order = (int)order;

@@ -80,6 +80,21 @@ __host__ __device__ C activation(int act, int d, C z, C alpha)
     return zero;
 }
 
+// The slope of linear, relu or lrelu (alpha >= 0) at z, read from its output y = act(z) * gain:
+// y / gain > 0 exactly where z > 0. This lets the backward keep y (which the next layer keeps
+// anyway) instead of x, as stylegan2-ada-pytorch does.
+template <class C>
+__host__ __device__ C slope_from_output(int act, C y, C alpha, C gain)
+{
+    const bool positive = gain > C(0) ? y > C(0) : y < C(0);
+    switch (act)
+    {
+    case BIAS_ACT_RELU:  return positive ? C(1) : C(0);
+    case BIAS_ACT_LRELU: return positive ? C(1) : alpha;
+    }
+    return C(1);  // linear
+}
+
 //------------------------------------------------------------------------
 
 // Element i of the output. Host-callable too, so the CPU tests can run the same arithmetic.
@@ -95,6 +110,17 @@ __host__ __device__ void bias_act_element(const BiasActArgs& a, I i)
     T* out = (T*)a.out;
     const C alpha = (C)a.alpha, gain = (C)a.gain, clamp = (C)a.clamp;
 
+    if (a.y)
+    {
+        // Order 1 from the output: an output at +-clamp may have been clamped, so only the open
+        // interval passes (torch.clamp's gradient differs only where act(z) * gain is exactly +-clamp).
+        const C y = to_compute(((const T*)a.y)[i]);
+        C r = C(0);
+        if (clamp < C(0) || (y > -clamp && y < clamp))
+            r = to_compute(dy[i]) * gain * slope_from_output<C>(a.act, y, alpha, gain);
+        store(&out[i], r);
+        return;
+    }
     C z = to_compute(x[i]);
     if (b)
         z += to_compute(b[(i / (I)a.bias_step) % (I)a.bias_size]);

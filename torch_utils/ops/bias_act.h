@@ -14,8 +14,10 @@ enum BiasActKind {
 };
 
 struct BiasActArgs {
-    const void* x;          // Input, numel elements, dense in memory.
+    const void* x;          // Input, numel elements, dense in memory; nullptr when y is given.
     const void* b;          // Bias [bias_size] or nullptr.
+    const void* y;          // Order 0's output, read instead of x (and b) for order 1 of linear, relu and
+                            // lrelu (alpha >= 0), whose slope the output's sign decides; nullptr otherwise.
     const void* dy;         // Incoming gradient, same layout as x (order >= 1) or nullptr.
     void*       out;        // Output, same layout as x.
     int64_t     numel;      // Elements of x.
@@ -24,6 +26,7 @@ struct BiasActArgs {
     int         dtype;      // BiasActDtype of x, b, dy and out.
     int         act;        // BiasActKind.
     int         order;      // 0: clamp(act(x + b) * gain); 1: dy * d/dx of that; 2: dy * d2/dx2 of that.
+                            // From y, an output at +-clamp counts as clamped (zero derivative).
     double      alpha;      // Activation parameter (lrelu slope).
     double      gain;       // Output scale.
     double      clamp;      // Clamp magnitude, negative for none.

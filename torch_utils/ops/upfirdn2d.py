@@ -15,6 +15,7 @@ from . import upfirdn2d_cuda
 #----------------------------------------------------------------------------
 
 _KERNEL_DTYPES = (torch.float16, torch.float32, torch.float64)  # Others (bfloat16) use the reference.
+_KERNEL_DEVICE_TYPE = 'cuda'  # Where the kernel runs (the CPU tests point this at a stand-in on 'cpu').
 
 
 def _plugin():
@@ -92,13 +93,26 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
     `padding` ([x0, x1, y0, y1], negative values crop) applies to the upsampled image. `f` is a 1-D
     (separable) or 2-D filter from setup_filter, or None for identity. Without `flip_filter` the
     filter is flipped, i.e. this is a true convolution. Gradients of any order are supported.
+    impl='cuda' uses the kernel for 4-D CUDA tensors when it builds and has passed its self-check on
+    that device, otherwise the reference.
     """
     assert isinstance(x, torch.Tensor)
     if impl not in ('ref', 'cuda'):
         raise ValueError(f'upfirdn2d: impl must be "ref" or "cuda", got {impl!r}')
-    if impl == 'cuda' and x.device.type == 'cuda' and x.ndim == 4 and x.dtype in _KERNEL_DTYPES and _plugin() is not None:
-        return upfirdn2d_cuda.apply(cuda_config(_plugin(), up, down, padding, flip_filter, gain), x, f)
+    plugin = _checked_plugin(x) if impl == 'cuda' else None
+    if plugin is not None:
+        return upfirdn2d_cuda.apply(cuda_config(plugin, up, down, padding, flip_filter, gain), x, f)
     return upfirdn2d_ref(x, f, up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+
+
+def _checked_plugin(x):
+    """The kernel for x, once it has matched the reference on x's device (see _self_check); else None."""
+    if x.device.type != _KERNEL_DEVICE_TYPE or x.ndim != 4 or x.dtype not in _KERNEL_DTYPES:
+        return None
+    plugin = _plugin()
+    if plugin is None:
+        return None
+    return custom_ops.self_checked('upfirdn2d_plugin', plugin, x.device, _self_check)
 
 
 def cuda_config(plugin, up=1, down=1, padding=0, flip_filter=False, gain=1):
@@ -201,5 +215,48 @@ def downsample2d(x, f, down=2, padding=0, flip_filter=False, gain=1, impl='cuda'
     fw, fh = _filter_size(f)
     p = [padx0 + (fw - downx + 1) // 2, padx1 + (fw - downx) // 2, pady0 + (fh - downy + 1) // 2, pady1 + (fh - downy) // 2]
     return upfirdn2d(x, f, down=down, padding=p, flip_filter=flip_filter, gain=gain, impl=impl)
+
+#----------------------------------------------------------------------------
+# The check the kernel passes on each device before its first use there (custom_ops.self_checked).
+
+_SELF_CHECK_CASES = [
+    # taps, separable, up, down, padding, flip_filter, gain, input shape, channels_last
+    ([1, 3, 3, 1], False, 2, 1, [2, 1, 2, 1], False, 4, [2, 3, 6, 5], True),                    # upsample2d
+    ([1, 3, 3, 1, 1, 3, 3, 1], True, 1, 2, [3, 3, 3, 3], False, 1, [1, 4, 8, 7], False),        # downsample2d
+    ([[1, 2, 0], [-1, 3, 2]], None, [1, 2], [2, 1], [1, 0, -1, 2], True, 0.5, [2, 2, 5, 6], False),
+]
+# float16: a few half-ulps (the kernel rounds once, the reference not at all); tight enough to catch a 1% error.
+_SELF_CHECK_TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float16: dict(rtol=3e-3, atol=3e-3)}
+
+
+def _self_check(plugin, device):
+    """Raise custom_ops.SelfCheckError unless `plugin` matches upfirdn2d_ref on `device`.
+
+    Output and input gradient (which runs the adjoint), float32 and float16 (against a float32
+    reference on the same rounded inputs), on a few small shapes; milliseconds on a GPU.
+    """
+    generator = torch.Generator().manual_seed(14)
+    with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
+        for taps, separable, up, down, padding, flip_filter, gain, shape, channels_last in _SELF_CHECK_CASES:
+            f = setup_filter(taps, device=device, separable=separable)
+            kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
+            x = torch.randn(shape, generator=generator)
+            dy = torch.randn(upfirdn2d_ref(x, f.cpu(), **kwargs).shape, generator=generator)
+            layout = torch.channels_last if channels_last else torch.contiguous_format
+            for dtype, tolerance in _SELF_CHECK_TOLERANCE.items():
+                inputs = [x.to(device=device, dtype=dtype).contiguous(memory_format=layout), dy.to(device=device, dtype=dtype)]
+                kernel = lambda x: upfirdn2d_cuda.apply(cuda_config(plugin, **kwargs), x, f)
+                ours = _value_and_gradient(kernel, *inputs)
+                expected = _value_and_gradient(lambda x: upfirdn2d_ref(x, f, **kwargs), *[t.float() for t in inputs])
+                for (name, a), (_, e) in zip(ours, expected):  # In order: a wrong output fails before backward.
+                    custom_ops.check_close(f'{name} in {str(dtype)[6:]} for taps {taps}, up {up}, down {down}', a, e, **tolerance)
+
+
+def _value_and_gradient(func, x, dy):
+    """Yields func(x) and its gradient for the incoming gradient dy."""
+    x = x.detach().requires_grad_(True)
+    y = func(x)
+    yield 'output', y
+    yield 'dx', torch.autograd.grad(y, [x], dy)[0]
 
 #----------------------------------------------------------------------------

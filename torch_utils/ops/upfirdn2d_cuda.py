@@ -2,10 +2,12 @@
 
 upfirdn2d is linear in x, and its adjoint is again an upfirdn2d: up and down swap, the filter is
 flipped, and the padding is mirrored. The backward pass therefore calls the same autograd Function,
-which makes gradients of every order run on the kernel.
+which makes gradients of every order run on the kernel. The kernel's weights (the filter flipped,
+scaled and on the image's device) are prepared once per filter tensor, not on every call.
 """
 
 import collections
+import weakref
 
 import torch
 
@@ -24,26 +26,64 @@ UpFirDn2dConfig = collections.namedtuple('UpFirDn2dConfig', [
 ])
 
 
+_IDENTITY_FILTER = torch.ones([1, 1])  # f=None; one tensor, so its prepared weights are cached too.
+
+
 def apply(config, x, f):
     """upfirdn2d of x with filter f (1-D separable, 2-D, or None) through the kernel."""
-    if f is None:
-        f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
-    return _UpFirDn2d.apply(x, f, config)
+    return _UpFirDn2d.apply(x, _IDENTITY_FILTER if f is None else f, config)
 
 #----------------------------------------------------------------------------
+
+_prepared = dict()  # (id(f), flip_filter, gain, device) -> (weakref to f, f's version, weights).
+
+
+def prepared_weights(f, flip_filter, gain, device):
+    """The kernel's float32 weights on `device` for filter f: a 2-D one as ([h, w], None), a separable
+    one as ([1, taps] carrying the gain, [taps, 1]); flipped unless flip_filter (the kernel correlates).
+
+    Prepared on the first call for a filter tensor, flip, gain and device, then reused while the
+    tensor lives and is not modified in place (its version counter is unchanged). Inference tensors
+    have no version counter; theirs are prepared on every call.
+    """
+    if f.is_inference():
+        return _prepare_weights(f, flip_filter, gain, device)
+    key = (id(f), bool(flip_filter), float(gain), torch.device(device))
+    entry = _prepared.get(key)
+    if entry is not None and entry[0]() is f and entry[1] == f._version:
+        return entry[2]
+    weights = _prepare_weights(f, flip_filter, gain, device)
+    ref = weakref.ref(f, lambda dead: _forget(key, dead))
+    _prepared[key] = (ref, f._version, weights)
+    return weights
+
+
+def _forget(key, dead_ref):
+    entry = _prepared.get(key)
+    if entry is not None and entry[0] is dead_ref:
+        del _prepared[key]
+
+
+def _prepare_weights(f, flip_filter, gain, device):
+    with torch.no_grad():
+        w = f.detach().to(device=device, dtype=torch.float32)
+        if not flip_filter:
+            w = w.flip(list(range(w.ndim)))
+        if w.ndim == 2:
+            return (w * gain).contiguous(), None
+        return (w * gain).reshape(1, -1).contiguous(), w.reshape(-1, 1).contiguous()
+
 
 def _run(config, x, f):
     """One kernel call for a 2-D filter, one per axis for a separable one."""
     upx, upy = config.up
     downx, downy = config.down
     px0, px1, py0, py1 = config.padding
-    w = f.to(device=x.device, dtype=torch.float32)
-    if not config.flip_filter:
-        w = w.flip(list(range(w.ndim)))
-    if w.ndim == 2:
-        return config.plugin.upfirdn2d(x, w * config.gain, upx, upy, downx, downy, px0, px1, py0, py1)
-    x = config.plugin.upfirdn2d(x, (w * config.gain).reshape(1, -1), upx, 1, downx, 1, px0, px1, 0, 0)
-    return config.plugin.upfirdn2d(x, w.reshape(-1, 1), 1, upy, 1, downy, 0, 0, py0, py1)
+    w, w_column = prepared_weights(f, config.flip_filter, config.gain, x.device)
+    if w_column is None:
+        return config.plugin.upfirdn2d(x, w, upx, upy, downx, downy, px0, px1, py0, py1)
+    x = config.plugin.upfirdn2d(x, w, upx, 1, downx, 1, px0, px1, 0, 0)
+    return config.plugin.upfirdn2d(x, w_column, 1, upy, 1, downy, 0, 0, py0, py1)
 
 
 def adjoint_config(config, f, in_size, out_size):
