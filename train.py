@@ -154,7 +154,8 @@ def main(**options):
             click.echo('No CUDA device found: training on the CPU (pass --device=cpu to silence this notice).', err=True)
     notes = []
     try:
-        config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available(), notes=notes)
+        config = run_config.resolve_config(options, env=os.environ, cuda_available=torch.cuda.is_available(), notes=notes,
+                                            cuda_devices=torch.cuda.device_count())
     except run_config.ConfigError as exc:
         raise click.UsageError(str(exc))
     config.allow_transfer = allow_transfer

@@ -238,3 +238,12 @@ def test_non_finite_losses_stop_training_unless_asked_to_go_on(tmp_path, data16)
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path}', f'--data={data16}', *TINY_ARGS,
                                              '--stop-on-nonfinite=0', '--dry-run'])
     assert result.exit_code == 0 and json.loads(result.stdout)['loss_kwargs']['check_finite'] is False
+
+
+def test_more_gpus_than_visible_cuda_devices_is_one_line(tmp_path, data16):
+    with pytest.raises(ConfigError, match=r'--gpus=4: only 2 CUDA device\(s\) are visible here .*accepted: 1 to 2'):
+        resolve_config(tiny_options(tmp_path / 'runs', data16, gpus=4, device='cuda'), env={}, cuda_available=True,
+                       cuda_devices=2)
+    config = resolve_config(tiny_options(tmp_path / 'runs', data16, gpus=2, device='cuda'), env={}, cuda_available=True,
+                            cuda_devices=2)
+    assert config.num_processes == 2

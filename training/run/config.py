@@ -94,9 +94,17 @@ def _resolve_device(device, cuda_available):
     return device
 
 
-def _check_gpus_have_devices(opts, env, device):
-    """--gpus=N on a machine without CUDA is a mistake unless --device=cpu asks for N CPU processes."""
-    if 'WORLD_SIZE' in env or opts.gpus is None or opts.gpus == 1 or opts.device == 'cpu' or device != 'cpu':
+def _check_gpus_have_devices(opts, env, device, cuda_devices=None):
+    """--gpus=N on a machine without CUDA is a mistake unless --device=cpu asks for N CPU processes; on CUDA,
+    N must not exceed the visible devices (cuda_devices, when known)."""
+    if 'WORLD_SIZE' in env or opts.gpus is None or opts.gpus == 1:
+        return
+    if device == 'cuda':
+        if cuda_devices is not None and opts.gpus > cuda_devices:
+            raise ConfigError(f'--gpus={opts.gpus}: only {cuda_devices} CUDA device(s) are visible here '
+                              f'(see CUDA_VISIBLE_DEVICES); accepted: 1 to {cuda_devices}')
+        return
+    if opts.device == 'cpu':
         return
     raise ConfigError(f'--gpus={opts.gpus}: no CUDA device is available; add --device=cpu to train {opts.gpus} CPU '
                       f'processes, or leave --gpus out')
@@ -197,11 +205,11 @@ def parse_options(options):
     return opts
 
 
-def resolve_general(c, opts, env, cuda_available):
+def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     """Processes, device, seed, metrics, tick and snapshot intervals, and the plain range checks."""
     c.num_processes = _num_processes(opts, env)
     c.device = _resolve_device(opts.device, cuda_available)
-    _check_gpus_have_devices(opts, env, c.device)
+    _check_gpus_have_devices(opts, env, c.device, cuda_devices)
     opts.fp32_given, opts.fp32 = opts.fp32, _use_fp32(opts, c.device)
     opts.workers = default_workers(available_cores(), c.num_processes) if opts.workers is None else opts.workers
     c.random_seed = int(opts.seed)
@@ -431,17 +439,18 @@ def _notes(opts, spec, cfg_name, resolution):
     return notes
 
 
-def resolve_config(options, env=None, cuda_available=False, notes=None):
+def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_devices=None):
     """Validated training config (EasyDict) from command-line `options` (DEFAULTS keys; None = not given).
 
     env: the process environment (os.environ), consulted for torchrun's WORLD_SIZE.
     cuda_available: whether torch sees a CUDA device (decides the default --device).
+    cuda_devices: how many it sees (checks --gpus), or None when unknown.
     notes: a list that receives one-line notices for the user (fp16 off on the CPU, a preset of another
     resolution); None discards them.
     """
     opts = parse_options(options)
     c = dnnlib.EasyDict()
-    resolve_general(c, opts, {} if env is None else env, cuda_available)
+    resolve_general(c, opts, {} if env is None else env, cuda_available, cuda_devices)
     facts = resolve_dataset(c, opts)
     c.cfg, spec = resolve_preset(opts, facts.resolution, c.num_processes)
     resolve_batch(c, opts, spec)
