@@ -386,3 +386,11 @@ def options_naming(c, class_name):
     kwargs = hostile_dataset_kwargs(c, class_name)
     pkl = run_with_options_file(c, json.dumps(dict(training_set_kwargs=kwargs)).encode('utf-8'))
     return without('--data', met(c, network=pkl))
+
+
+def proj(c, *extra, network=None, target=None):
+    """projector.py arguments: a tiny snapshot, a 16x16 target image and the stand-in detectors, two steps."""
+    if target is None:
+        target = write_bytes(c.tmp / 'target.png', png_bytes(size=16))
+    return with_flags([f'--network={network or c.s.snapshot}', f'--target={target}', f'--outdir={c.tmp / "proj"}',
+                       '--num-steps=2', f'--detector-dir={c.s.detectors}', '--device=cpu'], *extra)

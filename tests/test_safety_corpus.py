@@ -23,7 +23,7 @@ from tests import generate_helpers
 from tests import metrics_helpers
 from tests import safety_helpers as evil
 from tests.corpus_helpers import (Context, dry, dt, evil_pkl, export_args, garbage_resume_state, gen, half_replaced_run,
-                                  labelled, legacy_args, met, mnist_cut_short, nan_ws, projected, run_with_options_file,
+                                  labelled, legacy_args, met, mnist_cut_short, nan_ws, proj, projected, run_with_options_file,
                                   stand_in_run, style_mixing, tampered_run, tr, without)
 from tests.train_helpers import TINY_ARGS, write_image_folder
 
@@ -38,6 +38,7 @@ TOOLS = {
     'dataset_tool': ('dataset_tool', 'main', ['dataset_tool.py']),
     'export':       ('training.export', 'main', ['-m', 'training.export']),
     'legacy':       ('training.legacy', 'convert_network_pickle', ['-m', 'training.legacy']),
+    'projector':    ('projector', 'main', ['projector.py']),
 }
 
 # tool: a TOOLS key; setup(c) builds the bad input under c.tmp and returns the arguments; expect: fragments of
@@ -402,7 +403,23 @@ CONVERTERS = [
          'cannot write {tmp}/ours.pkl: the disk is full'),
 ]
 
-CORPUS = GENERATE + METRICS + TRAIN_DATA + TRAIN_FLAGS + TRAIN_RESUME + DATASET + CONVERTERS
+PROJECTOR = [
+    case('projector-target-missing', 'projector', lambda c: proj(c, target=c.tmp / 'nowhere.png'), '{tmp}/nowhere.png'),
+    case('projector-target-not-an-image', 'projector',
+         lambda c: proj(c, target=bad.write_bytes(c.tmp / 'target.png', NOT_IMAGE)), '{tmp}/target.png'),
+    case('projector-network-garbage', 'projector', lambda c: proj(c, network=bad.garbage(c.tmp / 'garbage.pkl')),
+         '{tmp}/garbage.pkl'),
+    case('projector-malicious-network', 'projector', lambda c: proj(c, network=evil_pkl(c, evil.system_payload(c.marker))),
+         f'refusing to load {SYSTEM}'),
+    case('projector-conditional-network', 'projector', lambda c: proj(c, network=c.s.conditional), 'conditional'),
+    case('projector-steps-zero', 'projector', lambda c: proj(c, '--num-steps=0'), '--num-steps'),
+    case('projector-detector-dir-is-a-file', 'projector',
+         lambda c: proj(c, f'--detector-dir={bad.write_bytes(c.tmp / "file", b"x")}'), '--detector-dir'),
+    case('projector-outdir-under-a-file', 'projector',
+         lambda c: proj(c, f'--outdir={bad.write_bytes(c.tmp / "file", b"keep me")}/proj'), '--outdir'),
+]
+
+CORPUS = GENERATE + METRICS + TRAIN_DATA + TRAIN_FLAGS + TRAIN_RESUME + DATASET + CONVERTERS + PROJECTOR
 
 #----------------------------------------------------------------------------
 # Running a case.
