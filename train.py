@@ -147,7 +147,6 @@ def main(**options):
     torchrun --nnodes=2 --nproc-per-node=8 --rdzv-backend=c10d --rdzv-endpoint=HOST:29500 train.py --outdir=runs --data=...
     """
     dry_run = options.pop('dry_run')
-    allow_transfer = options.pop('transfer')
     rank = run_launch.torchrun_rank(os.environ)
     if options['device'] is None and not torch.cuda.is_available():
         if rank is None or rank[0] == 0:
@@ -158,7 +157,6 @@ def main(**options):
                                             cuda_devices=torch.cuda.device_count())
     except run_config.ConfigError as exc:
         raise click.UsageError(str(exc))
-    config.allow_transfer = allow_transfer
     if rank is None or rank[0] == 0:
         for note in notes:
             click.echo(note, err=True)

@@ -3,8 +3,8 @@
 # training_loop(config, rank, device) runs one process of a run; train.py resolves `config`
 # (training/run/config.py) and training/run/launch.py starts one process per GPU. Ranks average gradients
 # through training/run/gradients.py (buckets sent while backward runs, no DDP wrapper), so the same code
-# serves 1 process, N local processes and torchrun across nodes. Only rank 0 writes files. Everything that changes during the run lives in
-# the `Run` object below; nothing is kept at module level.
+# serves 1 process, N local processes and torchrun across nodes. Only rank 0 writes files. Everything that
+# changes during the run lives in the `Run` object below; nothing is kept at module level.
 
 import copy
 import os

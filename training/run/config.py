@@ -30,6 +30,7 @@ DEFAULTS = dict(
     map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
     reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
     glead_real_in_r1=True, detector_dir=None, grid=None, stop_on_nonfinite=True, keep_snapshots=None,
+    transfer=False,
 )
 # fp32=None: fp32 on the CPU (fp16 layers only emulated there, 80-100x slower), the preset's fp16 layers on CUDA.
 # workers=None: default_workers() of the cores this process may use.
@@ -217,6 +218,7 @@ def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.
     c.network_snapshot_ticks = c.image_snapshot_ticks = int(_positive(opts.snap, 'snap', int))
     c.keep_snapshots = _positive(opts.keep_snapshots, 'keep-snapshots', int)  # None = keep every snapshot.
+    c.allow_transfer = bool(opts.transfer)  # --resume from other networks copies what matches.
     c.kimg_per_tick = float(_positive(opts.tick, 'tick'))
     _positive(opts.subset, 'subset', int)
     if opts.freezed < 0:
