@@ -133,6 +133,8 @@ def _check_training_data(training_set_kwargs):
               type=click.IntRange(min=0))
 # Clusters.
 @click.option('--preempt-exit-code', help='Exit code after SIGTERM/SIGUSR1/SIGINT wrote a snapshot [default: 0]', type=click.IntRange(0, 255))
+@click.option('--dist-timeout', help='Seconds a multi-process collective waits for a lost peer before the run stops '
+              'with an error; must exceed the longest pause of rank 0 alone (a snapshot write) [default: 1800]', type=float)
 def main(**options):
     """Train a GAN with the techniques of StyleGAN2-ADA, plus the image squeeze connection.
 
@@ -173,7 +175,7 @@ def main(**options):
 
     try:
         run_launch.start(config)
-    except (*run_launch.USER_ERRORS, run_launch.UserErrorInRank) as exc:
+    except (*run_launch.USER_ERRORS, run_launch.UserErrorInRank, run_launch.RankFailure) as exc:
         raise click.ClickException(str(exc))
 
 

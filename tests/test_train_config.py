@@ -247,3 +247,16 @@ def test_more_gpus_than_visible_cuda_devices_is_one_line(tmp_path, data16):
     config = resolve_config(tiny_options(tmp_path / 'runs', data16, gpus=2, device='cuda'), env={}, cuda_available=True,
                             cuda_devices=2)
     assert config.num_processes == 2
+
+
+def test_dist_timeout_reaches_the_process_group_and_must_be_positive(tmp_path, data16, monkeypatch):
+    from training.run import launch  # pylint: disable=import-outside-toplevel
+    assert resolve(tmp_path, data16).dist_timeout == launch.DEFAULT_DIST_TIMEOUT
+    config = resolve(tmp_path, data16, dist_timeout=90)
+    joined = {}
+    monkeypatch.setattr(launch.torch.distributed, 'init_process_group', lambda **kwargs: joined.update(kwargs))
+    launch._init_process_group(config, 0, 0, 'file:///nowhere')  # pylint: disable=protected-access
+    assert joined['timeout'].total_seconds() == 90 and joined['backend'] == 'gloo'
+    for bad in (0, -5, float('nan'), float('inf')):
+        with pytest.raises(ConfigError, match=rf'--dist-timeout={bad}: must be a positive finite number'):
+            resolve(tmp_path, data16, dist_timeout=bad)

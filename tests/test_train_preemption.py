@@ -129,3 +129,15 @@ def test_spawned_ranks_receive_the_signal_agree_and_exit_with_the_parent(tmp_pat
     assert _alive(ranks) == []
     run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
     assert any(f.endswith('.resume.pt') for f in os.listdir(run_dir))
+
+
+def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(tmp_path, data16):
+    proc = _start(tmp_path / 'runs', data16, '--gpus=2', '--kimg=10')
+    _wait_for_first_tick(proc)
+    ranks = _children(proc.pid)
+    proc.send_signal(signal.SIGUSR1)
+    proc.send_signal(signal.SIGTERM)  # A different signal, so that the two are not merged into one while pending.
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
+    assert 'Traceback' not in out
+    assert _alive(ranks) == []

@@ -249,8 +249,11 @@ class Run:
     def evaluate(self, snapshot_data):
         """Run config.metrics on the snapshot's G_ema (every rank takes part); returns {name: value}.
 
-        A metric that fails (a detector deleted mid-run, its line not writable) is logged in one line and
-        skipped: training never dies for a metric.
+        With one process, a metric that fails (a detector deleted mid-run, its line not writable) is logged in
+        one line and skipped: training never dies for a metric. With several, a failure inside the metric's
+        collectives may be one rank's alone (a detector missing on one node) while the others wait for it, so
+        it ends the run (the launcher stops every rank and names this one); writing rank 0's line involves no
+        collective, and a failure there is still only logged.
         """
         results = {}
         if not self.config.metrics:
@@ -263,22 +266,31 @@ class Run:
         self.log(f'Evaluating metrics: {", ".join(self.config.metrics)}')
         for metric in self.config.metrics:
             try:
-                results.update(self.evaluate_one(metric_main, metric, snapshot_data))
+                result = self.calc_metric(metric_main, metric, snapshot_data)
             except Exception as exc:  # pylint: disable=broad-except
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-                self.log(f'Metric {metric} failed, training goes on: {reason}')
+                if self.config.num_processes > 1:
+                    raise
+                self.log_metric_failure(metric, exc)
+                continue
+            try:
+                if self.rank == 0:
+                    metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
+                results.update(result.results)
+            except Exception as exc:  # pylint: disable=broad-except
+                self.log_metric_failure(metric, exc)
         self.record_best(results, snapshot_data.get('path'))
         return results
 
-    def evaluate_one(self, metric_main, metric, snapshot_data):
-        """One metric on every rank; rank 0 prints it and appends it to metric-<name>.jsonl. Returns its results."""
+    def log_metric_failure(self, metric, exc):
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        self.log(f'Metric {metric} failed, training goes on: {reason}')
+
+    def calc_metric(self, metric_main, metric, snapshot_data):
+        """One metric, computed by every rank together (a collective call)."""
         c = self.config
-        result = metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
-                                         num_gpus=c.num_processes, rank=self.rank, device=self.device,
-                                         detector_dir=c.get('detector_dir'))
-        if self.rank == 0:
-            metric_main.report_metric(result, run_dir=self.run_dir, snapshot_pkl=snapshot_data.get('path'))
-        return result.results
+        return metric_main.calc_metric(metric=metric, G=snapshot_data['G_ema'], dataset_kwargs=c.training_set_kwargs,
+                                       num_gpus=c.num_processes, rank=self.rank, device=self.device,
+                                       detector_dir=c.get('detector_dir'))
 
     def record_best(self, results, snapshot_pkl):
         """Keep <run_dir>/best.json: per metric result, the best value so far and the snapshot that reached it."""

@@ -14,6 +14,7 @@ from training.run import reg_config
 from training.run.presets import (AUTO_KEYS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
                                   list_presets, load_preset, resolve_auto)
 from training.run import resume as run_resume
+from training.run.launch import DEFAULT_DIST_TIMEOUT
 
 #----------------------------------------------------------------------------
 
@@ -30,7 +31,7 @@ DEFAULTS = dict(
     map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
     reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
     glead_real_in_r1=True, detector_dir=None, grid=None, stop_on_nonfinite=True, keep_snapshots=None,
-    transfer=False,
+    transfer=False, dist_timeout=None,
 )
 # fp32=None: fp32 on the CPU (fp16 layers only emulated there, 80-100x slower), the preset's fp16 layers on CUDA.
 # workers=None: default_workers() of the cores this process may use.
@@ -228,6 +229,7 @@ def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     if not 0 <= opts.preempt_exit_code <= 255:
         raise ConfigError(f'--preempt-exit-code={opts.preempt_exit_code}: must be in [0, 255]')
     c.preempt_exit_code = int(opts.preempt_exit_code)
+    c.dist_timeout = float(_positive(opts.dist_timeout, 'dist-timeout') or DEFAULT_DIST_TIMEOUT)  # Seconds.
     c.cudnn_benchmark = not opts.nobench
     c.allow_tf32 = bool(opts.allow_tf32)
     c.outdir = opts.outdir

@@ -1,39 +1,51 @@
-"""Start training processes: one process, N local processes (torch.multiprocessing) or under torchrun (env://)."""
+"""Start training processes: one process, N local processes (spawned) or under torchrun (env://), and end them cleanly."""
 
+# Every way a multi-process run ends is handled here, so that none of them hangs or prints a traceback:
+# - done or preempted: each rank destroys its process group and exits normally;
+# - an error a user can act on (USER_ERRORS: a full disk, bad data, a bad --resume, a NaN loss): the rank
+#   leaves its one-line message in the launch's temporary folder and exits at once;
+# - any other exception: the same, with the traceback, which the parent appends to the run's log.txt;
+# - killed (SIGKILL, the OOM killer, a segfault): nothing to write, the parent sees the signal.
+# The parent watches its ranks; at the first one that ends badly it kills the others (they would only wait
+# in a collective for a peer that is gone; snapshots are written atomically, so a kill never leaves a
+# partial one) and raises one RankFailure line naming the rank and how it ended. Under torchrun the elastic
+# agent does the watching; a lost peer across nodes ends at --dist-timeout instead of hanging.
+
+import datetime
+import json
+import multiprocessing.connection
 import os
+import signal
+import sys
 import tempfile
+import time
+import traceback
 
 import torch
 
 import dnnlib
 from training.dataset import DatasetError
+from training.loss import NonFiniteLossError
 from training.run import preemption as run_preemption
 from training.run import resume as run_resume
 from training.run import run_dir as run_dirs
 
-# Errors whose one-line message tells the user what to fix (a full disk, bad data, a bad --resume): train.py
-# prints them without a traceback. A spawned rank leaves its message in the launch's temporary folder and
-# exits with USER_ERROR_EXIT_CODE; the parent raises the lowest rank's message as UserErrorInRank, so the
-# user reads it once, however many ranks met it.
-USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError)
-USER_ERROR_EXIT_CODE = 3
+# Errors whose one-line message tells the user what to fix: train.py prints them without a traceback, and
+# the parent of spawned ranks reports the first rank's message once, however many ranks met it.
+USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError, NonFiniteLossError)
+RANK_ERROR_EXIT_CODE = 3    # A spawned rank that stopped on an exception (its message is in its error file).
+DEFAULT_DIST_TIMEOUT = 1800  # Seconds a collective waits for a lost peer (torch's own gloo default).
 
 
 class UserErrorInRank(Exception):
     """A spawned rank stopped on one of USER_ERRORS; the message is that error's one line."""
 
 
-def _error_file(temp_dir, rank):
-    return os.path.join(temp_dir, f'error-rank{rank:04d}.txt')
+class RankFailure(Exception):
+    """A spawned rank crashed, was killed or exited with an unexpected code; the message says which and how."""
 
-
-def _first_rank_error(temp_dir, num_processes):
-    for rank in range(num_processes):
-        if os.path.isfile(_error_file(temp_dir, rank)):
-            with open(_error_file(temp_dir, rank), encoding='utf-8') as f:
-                return f.read()
-    return 'a training process stopped on an error (see above)'
-
+#----------------------------------------------------------------------------
+# Ranks.
 
 def torchrun_rank(env):
     """(rank, local_rank, world_size) when started by torchrun (RANK/WORLD_SIZE/LOCAL_RANK set), else None."""
@@ -43,55 +55,175 @@ def torchrun_rank(env):
 
 
 def _init_process_group(config, rank, local_rank, init_method):
-    """Join the process group: NCCL on CUDA (one device per local rank), gloo on CPU."""
+    """Join the process group: NCCL on CUDA (one device per local rank), gloo on CPU; collectives time out
+    after config.dist_timeout seconds."""
     if config.device == 'cuda':
         torch.cuda.set_device(local_rank)
     backend = 'nccl' if config.device == 'cuda' else 'gloo'
+    timeout = datetime.timedelta(seconds=config.get('dist_timeout', DEFAULT_DIST_TIMEOUT))
     torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank,
-                                         world_size=config.num_processes)
+                                         world_size=config.num_processes, timeout=timeout)
 
 
-def _subprocess_fn(local_rank, config, temp_dir):
-    """Entry point of one local process started by torch.multiprocessing.spawn."""
-    init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
-    _init_process_group(config, local_rank, local_rank, f'file://{init_file}')
-    try:
-        _run(config, rank=local_rank, local_rank=local_rank)
-    except USER_ERRORS as exc:
-        with open(_error_file(temp_dir, local_rank), 'w', encoding='utf-8') as f:
-            f.write(str(exc))
-        raise SystemExit(USER_ERROR_EXIT_CODE) from None
+def _destroy_process_group():
+    """Leave the process group, so that its threads end before the interpreter does (else: SIGABRT at exit)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
 
 
 def _run(config, rank, local_rank):
     """Train in this process; a preempted run exits with config.preempt_exit_code where that is not 0."""
-    from training import training_loop  # pylint: disable=import-outside-toplevel
+    from training import training_loop  # pylint: disable=import-outside-toplevel  # Spawned ranks import it here.
     device = torch.device('cuda', local_rank) if config.device == 'cuda' else torch.device('cpu')
     log_path = os.path.join(config.run_dir, 'log.txt') if rank == 0 else None
     with dnnlib.util.Logger(file_name=log_path, file_mode='a', should_flush=True):
         run = training_loop.training_loop(config, rank=rank, device=device)
-    if run.preemption.agreed is not None and config.get('preempt_exit_code', 0):
-        raise SystemExit(config.preempt_exit_code)
+    return config.get('preempt_exit_code', 0) if run.preemption.agreed is not None else 0
+
+#----------------------------------------------------------------------------
+# Spawned ranks and their parent.
+
+def _error_file(temp_dir, rank):
+    return os.path.join(temp_dir, f'error-rank{rank:04d}.json')
+
+
+def _write_rank_error(temp_dir, rank, exc, user_error):
+    """Leave the rank's one-line message (and, for a crash, its traceback) for the parent; atomic."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if user_error:
+        message = str(exc).strip()
+    else:
+        message = f'{type(exc).__name__}: {lines[0]}' if lines else type(exc).__name__
+    record = dict(time=time.time(), user_error=user_error, message=message,
+                  traceback=None if user_error else traceback.format_exc())
+    path = _error_file(temp_dir, rank)
+    with open(path + '.tmp', 'w', encoding='utf-8') as f:
+        json.dump(record, f)
+    os.replace(path + '.tmp', path)
+
+
+def _read_rank_error(temp_dir, rank):
+    try:
+        with open(_error_file(temp_dir, rank), encoding='utf-8') as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _exit_at_once(code):
+    """Leave without interpreter teardown: a rank that failed may hold collectives its peers never finish."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)  # pylint: disable=protected-access
+
+
+def _rank_main(rank, config, temp_dir):
+    """Entry point of one spawned rank: train, then leave the group; on any exception, report it and exit at once."""
+    init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+    try:
+        _init_process_group(config, rank, rank, f'file://{init_file}')
+        code = _run(config, rank=rank, local_rank=rank)
+    except KeyboardInterrupt:  # Ctrl-C before the preemption handlers were installed.
+        _write_rank_error(temp_dir, rank, 'interrupted before training started', user_error=True)
+        _exit_at_once(RANK_ERROR_EXIT_CODE)
+    except BaseException as exc:  # pylint: disable=broad-except
+        _write_rank_error(temp_dir, rank, exc, user_error=isinstance(exc, USER_ERRORS))
+        _exit_at_once(RANK_ERROR_EXIT_CODE)
+    _destroy_process_group()
+    _exit_at_once(code)
+
+
+def _how_it_ended(exitcode):
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name if -exitcode in signal.valid_signals() else f'signal {-exitcode}'
+        hint = ' (the kernel\'s out-of-memory killer sends it)' if -exitcode == signal.SIGKILL else ''
+        return f'was killed by {name}{hint}'
+    return f'exited with code {exitcode}'
+
+
+def _watch(processes, ended_badly):
+    """Wait until every process has ended well, or one has not (`ended_badly(index)`); returns that one's index or None.
+
+    At the first bad end, the others are killed at once and reaped.
+    """
+    alive = {process.sentinel: index for index, process in enumerate(processes)}
+    failed = None
+    while alive and failed is None:
+        for sentinel in multiprocessing.connection.wait(list(alive)):
+            index = alive.pop(sentinel)
+            processes[index].join()
+            if failed is None and ended_badly(index):
+                failed = index
+    for process in processes:
+        if process.is_alive():
+            process.kill()
+    for process in processes:
+        process.join()
+    return failed
+
+
+def _failure(processes, failed, temp_dir, config):
+    """The exception that tells the user how the run ended when rank `failed` ended unexpectedly."""
+    errors = {rank: _read_rank_error(temp_dir, rank) for rank in range(len(processes))}
+    if processes[failed].exitcode < 0 or errors[failed] is None:  # Killed (or exited) without an error of its own.
+        first = failed
+    else:  # Peers of a failed rank may fail too (a broken collective): the earliest error is the cause.
+        first = min((rank for rank in errors if errors[rank] is not None), key=lambda rank: errors[rank]['time'])
+    error = errors.get(first) if processes[first].exitcode >= 0 else None
+    if error is not None and error['user_error']:
+        return UserErrorInRank(error['message'])
+    if error is not None:
+        where = _append_to_log(config, f'Traceback of rank {first}:\n{error["traceback"]}')
+        return RankFailure(f'training process rank {first} stopped on {error["message"]}; the other ranks were '
+                           f'stopped{where}')
+    return RankFailure(f'training process rank {first} {_how_it_ended(processes[first].exitcode)}; the other ranks '
+                       f'were stopped{_resume_hint(config)}')
+
+
+def _append_to_log(config, text):
+    """Append `text` to the run's log.txt; returns ' (traceback in PATH)', or '' when there is no log."""
+    run_dir = config.get('run_dir')
+    if not run_dir or not os.path.isdir(run_dir):
+        return ''
+    path = os.path.join(run_dir, 'log.txt')
+    try:
+        with open(path, 'a', encoding='utf-8') as f:
+            f.write(text)
+    except OSError:
+        return ''
+    return f' (traceback in {path})'
+
+
+def _resume_hint(config):
+    run_dir = config.get('run_dir')
+    names = os.listdir(run_dir) if run_dir and os.path.isdir(run_dir) else []
+    if any(name.startswith('network-snapshot-') and name.endswith('.resume.pt') for name in names):
+        return '; --resume=latest continues from the newest complete snapshot'
+    return ''
 
 
 def _spawn(config):
     """One process per rank; signals to this parent are passed on to them, and their preemption exit code is ours."""
-    torch.multiprocessing.set_start_method('spawn', force=True)
+    context = torch.multiprocessing.get_context('spawn')
+    preempt_code = config.get('preempt_exit_code', 0)
     with tempfile.TemporaryDirectory() as temp_dir:
-        context = torch.multiprocessing.start_processes(_subprocess_fn, args=(config, temp_dir),
-                                                        nprocs=config.num_processes, join=False, start_method='spawn')
-        previous = run_preemption.forward_to(context.processes)
+        processes = [context.Process(target=_rank_main, args=(rank, config, temp_dir), name=f'rank{rank}')
+                     for rank in range(config.num_processes)]
+        for process in processes:
+            process.start()
+        previous = run_preemption.forward_to(processes)
         try:
-            while not context.join():
-                pass
-        except torch.multiprocessing.ProcessExitedException as exc:
-            if exc.exit_code == USER_ERROR_EXIT_CODE:
-                raise UserErrorInRank(_first_rank_error(temp_dir, config.num_processes)) from None
-            if exc.exit_code != config.get('preempt_exit_code', 0):
-                raise
-            raise SystemExit(exc.exit_code) from None
+            failed = _watch(processes, lambda rank: processes[rank].exitcode not in (0, preempt_code) or
+                            os.path.exists(_error_file(temp_dir, rank)))
         finally:
             run_preemption.restore_handlers(previous)
+        if failed is not None:
+            raise _failure(processes, failed, temp_dir, config)
+        if preempt_code and any(process.exitcode == preempt_code for process in processes):
+            raise SystemExit(preempt_code)
 
 
 def launch(config, env=None):
@@ -102,11 +234,15 @@ def launch(config, env=None):
         rank, local_rank, _world = ranks
         if config.num_processes > 1:
             _init_process_group(config, rank, local_rank, 'env://')
-        _run(config, rank=rank, local_rank=local_rank)
+        code = _run(config, rank=rank, local_rank=local_rank)
+        _destroy_process_group()  # Only on success: after an error, torchrun's agent ends the other ranks.
     elif config.num_processes == 1:
-        _run(config, rank=0, local_rank=0)
+        code = _run(config, rank=0, local_rank=0)
     else:
+        code = 0
         _spawn(config)
+    if code:
+        raise SystemExit(code)
 
 
 def start(config, env=None):

@@ -81,14 +81,20 @@ def ignore_in_worker(_worker_id=None):
 
 
 def forward_to(processes):
-    """Handlers for a parent of spawned ranks: each signal is passed on to every child, which decides.
+    """Handlers for a parent of spawned ranks: each signal is passed on to every child, which decides; at a
+    second signal the parent, too, exits at once (with the children).
 
     Returns the previous handlers, for restore_handlers().
     """
+    received = []
+
     def forward(signum, _frame):
         for process in processes:
             if process.is_alive():
                 os.kill(process.pid, signum)
+        if received:
+            exit_now(signum)
+        received.append(signum)
     if not _in_main_thread():
         return {}
     return {signum: signal.signal(signum, forward) for signum in PREEMPT_SIGNALS}
