@@ -7,6 +7,8 @@ import click
 import torch
 
 import dnnlib
+from torch_utils import custom_ops
+from torch_utils.ops import paths as op_paths
 from training.dataset import DatasetError
 from training.run import config as run_config
 from training.run import launch as run_launch
@@ -55,6 +57,14 @@ def _check_output_room(config):
     problem = run_snapshot.output_room_problem(config.outdir, needed)
     if problem is not None:
         raise click.ClickException(f'--outdir={config.outdir}: {problem}; free some space or choose another --outdir')
+
+
+def _check_ops(config):
+    """SQUEEZEGAN_OPS names a mode, and asks for CUDA kernels only on a CUDA run."""
+    try:
+        op_paths.check_mode_fits(config.device)
+    except (custom_ops.OpsModeError, custom_ops.KernelUnavailableError) as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _check_training_data(training_set_kwargs):
@@ -162,6 +172,7 @@ def main(**options):
     if rank is None or rank[0] == 0:
         for note in notes:
             click.echo(note, err=True)
+        _check_ops(config)
         _check_training_data(config.training_set_kwargs)
         _check_lpips(config)
         _check_detectors(config)
@@ -170,6 +181,10 @@ def main(**options):
     if dry_run:
         config.run_dir = os.path.join(config.outdir, f'{run_dirs.next_run_id(config.outdir):05d}-{config.run_desc}')
         _print_config(config)
+        try:  # What the first step would run, kernels built and checked as a rank would.
+            click.echo(op_paths.describe(torch.device(config.device, 0) if config.device == 'cuda' else 'cpu'), err=True)
+        except custom_ops.KernelUnavailableError as exc:
+            raise click.ClickException(str(exc)) from None
         click.echo(f'Dry run: would train in {config.run_dir}; exiting.', err=True)
         return
 

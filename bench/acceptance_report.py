@@ -1,7 +1,10 @@
 """Turn the raw outputs of bench/gpu_acceptance.sh into one dated Markdown section for docs/benchmarks.md."""
 
-# Inputs: bench/ops.py's table, bench/train_speed.py's JSON lines, pytest's summary line and the device's
-# measured copy bandwidth. The section states each target of issue 14 next to what was measured:
+# Inputs: bench/ops.py's table (its first line names each op's path), bench/train_speed.py's JSON lines,
+# bench/host_syncs.py's JSON line, pytest's summary line and the device's measured copy bandwidth. The section
+# says which implementation each op ran, and states each target next to what was measured:
+#   - both ops ran their CUDA kernels (SQUEEZEGAN_OPS=cuda);
+#   - training steps between ticks synchronise with the host only for the augmentation padding (issue 22);
 #   - every op at >= 128x128: CUDA at least 3x its reference path and at least 50% of the copy bandwidth;
 #   - paper256 skip training no slower than stylegan2-ada-pytorch's published 21.6 sec/kimg on one V100,
 #     and that number scaled to the device by memory bandwidth (V100: 900 GB/s), a rough guide only.
@@ -20,7 +23,7 @@ def parse_ops(text):
     """{(op, shape): {impl: (fwd_ms, fwd_gbps, fb_ms, fb_gbps)}} from bench/ops.py's fixed-width table."""
     rows = {}
     for line in text.splitlines():
-        if len(line) < 40 or line.startswith(('device=', 'op ')):
+        if len(line) < 40 or line.startswith(('device=', 'op ', 'Ops on ')):
             continue
         fields = line[24:].split()
         if len(fields) != 6:
@@ -56,6 +59,35 @@ def ops_table(rows, copy_gbps):
     return lines
 
 
+def op_paths_lines(ops_text):
+    """The ops log's 'Ops on ...' line, and whether every op ran its CUDA kernel."""
+    line = next((line for line in ops_text.splitlines() if line.startswith('Ops on ')), None)
+    if line is None:
+        return ['Op paths: **not reported** (the ops log has no "Ops on" line)']
+    paths = [part.split(': ', 1)[-1] for part in line.split('): ', 1)[-1].split('; ')]
+    verdict = 'met' if paths and all(path == 'CUDA kernel' for path in paths) else '**missed**: not every op ran its kernel'
+    return [f'`{line}`', '', f'Target, every op on its CUDA kernel: {verdict}']
+
+
+def sync_lines(json_line):
+    """bench/host_syncs.py's counts, with the target: nothing but the augmentation padding reads from the device."""
+    if not json_line:
+        return ['Host syncs: **not measured** (no output from bench/host_syncs.py)']
+    row = json.loads(json_line)
+    others = row['other_reads']
+    met = not others and row['allowed_pipe_reads'] == row['geometric_resamples'] and \
+        (row['cuda_syncs'] is None or row['cuda_syncs'] <= row['geometric_resamples'])
+    lines = [f'{row["steps"]} training steps between ticks: {row["host_reads"]} host reads, of which '
+             f'{row["allowed_pipe_reads"]} are the augmentation padding ({row["geometric_resamples"]} geometric resamples); '
+             f'PyTorch\'s sync debug mode counted {row["cuda_syncs"]} synchronisations.']
+    if others:
+        lines.append('Other reads: ' + ', '.join(f'`{site}` x{count}' for site, count in sorted(others.items())))
+    if row.get('cuda_sync_sites'):
+        lines.append('Synchronisation sites: ' + ', '.join(f'`{site}` x{count}' for site, count in sorted(row['cuda_sync_sites'].items())))
+    lines.append(f'Target, no host sync but the padding: {"met" if met else "**missed**"}')
+    return lines
+
+
 def train_table(json_lines, copy_gbps):
     lines = ['| preset | res | g-arch | reg | batch | sec/kimg | peak GiB | target |', '|---|---|---|---|---|---|---|---|']
     scaled = V100_SEC_PER_KIMG * V100_GBPS / copy_gbps if copy_gbps else None
@@ -71,10 +103,14 @@ def train_table(json_lines, copy_gbps):
     return lines
 
 
-def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lines):
+def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lines, syncs_line=None):
     out = [f'## GPU acceptance, {date}', '', f'Device: {device}; measured copy bandwidth {copy_gbps:.0f} GB/s.', '',
-           f'`{command}`', '', f'GPU tests: `{pytest_summary.strip() or "no summary"}`', '', '### Ops (fp32, batch 32)', '']
+           f'`{command}`', '', f'GPU tests (SQUEEZEGAN_OPS=cuda): `{pytest_summary.strip() or "no summary"}`', '',
+           '### Ops (fp32, batch 32)', '']
+    out += op_paths_lines(ops_text) + ['']
     out += ops_table(parse_ops(ops_text), copy_gbps)
+    out += ['', '### Host synchronisation in training steps', '']
+    out += sync_lines(syncs_line)
     out += ['', '### Training speed', '']
     out += train_table(train_lines, copy_gbps)
     return '\n'.join(out) + '\n'
@@ -89,12 +125,14 @@ def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lin
 @click.option('--copy-gbps', type=float, required=True)
 @click.option('--ops-log', type=click.Path(exists=True), required=True)
 @click.option('--train-log', type=click.Path(exists=True), required=True)
-def main(device, date_, command, pytest_log, copy_gbps, ops_log, train_log):
+@click.option('--syncs-log', type=click.Path(exists=True), required=True)
+def main(device, date_, command, pytest_log, copy_gbps, ops_log, train_log, syncs_log):
     """Print the Markdown section."""
     summary = [line for line in open(pytest_log, encoding='utf-8').read().splitlines() if line.strip()][-1:]
     train_lines = [line for line in open(train_log, encoding='utf-8') if line.startswith('{')]
+    syncs = [line for line in open(syncs_log, encoding='utf-8') if line.startswith('{')][-1:]
     click.echo(report(device, date_, command, summary[0] if summary else '', copy_gbps,
-                      open(ops_log, encoding='utf-8').read(), train_lines), nl=False)
+                      open(ops_log, encoding='utf-8').read(), train_lines, syncs[0] if syncs else None), nl=False)
 
 
 if __name__ == '__main__':

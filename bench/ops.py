@@ -2,14 +2,19 @@
 
     python bench/ops.py                      # CUDA if available, else CPU with a small batch
     python bench/ops.py --device=cpu --batch=2 --reps=5
+On CUDA it runs with SQUEEZEGAN_OPS=cuda unless that is set: the 'cuda' rows are the kernels or the script
+stops with an error naming the op, never the reference in disguise. The first line names each op's path.
 """
 
+import os
 import time
 
 import click
 import torch
 
+from torch_utils import custom_ops
 from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
+from torch_utils.ops import paths as op_paths
 
 F = torch.nn.functional
 
@@ -108,11 +113,14 @@ def main(device, batch, dtype, reps, max_res):
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
     if device.type == 'cuda' and not torch.cuda.is_available():
         raise click.BadParameter('no CUDA device is available; use --device=cpu', param_hint='--device')
+    if device.type == 'cuda':
+        os.environ.setdefault(custom_ops.OPS_ENV, 'cuda')  # The 'cuda' rows are the kernels, or this stops.
     batch = batch or (32 if device.type == 'cuda' else 2)
     dtype = getattr(torch, dtype)
     impls = ['cuda', 'ref', 'naive'] if device.type == 'cuda' else ['ref', 'naive']
     print(f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"} '
           f'torch={torch.__version__} batch={batch} dtype={dtype} threads={torch.get_num_threads()}')
+    print(op_paths.describe(device))  # What the 'cuda' rows ran (checked again below, per op).
     print(f'{"op":<24} {"shape":<14} {"impl":<6} {"fwd ms":>9} {"fwd GB/s":>9} {"f+b ms":>9} {"f+b GB/s":>9}')
     for channels, res in SHAPES:
         if res > max_res:

@@ -5,7 +5,8 @@
 # exactly as train.py does, and times training steps (all phases, lazy regularisation included, EMA)
 # after warm-up steps. Prints one JSON line per (architecture, regulariser); each runs in a fresh process
 # so that its peak memory is its own. GLeaD needs the LPIPS weights: --detector-dir, or --random-lpips
-# for stand-in weights of the same shapes (timing does not depend on their values).
+# for stand-in weights of the same shapes (timing does not depend on their values). On CUDA it runs with
+# SQUEEZEGAN_OPS=cuda unless that is set, and each line names the path each op took ("ops").
 
 import json
 import os
@@ -23,6 +24,8 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # The metrics package, not bench/metrics.py.
 
+from torch_utils import custom_ops  # noqa: E402
+from torch_utils.ops import paths as op_paths  # noqa: E402
 from training.run import config as training_config  # noqa: E402
 from training import training_loop  # noqa: E402
 
@@ -88,6 +91,8 @@ def measure(options, steps, warmup, device):
 @click.option('--random-lpips', help='GLeaD with random stand-in LPIPS weights (for timing only)', is_flag=True)
 def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_type, detector_dir, random_lpips):
     """Time training steps of a preset for each generator architecture and regulariser."""
+    if device == 'cuda':
+        os.environ.setdefault(custom_ops.OPS_ENV, 'cuda')  # Timed on the kernels, or stopped with an error.
     archs, regs = g_arch.split(','), reg_type.split(',')
     if len(archs) > 1 or len(regs) > 1:
         args = [arg for arg in sys.argv[1:] if not arg.startswith(('--g-arch=', '--reg-type='))]
@@ -107,7 +112,7 @@ def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_t
             sec_per_kimg, peak, params, config = measure(options, steps, warmup, device)
             print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, reg_type=regs[0], device=device, batch=config.batch_size,
                                   batch_gpu=config.batch_gpu, G_params=params, sec_per_kimg=round(sec_per_kimg, 2),
-                                  peak_mem_gib=round(peak, 3), steps=steps,
+                                  peak_mem_gib=round(peak, 3), steps=steps, ops=op_paths.op_paths(device),
                                   gpu=torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine(),
                                   threads=torch.get_num_threads(), torch=torch.__version__,
                                   date=time.strftime('%Y-%m-%d'))), flush=True)

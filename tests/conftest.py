@@ -26,6 +26,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def _gpu_tests_demand_the_kernels(request, monkeypatch):
+    # A GPU test whose kernel failed to build or to pass its self-check must fail, not quietly compare the
+    # reference with itself: SQUEEZEGAN_OPS=cuda turns every such fallback into KernelUnavailableError.
+    if 'gpu' in request.keywords:
+        monkeypatch.setenv('SQUEEZEGAN_OPS', 'cuda')
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     # CI has 2 cores; tiny test tensors gain nothing from threads and lose badly to contention (a tiny
     # conv took 31 ms with 2 threads and 0.3 ms with 1 on a shared machine).

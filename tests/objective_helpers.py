@@ -101,6 +101,13 @@ class NaND(TinyD):
         return super().forward(img, c) * float('nan')
 
 
+class MinusInfD(TinyD):
+    """Logits of -inf: the generator's loss softplus(-logits) is infinite (not NaN)."""
+
+    def forward(self, img, c):
+        return super().forward(img, c) * 0 - float('inf')
+
+
 class TwoHeadD(TinyD):
     """Returns (logits, features): a discriminator with an extra head, as GGDR/GLeaD-style methods add."""
 

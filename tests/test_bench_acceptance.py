@@ -44,5 +44,43 @@ def test_paper256_skip_is_held_to_the_v100_number_and_its_bandwidth_scaling():
 def test_report_is_one_dated_section():
     text = acceptance_report.report('NVIDIA H200', '2026-12-02', 'bash bench/gpu_acceptance.sh', '68 passed in 50s',
                                     4500.0, OPS, [_train_line('paper256', 'skip', 30.0)])
-    assert text.startswith('## GPU acceptance, 2026-12-02\n') and 'GPU tests: `68 passed in 50s`' in text
+    assert text.startswith('## GPU acceptance, 2026-12-02\n') and 'GPU tests (SQUEEZEGAN_OPS=cuda): `68 passed in 50s`' in text
     assert '**missed** (V100: 21.6)' in text
+
+
+def test_op_paths_must_all_be_the_kernels():
+    kernels = 'Ops on cuda:0 (SQUEEZEGAN_OPS=cuda): bias_act: CUDA kernel; upfirdn2d: CUDA kernel\n'
+    fallback = ('Ops on cuda:0 (SQUEEZEGAN_OPS=auto): bias_act: CUDA kernel; upfirdn2d: reference (the kernel failed '
+                'to build (x; y))\n')
+    assert acceptance_report.op_paths_lines(kernels + OPS)[-1].endswith(': met')
+    assert '**missed**' in acceptance_report.op_paths_lines(fallback + OPS)[-1]
+    assert '**not reported**' in acceptance_report.op_paths_lines(OPS)[0]
+    assert acceptance_report.parse_ops(kernels + OPS) == acceptance_report.parse_ops(OPS)
+
+
+def _syncs(**changes):
+    row = dict(device='NVIDIA H200', steps=8, host_reads=28, allowed_pipe_reads=28, geometric_resamples=28,
+               other_reads={}, cuda_syncs=28, cuda_sync_sites={'training/augment/pipe.py:221': 28})
+    return json.dumps({**row, **changes})
+
+
+def test_host_syncs_target_allows_only_the_padding_reads():
+    assert acceptance_report.sync_lines(_syncs())[-1].endswith(': met')
+    missed = acceptance_report.sync_lines(_syncs(host_reads=29, other_reads={'training/loss.py:300 __bool__': 1}))
+    assert missed[-1].endswith('**missed**') and '`training/loss.py:300 __bool__` x1' in missed[1]
+    assert acceptance_report.sync_lines(_syncs(cuda_syncs=40))[-1].endswith('**missed**')
+    assert '**not measured**' in acceptance_report.sync_lines(None)[0]
+
+
+def test_acceptance_script_without_a_gpu_exits_non_zero_with_one_line(tmp_path):
+    import subprocess  # pylint: disable=import-outside-toplevel
+    import sys  # pylint: disable=import-outside-toplevel
+    import torch  # pylint: disable=import-outside-toplevel
+    if torch.cuda.is_available():
+        return  # On a GPU machine this would start the real run.
+    result = subprocess.run(['bash', os.path.join(REPO_ROOT, 'bench', 'gpu_acceptance.sh')], capture_output=True, text=True,
+                            env=dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path)), timeout=120, check=False)
+    assert result.returncode == 1
+    problems = [line for line in result.stderr.splitlines() if not line.startswith('[acceptance]')]
+    assert problems == [f'gpu_acceptance: {sys.executable} finds no CUDA device here (no torch, or '
+                        f'torch.cuda.is_available() is False); run it on the GPU machine']

@@ -203,11 +203,25 @@ def test_augment_pipe_sees_every_image_shown_to_discriminator():
 #----------------------------------------------------------------------------
 # Non-finite losses.
 
-def test_non_finite_loss_raises_naming_phase_and_step():
-    G, D, loss = _make(D=helpers.NaND())
-    with pytest.raises(NonFiniteLossError, match=r'NaN in phase Dmain .* at image 12345 \(kimg 12\.3\)'):
-        loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=12345)
-    assert all(p.grad is None for p in D.parameters())  # Nothing was trained on the NaN.
+def test_non_finite_loss_is_raised_at_the_check_naming_the_first_phase_and_step():
+    G, D, loss = _make()
+    loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=100)
+    loss.raise_if_nonfinite()  # All finite so far.
+    loss.D = helpers.NaND()
+    loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=12345)  # Noted on the device, not raised.
+    loss.accumulate_gradients('Gmain', *helpers.batch(G), gain=1, cur_nimg=12349)
+    with pytest.raises(NonFiniteLossError, match=r'^Loss/D/loss \(fake\) is NaN in phase Dmain \(Dgen pass\) at image 12345 '
+                                                 r'\(kimg 12\.3\); lower the learning rate'):
+        loss.raise_if_nonfinite()
+    loss.raise_if_nonfinite()  # Each check covers the steps since the last one.
+
+
+def test_infinite_loss_is_named_as_infinite():
+    G, D, loss = _make()
+    loss.D = helpers.MinusInfD()
+    loss.accumulate_gradients('Gmain', *helpers.batch(G), gain=1, cur_nimg=8)
+    with pytest.raises(NonFiniteLossError, match=r'^Loss/G/loss is infinite in phase Gmain \(Gmain pass\) at image 8 '):
+        loss.raise_if_nonfinite()
 
 
 def test_non_finite_check_can_be_turned_off():

@@ -147,3 +147,73 @@ def test_self_check_works_inside_no_grad_and_inference_mode(kernel_on_cpu):
 def test_self_check_warning_is_a_plugin_unavailable_warning():
     # Filters written for "cannot be built" warnings also cover a kernel that fails its check.
     assert issubclass(custom_ops.PluginSelfCheckWarning, custom_ops.PluginUnavailableWarning)
+
+#----------------------------------------------------------------------------
+# SQUEEZEGAN_OPS: auto (reference after one warning), cuda (an error instead), ref (never a kernel).
+
+def test_ops_mode_is_auto_by_default_and_refuses_other_values(monkeypatch):
+    monkeypatch.delenv(custom_ops.OPS_ENV, raising=False)
+    assert custom_ops.ops_mode() == 'auto'
+    assert custom_ops.ops_mode({custom_ops.OPS_ENV: ' CUDA '}) == 'cuda'
+    with pytest.raises(custom_ops.OpsModeError, match=r'^SQUEEZEGAN_OPS=kernel: accepted values are auto, cuda, ref$'):
+        custom_ops.ops_mode({custom_ops.OPS_ENV: 'kernel'})
+
+
+@pytest.mark.parametrize('module_name, run', [('bias_act_plugin', _run_bias_act), ('upfirdn2d_plugin', _run_upsample2d)])
+def test_cuda_mode_turns_a_failed_self_check_into_an_error_naming_the_op(kernel_on_cpu, monkeypatch, module_name, run):
+    monkeypatch.setenv(custom_ops.OPS_ENV, 'cuda')
+    kernel_on_cpu(module_name, FailingPlugin())
+    pattern = rf'^SQUEEZEGAN_OPS=cuda: custom op "{module_name}" failed its self-check on cpu \(RuntimeError: CUDA error'
+    for _ in range(2):  # Every later call too: never a silent fallback.
+        with pytest.raises(custom_ops.KernelUnavailableError, match=pattern):
+            run()
+
+
+def test_cuda_mode_turns_a_failed_build_into_an_error_naming_the_op(kernel_on_cpu, monkeypatch):
+    monkeypatch.setenv(custom_ops.OPS_ENV, 'cuda')
+    kernel_on_cpu('bias_act_plugin', None)
+    monkeypatch.setitem(custom_ops._problems, 'bias_act_plugin', 'failed to build (nvcc fatal: bad flag)')  # pylint: disable=protected-access
+    with pytest.raises(custom_ops.KernelUnavailableError,
+                       match=r'^SQUEEZEGAN_OPS=cuda: custom op "bias_act_plugin" failed to build \(nvcc fatal: bad flag\)$'):
+        _run_bias_act()
+
+
+def test_auto_mode_warns_once_naming_the_op_and_the_switches(kernel_on_cpu, monkeypatch):
+    monkeypatch.delenv(custom_ops.OPS_ENV, raising=False)
+    kernel_on_cpu('upfirdn2d_plugin', FailingPlugin())
+    with pytest.warns(custom_ops.PluginSelfCheckWarning, match=r'"upfirdn2d_plugin" failed its self-check on cpu .*'
+                                                              r'SQUEEZEGAN_OPS=cuda makes this an error') as record:
+        _run_upsample2d()
+        _run_upsample2d()
+    assert len(record) == 1
+
+
+def test_ref_mode_never_calls_a_kernel(kernel_on_cpu, monkeypatch):
+    monkeypatch.setenv(custom_ops.OPS_ENV, 'ref')
+    bias_plugin = kernel_on_cpu('bias_act_plugin', ReferenceBiasActPlugin())
+    filter_plugin = kernel_on_cpu('upfirdn2d_plugin', ReferenceUpFirDn2dPlugin())
+    _run_bias_act()
+    _run_upsample2d()
+    assert bias_plugin.orders == [] and filter_plugin.calls == 0
+
+
+def test_op_paths_name_what_each_op_runs_and_why(kernel_on_cpu, monkeypatch):
+    from torch_utils.ops import paths  # pylint: disable=import-outside-toplevel
+    monkeypatch.delenv(custom_ops.OPS_ENV, raising=False)
+    kernel_on_cpu('bias_act_plugin', ReferenceBiasActPlugin())
+    kernel_on_cpu('upfirdn2d_plugin', WrongUpFirDn2dPlugin())
+    with pytest.warns(custom_ops.PluginSelfCheckWarning):
+        found = paths.op_paths('cpu')
+    assert found['bias_act'] == 'CUDA kernel'
+    assert found['upfirdn2d'].startswith('reference (the kernel failed its self-check on cpu (output in float32')
+    monkeypatch.setenv(custom_ops.OPS_ENV, 'ref')
+    assert paths.describe('cpu') == ('Ops on cpu (SQUEEZEGAN_OPS=ref): bias_act: reference (SQUEEZEGAN_OPS=ref); '
+                                     'upfirdn2d: reference (SQUEEZEGAN_OPS=ref)')
+
+
+def test_cuda_mode_on_a_run_without_cuda_stops_at_start(monkeypatch):
+    from torch_utils.ops import paths  # pylint: disable=import-outside-toplevel
+    monkeypatch.setenv(custom_ops.OPS_ENV, 'cuda')
+    with pytest.raises(custom_ops.KernelUnavailableError, match=r'^SQUEEZEGAN_OPS=cuda: this run has no CUDA device'):
+        paths.op_paths('cpu')
+    paths.check_mode_fits('cuda')

@@ -67,3 +67,29 @@ def test_unreadable_resume_file_is_a_one_line_error(tmp_path, data16):
     assert result.exit_code == 1 and 'Traceback' not in result.output
     error_lines = [line for line in result.output.splitlines() if line.startswith('Error:')]
     assert len(error_lines) == 1 and 'broken.pkl' in error_lines[0]
+
+
+@pytest.mark.parametrize('value, message', [
+    ('cuda', 'Error: SQUEEZEGAN_OPS=cuda: this run has no CUDA device (it trains on cpu); unset SQUEEZEGAN_OPS or set it '
+             'to auto or ref'),
+    ('fast', 'Error: SQUEEZEGAN_OPS=fast: accepted values are auto, cuda, ref'),
+])
+def test_squeezegan_ops_that_cannot_hold_stops_at_start_with_one_line(tmp_path, data16, monkeypatch, value, message):
+    monkeypatch.setenv('SQUEEZEGAN_OPS', value)
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS])
+    assert result.exit_code == 1
+    assert [line for line in result.output.splitlines() if line.startswith('Error:')] == [message]
+    assert not (tmp_path / 'runs').exists()
+
+
+@pytest.mark.parametrize('value', ['auto', 'ref'])
+def test_dry_run_and_the_training_log_name_the_path_each_op_takes(tmp_path, data16, monkeypatch, value):
+    monkeypatch.setenv('SQUEEZEGAN_OPS', value)
+    why = 'SQUEEZEGAN_OPS=ref' if value == 'ref' else 'the kernel runs on CUDA tensors only; this is cpu'
+    expected = f'Ops on cpu (SQUEEZEGAN_OPS={value}): bias_act: reference ({why}); upfirdn2d: reference ({why})'
+    dry = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS, '--dry-run'])
+    assert dry.exit_code == 0 and expected in dry.output.splitlines()
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS, '--kimg=0.004'])
+    assert result.exit_code == 0, result.output
+    run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
+    assert expected in (run_dir / 'log.txt').read_text().splitlines()

@@ -123,3 +123,27 @@ def test_a_run_refused_before_its_first_snapshot_leaves_no_run_directory(tmp_pat
                                              f'--resume={garbage}'])
     assert result.exit_code == 1 and f'Error: --resume={garbage}' in result.output
     assert 'Removed ' in result.output and os.listdir(tmp_path / 'runs') == []
+
+
+def test_a_nan_loss_mid_tick_stops_at_the_tick_with_one_line_and_is_never_snapshotted(tmp_path, monkeypatch):
+    from training import loss as training_loss  # pylint: disable=import-outside-toplevel
+    run_D = training_loss.StyleGAN2Loss.run_D
+
+    def diverging_run_D(self, img, c, features=None):  # D diverges from image 4 on (the second step).
+        out = run_D(self, img, c, features)
+        return (out[0] * float('nan') if self.nonfinite_from_now else out[0], *out[1:])
+    monkeypatch.setattr(training_loss.StyleGAN2Loss, 'run_D', diverging_run_D)
+    accumulate = training_loss.StyleGAN2Loss.accumulate_gradients
+
+    def accumulate_gradients(self, phase, *args, cur_nimg, **kwargs):
+        self.nonfinite_from_now = cur_nimg >= 4
+        return accumulate(self, phase, *args, cur_nimg=cur_nimg, **kwargs)
+    monkeypatch.setattr(training_loss.StyleGAN2Loss, 'accumulate_gradients', accumulate_gradients)
+
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS])
+    assert result.exit_code == 1, result.output
+    assert _error_lines(result.output) == ['Error: Loss/G/loss is NaN in phase Gmain (Gmain pass) at image 4 (kimg 0.0); '
+                                           'lower the learning rate or resume from an earlier snapshot']
+    run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
+    assert sorted(name for name in os.listdir(run_dir) if name.endswith('.pkl')) == ['network-snapshot-000000.pkl']

@@ -1,5 +1,10 @@
 """Builds C++/CUDA extensions with ninja on first use (cached, safe across processes), checks each against its
-reference on every device it runs on, or says once why it cannot be used."""
+reference on every device it runs on, or says once why it cannot be used.
+
+SQUEEZEGAN_OPS chooses what happens when a kernel cannot be used (see ops_mode): 'auto' (the default) takes
+the reference after one warning naming the op and why, 'cuda' raises KernelUnavailableError instead (no
+silent slow path on a cluster), 'ref' never builds or calls a kernel.
+"""
 
 import contextlib
 import glob
@@ -20,8 +25,12 @@ except ImportError:  # Windows: torch's own lock file is the only guard there.
 VERBOSITY_LEVELS = ('none', 'brief', 'full')
 verbosity = 'brief'         # 'none': silent, 'brief': one line per build, 'full': the compiler's output.
 
+OPS_ENV = 'SQUEEZEGAN_OPS'
+OPS_MODES = ('auto', 'cuda', 'ref')
+
 _plugins = dict()           # Module name -> built module, or None when it cannot be built here.
 _self_checks = dict()       # (module name, device) -> (module, whether it passed its self-check there).
+_problems = dict()          # Module name or (module name, device) -> why the kernel is not used there.
 
 
 class PluginUnavailableWarning(UserWarning):
@@ -34,6 +43,30 @@ class PluginSelfCheckWarning(PluginUnavailableWarning):
 
 class SelfCheckError(AssertionError):
     """Raised by an op's self-check when its kernel and its reference disagree."""
+
+
+class KernelUnavailableError(RuntimeError):
+    """SQUEEZEGAN_OPS=cuda, and a kernel cannot be used: the one-line message names the op and why."""
+
+
+class OpsModeError(ValueError):
+    """SQUEEZEGAN_OPS holds a value other than auto, cuda or ref."""
+
+
+def ops_mode(env=None):
+    """The SQUEEZEGAN_OPS setting: 'auto' (default), 'cuda' or 'ref'; OpsModeError for anything else."""
+    value = (os.environ if env is None else env).get(OPS_ENV, '')
+    mode = value.strip().lower() or 'auto'
+    if mode not in OPS_MODES:
+        raise OpsModeError(f'{OPS_ENV}={value}: accepted values are {", ".join(OPS_MODES)}')
+    return mode
+
+
+def problem(module_name, device=None):
+    """Why the kernel `module_name` is not used (on `device`, when given), or None when nothing went wrong."""
+    if device is not None and (module_name, str(device)) in _problems:
+        return _problems[(module_name, str(device))]
+    return _problems.get(module_name)
 
 #----------------------------------------------------------------------------
 
@@ -50,6 +83,8 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, **build_kwar
         raise ValueError(f'torch_utils.custom_ops.verbosity must be one of {", ".join(VERBOSITY_LEVELS)}; '
                          f'got {verbosity!r}')
     if module_name in _plugins:
+        if _plugins[module_name] is None and ops_mode() == 'cuda':
+            _refuse(module_name, _problems[module_name])
         return _plugins[module_name]
 
     headers = list(headers or [])
@@ -58,13 +93,15 @@ def get_plugin(module_name, sources, headers=None, source_dir=None, **build_kwar
         sources = [os.path.join(source_dir, name) for name in sources]
         headers = [os.path.join(source_dir, name) for name in headers]
 
-    problem = _build_problem(sources + headers)
+    why = _build_problem(sources + headers)
     module = None
-    if problem is not None:
-        _warn(module_name, f'cannot be built here ({problem})')
+    if why is not None:
+        _problems[module_name] = f'cannot be built here ({why})'
     else:
         module = _build(module_name, sources, headers, build_kwargs)
     _plugins[module_name] = module
+    if module is None:
+        _unusable(module_name, _problems[module_name])
     return module
 
 
@@ -79,13 +116,18 @@ def self_checked(module_name, plugin, device, self_check):
     checked = _self_checks.get(key)
     if checked is None or checked[0] is not plugin:
         passed = True
+        _problems.pop(key, None)
         try:
             self_check(plugin, torch.device(device))
         except Exception as error:  # pylint: disable=broad-except
             passed = False
             reason = _first_line(error) if isinstance(error, SelfCheckError) else f'{type(error).__name__}: {_first_line(error)}'
-            _warn(module_name, f'failed its self-check on {device} ({reason})', PluginSelfCheckWarning)
+            _problems[key] = f'failed its self-check on {device} ({reason})'
         checked = _self_checks[key] = (plugin, passed)
+        if not passed:
+            _unusable(module_name, _problems[key], PluginSelfCheckWarning)
+    elif not checked[1] and ops_mode() == 'cuda':
+        _refuse(module_name, _problems[key])
     return plugin if checked[1] else None
 
 
@@ -113,6 +155,8 @@ def clean_builds(module_name):
     _plugins.pop(module_name, None)
     for key in [key for key in _self_checks if key[0] == module_name]:
         del _self_checks[key]
+    for key in [key for key in _problems if key == module_name or (isinstance(key, tuple) and key[0] == module_name)]:
+        del _problems[key]
 
 #----------------------------------------------------------------------------
 
@@ -137,9 +181,16 @@ def _build_problem(paths):
     return None
 
 
-def _warn(module_name, what, category=PluginUnavailableWarning):
-    warnings.warn(f'custom op "{module_name}" {what}; using the slower reference implementation',
-                  category, stacklevel=3)
+def _unusable(module_name, what, category=PluginUnavailableWarning):
+    """The kernel cannot be used: an error under SQUEEZEGAN_OPS=cuda, else one warning (the reference runs)."""
+    if ops_mode() == 'cuda':
+        _refuse(module_name, what)
+    warnings.warn(f'custom op "{module_name}" {what}; using the slower reference implementation '
+                  f'({OPS_ENV}=cuda makes this an error, {OPS_ENV}=ref silences it)', category, stacklevel=4)
+
+
+def _refuse(module_name, what):
+    raise KernelUnavailableError(f'{OPS_ENV}=cuda: custom op "{module_name}" {what}')
 
 
 def _first_line(error):
@@ -188,8 +239,8 @@ def _build(module_name, sources, headers, build_kwargs):
     except Exception as error:  # pylint: disable=broad-except
         if loud:
             print('failed.')
-        _warn(module_name, f'failed to build ({_first_line(error)}; set torch_utils.custom_ops.verbosity = "full" '
-                           f'for the compiler output)')
+        _problems[module_name] = (f'failed to build ({_first_line(error)}; set torch_utils.custom_ops.verbosity = '
+                                  f'"full" for the compiler output)')
         return None
     if loud:
         print('done.')

@@ -3,7 +3,9 @@
 `report('Loss/G/loss', x)` adds the count, sum and sum of squares of x to a named counter; a
 `Collector` turns the counters into means and standard deviations, reduced over all processes
 (gloo or NCCL) when `init_multiprocessing` was called. Every process must report the same names
-(an empty value counts) and call `Collector.update()` together.
+(an empty value counts) and call `Collector.update()` together. Sums stay on the device they were
+reported on until a Collector's update() reads them (at a tick); `DeviceSums` hands them to code that
+runs inside training steps (ADA) without any read to the host.
 """
 
 import re
@@ -68,19 +70,27 @@ def _sync(names):
     """
     if len(names) == 0:
         return
-    device = _sync_device if _sync_device is not None else torch.device('cpu')
+    device = _reduction_device(names)
     deltas = torch.zeros([len(names), _num_moments], dtype=_counter_dtype, device=device)
     for idx, name in enumerate(names):
         for counter in _counters.get(name, {}).values():
-            deltas[idx].add_(counter.to(device))
+            deltas[idx].add_(counter.to(device))  # Host to device at most: never a read back.
             counter.zero_()
     if _sync_device is not None and torch.distributed.is_available() and torch.distributed.is_initialized():
         torch.distributed.all_reduce(deltas)
-    deltas = deltas.cpu()
     for collector in list(_collectors):
         for idx, name in enumerate(names):
             pending = collector._pending  # pylint: disable=protected-access
             pending[name] = pending[name] + deltas[idx] if name in pending else deltas[idx].clone()
+
+
+def _reduction_device(names):
+    """Where the sums of `names` are added up: the multiprocessing device, else where they were reported
+    (an accelerator if any of them is there, so that nothing is copied back to the host)."""
+    if _sync_device is not None:
+        return _sync_device
+    devices = [device for name in names for device in _counters.get(name, {})]
+    return next((device for device in devices if device.type != 'cpu'), torch.device('cpu'))
 
 
 class Collector:
@@ -110,8 +120,10 @@ class Collector:
         _sync(names)
         for name in names:
             delta = self._pending.pop(name, None)
-            if delta is not None and float(delta[0]) != 0:
-                self._moments[name] = delta
+            if delta is not None:
+                delta = delta.cpu()  # The one read to the host, once per update (a tick).
+                if float(delta[0]) != 0:
+                    self._moments[name] = delta
         self._pending.clear()
 
     def _get(self, name):
@@ -144,5 +156,23 @@ class Collector:
 
     def __getitem__(self, name):
         return self.mean(name)
+
+
+class DeviceSums:
+    """The moments [count, sum, sum of squares] of one statistic since the last take(), summed over processes
+    and left on the device: for code inside training steps, which must not wait for a read to the host."""
+
+    def __init__(self, name):
+        self.name = name
+        self._pending = dict()  # Filled by _sync, like a Collector's.
+        _sync([name])           # Everything reported before this existed is dropped.
+        self._pending.clear()
+        _collectors.add(self)
+
+    def take(self):
+        """A float64 tensor [count, sum, sum of squares] (zeros when nothing was reported), or None before the
+        first report of the name on any process; a collective call when multiprocessing."""
+        _sync([self.name] if self.name in _counters else [])
+        return self._pending.pop(self.name, None)
 
 #----------------------------------------------------------------------------

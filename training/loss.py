@@ -53,6 +53,35 @@ class LossTerm:
     def __call__(self, ctx):
         raise NotImplementedError(f'{type(self).__name__} must implement __call__(ctx)')
 
+class NonFiniteWatch:
+    """Notes, on the device, the first of a series of loss checks that saw NaN or inf, so that a training step
+    never waits for a read to the host; raise_if_any() reads the verdict once (at a tick) and names that check."""
+
+    _NONE = torch.iinfo(torch.int64).max  # No check has failed.
+
+    def __init__(self, device):
+        self._descriptions = []  # Per check since the last raise_if_any(): its message, with {} for NaN/infinite.
+        self._first = torch.full([], self._NONE, dtype=torch.int64, device=device)  # 2 * index + is NaN.
+
+    def check(self, loss, description):
+        """Note whether `loss` has a NaN or inf; `description` names it, with {} where 'NaN' or 'infinite' goes."""
+        code = 2 * len(self._descriptions)
+        self._descriptions.append(description)
+        loss = loss.detach()
+        value = torch.isnan(loss).any().to(torch.int64) + code
+        self._first = torch.where(torch.isfinite(loss).all(), self._first, torch.minimum(self._first, value))
+
+    def raise_if_any(self, num_processes=1):
+        first = self._first.clone()
+        if num_processes > 1:  # Every rank runs the same checks in the same order: the lowest code came first.
+            torch.distributed.all_reduce(first, op=torch.distributed.ReduceOp.MIN)
+        first = int(first)
+        descriptions, self._descriptions = self._descriptions, []
+        self._first.fill_(self._NONE)
+        if first != self._NONE:
+            description = descriptions[first // 2].format('NaN' if first % 2 else 'infinite')
+            raise NonFiniteLossError(f'{description}; lower the learning rate or resume from an earlier snapshot')
+
 #----------------------------------------------------------------------------
 
 def lazy_regularization_opt_kwargs(opt_kwargs, reg_interval):
@@ -103,7 +132,7 @@ class StyleGAN2Loss:
         pl_batch_shrink     = 2,    # The path-length pass uses batch // pl_batch_shrink samples.
         pl_decay            = 0.01, # Decay of the running mean of path lengths.
         extra_terms         = (),   # LossTerms added to the passes: instances, or kwargs dicts with class_name.
-        check_finite        = True, # Raise NonFiniteLossError when a loss is NaN/inf (costs one sync per pass).
+        check_finite        = True, # Note NaN/inf losses on the device; raise_if_nonfinite() raises NonFiniteLossError.
     ):
         self.device = torch.device(device)
         self.G = G
@@ -122,6 +151,7 @@ class StyleGAN2Loss:
                              f'one is supported')
         self.feature_res = feature_resolutions.pop() if feature_resolutions else None
         self.check_finite = bool(check_finite)
+        self.nonfinite = NonFiniteWatch(self.device) if self.check_finite else None
         self.pl_mean = torch.zeros([], device=self.device)
         self._mapping_style = _keyword_style(G.mapping, ('update_emas', 'skip_w_avg_update'))
         self._synthesis_takes_update_emas = _keyword_style(G.synthesis, ('update_emas',)) is not None
@@ -142,6 +172,12 @@ class StyleGAN2Loss:
         if 'pl_mean' not in state:
             raise KeyError(f'loss state has no "pl_mean" (keys: {sorted(state)})')
         self.pl_mean = torch.as_tensor(state['pl_mean'], dtype=torch.float32).reshape([]).to(self.device).clone()
+
+    def raise_if_nonfinite(self, num_processes=1):
+        """Raise NonFiniteLossError naming the first NaN/inf loss since the last call, on any rank (a collective
+        call with num_processes > 1). The training loop calls it at every tick, before anything is written."""
+        if self.nonfinite is not None:
+            self.nonfinite.raise_if_any(num_processes)
 
     # Networks -------------------------------------------------------------
 
@@ -319,14 +355,11 @@ class StyleGAN2Loss:
         return losses
 
     def _backward(self, step, pass_name, terms):
-        """Check the per-sample losses, then backpropagate mean(sum of terms) * gain."""
-        if self.check_finite:
+        """Note non-finite per-sample losses (on the device), then backpropagate mean(sum of terms) * gain."""
+        if self.nonfinite is not None:
             for stat, loss in terms.items():
-                if not bool(torch.isfinite(loss.detach()).all()):
-                    bad = 'NaN' if bool(torch.isnan(loss.detach()).any()) else 'infinite'
-                    raise NonFiniteLossError(
-                        f'{stat} is {bad} in phase {step.phase} ({pass_name} pass) at image {step.cur_nimg} '
-                        f'(kimg {step.cur_nimg / 1000:.1f}); lower the learning rate or resume from an earlier snapshot')
+                self.nonfinite.check(loss, f'{stat} is {{}} in phase {step.phase} ({pass_name} pass) at image '
+                                           f'{step.cur_nimg} (kimg {step.cur_nimg / 1000:.1f})')
         total = sum(loss.mean() for loss in terms.values())
         step.backwards_left -= 1
         if step.backwards_left == 0 and step.before_last_backward is not None:

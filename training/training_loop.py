@@ -16,6 +16,7 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import training_stats
+from torch_utils.ops import paths as op_paths
 from training import loss as training_loss
 from training.augment import ada as training_ada
 from training.dataset import DatasetError
@@ -184,6 +185,7 @@ class Run:
         """Status line, snapshot and metrics when due (always when `done`: finished or preempted), stats; next tick."""
         c, p = self.config, self.progress
         self.timing.tick_end = time.time()
+        self.loss.raise_if_nonfinite(c.num_processes)  # Before anything is written: a NaN update is never snapshotted.
         self.log(run_report.status_line(p, self.timing, self.device, self.augment_p(), c.total_kimg))
         # RNG states are taken before anything else runs, and put back afterwards, so that grids and metrics
         # draw nothing from the generators the next step uses: a resumed run continues on the same numbers.
@@ -309,7 +311,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
     run = Run(c, rank, device)
-    run.preemption = run_preemption.Preemption(c.num_processes, device)
+    run.preemption = run_preemption.Preemption(c.num_processes)
     torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
@@ -317,6 +319,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     if c.num_processes > 1:
         training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else torch.device('cpu'))
 
+    run.log(op_paths.describe(device))  # Builds and checks the kernels now: SQUEEZEGAN_OPS=cuda fails here, not later.
     # Networks and optimizers first, then whatever --resume restores, then the data from that position.
     run.log('Building networks...')
     probe = dnnlib.util.construct_class_by_name(**c.training_set_kwargs)

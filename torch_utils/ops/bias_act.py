@@ -74,8 +74,9 @@ def bias_act(x, b=None, dim=1, act='linear', alpha=None, gain=None, clamp=None, 
 
 
 def _checked_plugin(x):
-    """The kernel for x, once it has matched the reference on x's device (see _self_check); else None."""
-    if x.device.type != _KERNEL_DEVICE_TYPE or x.dtype not in _KERNEL_DTYPES:
+    """The kernel for x, once it has matched the reference on x's device (see _self_check); else None (the
+    reference: SQUEEZEGAN_OPS=ref, a tensor the kernel does not take, or, under 'auto', a kernel that cannot be used)."""
+    if custom_ops.ops_mode() == 'ref' or x.device.type != _KERNEL_DEVICE_TYPE or x.dtype not in _KERNEL_DTYPES:
         return None
     plugin = _plugin()
     if plugin is None:

@@ -106,8 +106,9 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl='cu
 
 
 def _checked_plugin(x):
-    """The kernel for x, once it has matched the reference on x's device (see _self_check); else None."""
-    if x.device.type != _KERNEL_DEVICE_TYPE or x.ndim != 4 or x.dtype not in _KERNEL_DTYPES:
+    """The kernel for x, once it has matched the reference on x's device (see _self_check); else None (the
+    reference: SQUEEZEGAN_OPS=ref, a tensor the kernel does not take, or, under 'auto', a kernel that cannot be used)."""
+    if custom_ops.ops_mode() == 'ref' or x.device.type != _KERNEL_DEVICE_TYPE or x.ndim != 4 or x.dtype not in _KERNEL_DTYPES:
         return None
     plugin = _plugin()
     if plugin is None:

@@ -7,9 +7,6 @@ sign(r_t - target) * (images in the interval) / (ada_kimg * 1000), i.e. p could 
 process: the statistic is reduced over processes, so all of them agree on p.
 """
 
-import re
-
-import numpy as np
 import torch
 
 from torch_utils import training_stats
@@ -50,18 +47,25 @@ class AdaController:
         self.ada_kimg = float(ada_kimg)
         self.batch_size = int(batch_size)
         self.stat_name = stat_name
-        self.last_rt = float('nan')   # r_t of the last completed interval (for logging).
-        self._steps = 0               # Training steps since the last adjustment.
-        self._sign_sum = 0.0          # Sum and count of sign(D(real)) gathered since the last adjustment.
-        self._sign_count = 0
-        self._p = 0.0 if mode == 'noaug' else float(p)
-        self._collector = training_stats.Collector(regex=re.escape(stat_name), keep_previous=False) if mode == 'ada' else None
+        # p and the interval's sums live on the pipe's device in float64 and change there: an adjustment
+        # never waits for a read to the host. Python floats appear only in state_dict() and the properties.
+        device = augment_pipe.p.device if augment_pipe is not None else torch.device('cpu')
+        self._steps = 0                                   # Training steps since the last adjustment.
+        self._p = torch.tensor(0.0 if mode == 'noaug' else float(p), dtype=torch.float64, device=device)
+        self._signs = torch.zeros([2], dtype=torch.float64, device=device)  # [count, sum] of sign(D(real)) so far.
+        self._last_rt = torch.tensor(float('nan'), dtype=torch.float64, device=device)
+        self._sums = training_stats.DeviceSums(stat_name) if mode == 'ada' else None
         self._apply_p()
 
     @property
     def p(self):
-        """The current augmentation probability."""
-        return self._p
+        """The current augmentation probability (a read from the device)."""
+        return float(self._p)
+
+    @property
+    def last_rt(self):
+        """r_t of the last completed interval, NaN before the first (a read from the device)."""
+        return float(self._last_rt)
 
     def step(self):
         """Count one training step; at the end of each interval, adjust p (a collective call in 'ada' mode)."""
@@ -71,14 +75,15 @@ class AdaController:
         if self._steps < self.interval:
             return
         self._gather()
-        if self._sign_count > 0:
-            self.last_rt = self._sign_sum / self._sign_count
-            adjust = np.sign(self.last_rt - self.target) * (self.batch_size * self._steps) / (self.ada_kimg * 1000)
-            self._p = float(np.clip(self._p + adjust, 0, 1))
-            self._apply_p()
+        count, total = self._signs[0], self._signs[1]
+        rt = total / count.clamp(min=1)
+        adjust = torch.sign(rt - self.target) * ((self.batch_size * self._steps) / (self.ada_kimg * 1000))
+        seen = count > 0  # An interval without reported signs leaves p alone.
+        self._last_rt = torch.where(seen, rt, self._last_rt)
+        self._p = torch.where(seen, (self._p + adjust).clamp(0, 1), self._p)
+        self._apply_p()
         self._steps = 0
-        self._sign_sum = 0.0
-        self._sign_count = 0
+        self._signs.zero_()
 
     # Resumable state -------------------------------------------------------
 
@@ -86,36 +91,33 @@ class AdaController:
         """p and the partial interval (a collective call in 'ada' mode: call it on every process)."""
         if self.mode == 'ada':
             self._gather()
-        return {'mode': self.mode, 'p': self._p, 'steps': self._steps,
-                'sign_sum': self._sign_sum, 'sign_count': self._sign_count, 'last_rt': self.last_rt}
+        count, total = self._signs.tolist()
+        return {'mode': self.mode, 'p': self.p, 'steps': self._steps,
+                'sign_sum': total, 'sign_count': int(count), 'last_rt': self.last_rt}
 
     def load_state_dict(self, state):
         """Continue from a snapshot; in 'fixed' and 'noaug' mode only an 'ada' snapshot's p is ignored."""
         if self.mode != 'ada':
             return
-        if self._collector is not None:
-            self._collector.update()  # Drop signs reported before the restore.
-        self._p = float(state['p'])
+        self._sums.take()  # Drop signs reported before the restore.
+        self._p.fill_(float(state['p']))
         if state.get('mode') == 'ada':
             self._steps = int(state['steps'])
-            self._sign_sum = float(state['sign_sum'])
-            self._sign_count = int(state['sign_count'])
-            self.last_rt = float(state.get('last_rt', float('nan')))
+            self._signs.copy_(torch.tensor([float(state['sign_count']), float(state['sign_sum'])], dtype=torch.float64))
+            self._last_rt.fill_(float(state.get('last_rt', float('nan'))))
         self._apply_p()
 
     # Helpers --------------------------------------------------------------
 
     def _gather(self):
-        """Move the signs reported since the last gather into this controller's sums."""
-        self._collector.update()
-        count = self._collector.num(self.stat_name)
-        if count > 0:
-            self._sign_sum += self._collector.mean(self.stat_name) * count
-            self._sign_count += count
+        """Add the signs reported since the last gather (on every process) to this interval's [count, sum]."""
+        moments = self._sums.take()
+        if moments is not None:
+            self._signs += moments[:2].to(self._signs.device)
 
     def _apply_p(self):
         if self.augment_pipe is not None:
             with torch.no_grad():
-                self.augment_pipe.p.copy_(torch.as_tensor(self._p))
+                self.augment_pipe.p.copy_(self._p)
 
 #----------------------------------------------------------------------------

@@ -216,7 +216,9 @@ class AugmentPipe(torch.nn.Module):
         reach = torch.stack([-reach[:, 0], -reach[:, 1], reach[:, 0], reach[:, 1]]).flatten(1).amax(dim=1)  # [x0, y0, x1, y1]
         reach = reach + torch.tensor([2 * half_taps - cx, 2 * half_taps - cy] * 2, device=device)
         limits = torch.tensor([width - 1, height - 1] * 2, device=device)
-        left, top, right, bottom = (int(v) for v in reach.clamp(min=0).minimum(limits).ceil())
+        # The one read to the host of a geometric pass (as in stylegan2-ada-pytorch, which reads it 4 times): the
+        # padding depends on the drawn transforms, and a static bound (the whole image) costs more time than the read.
+        left, top, right, bottom = reach.clamp(min=0).minimum(limits).ceil().to(torch.int64).tolist()
         images = torch.nn.functional.pad(images, [left, right, top, bottom], mode='reflect')
         G_inv = mat.translate2d((left - right) / 2, (top - bottom) / 2, n, device) @ G_inv
 

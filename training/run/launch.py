@@ -2,7 +2,8 @@
 
 # Every way a multi-process run ends is handled here, so that none of them hangs or prints a traceback:
 # - done or preempted: each rank destroys its process group and exits normally;
-# - an error a user can act on (USER_ERRORS: a full disk, bad data, a bad --resume, a NaN loss): the rank
+# - an error a user can act on (USER_ERRORS: a full disk, bad data, a bad --resume, a NaN loss, a kernel
+#   that SQUEEZEGAN_OPS=cuda demands but cannot be used): the rank
 #   leaves its one-line message in the launch's temporary folder and exits at once;
 # - any other exception: the same, with the traceback, which the parent appends to the run's log.txt;
 # - killed (SIGKILL, the OOM killer, a segfault): nothing to write, the parent sees the signal.
@@ -24,6 +25,7 @@ import traceback
 import torch
 
 import dnnlib
+from torch_utils import custom_ops
 from training.dataset import DatasetError
 from training.loss import NonFiniteLossError
 from training.run import preemption as run_preemption
@@ -32,7 +34,8 @@ from training.run import run_dir as run_dirs
 
 # Errors whose one-line message tells the user what to fix: train.py prints them without a traceback, and
 # the parent of spawned ranks reports the first rank's message once, however many ranks met it.
-USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError, NonFiniteLossError)
+USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError, NonFiniteLossError,
+               custom_ops.KernelUnavailableError)
 RANK_ERROR_EXIT_CODE = 3    # A spawned rank that stopped on an exception (its message is in its error file).
 DEFAULT_DIST_TIMEOUT = 1800  # Seconds a collective waits for a lost peer (torch's own gloo default).
 

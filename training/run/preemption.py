@@ -1,9 +1,11 @@
 """Preemption: SIGTERM, SIGUSR1 or SIGINT make a run snapshot its current step and exit; a second one exits at once."""
 
 # Clusters send SIGTERM (Kubernetes, SLURM at the time limit) or a chosen signal ahead of time
-# (`sbatch --signal=B:USR1@120`) before they kill a job. The first signal only sets a flag; at the
-# next step boundary every rank learns whether any rank has it (one small all-reduce), so all of them
-# write the same snapshot and resume state and leave the loop together. A second signal means the
+# (`sbatch --signal=B:USR1@120`) before they kill a job. The first signal only sets a flag. With several
+# ranks, each step boundary starts an asynchronous all-reduce (MAX) of the flags in host memory over a
+# gloo group of its own, and reads the one started a step earlier: every rank learns of any rank's signal
+# at the same boundary, one step after it arrived, so all of them write the same snapshot and resume state
+# and leave the loop together, and no step waits for a read from the GPU. A second signal means the
 # user or the cluster will not wait: child processes (DataLoader workers) are terminated and the
 # process exits with 128 + the signal number, as a shell reports a death by that signal.
 
@@ -24,12 +26,18 @@ def signal_name(signum):
 class Preemption:
     """Installs the handlers for one training process; `requested()` is the agreement of all ranks."""
 
-    def __init__(self, num_processes=1, device=torch.device('cpu')):
+    def __init__(self, num_processes=1):
         self.num_processes = num_processes
-        self.device = device
         self.received = None    # First signal this process received, or None.
         self.agreed = None      # Set once all ranks agreed to stop: the signal's name, or 'a signal to another rank'.
         self._previous = {}
+        self._group = None      # With several ranks: the gloo group the flags travel in (made by every rank here).
+        self._flag = None       # Host tensor the exchange reduces, and a numpy view to read it without torch.
+        self._work = None       # The exchange in flight, started at the previous step boundary.
+        if num_processes > 1:
+            self._group = torch.distributed.new_group(backend='gloo')
+            self._flag = torch.zeros([1], dtype=torch.float32)
+            self._flag_view = self._flag.numpy()
 
     def install(self):
         """Take over the preemption signals (only possible in the main thread; elsewhere this is a no-op)."""
@@ -40,8 +48,12 @@ class Preemption:
         return self
 
     def uninstall(self):
+        """Give the signals back; wait for the exchange in flight (every rank has started it), so none is left."""
         restore_handlers(self._previous)
         self._previous = {}
+        if self._work is not None:
+            self._work.wait()
+            self._work = None
 
     def _handle(self, signum, _frame):
         if self.received is not None:
@@ -51,16 +63,23 @@ class Preemption:
               f'(send it again to exit at once).', flush=True)
 
     def requested(self):
-        """True once any rank received a signal; every rank must call this at the same step boundary."""
+        """True once the ranks agreed to stop; every rank must call this at every step boundary."""
         if self.agreed is None:
-            flag = self.received is not None
-            if self.num_processes > 1:
-                tensor = torch.tensor([float(flag)], device=self.device)
-                torch.distributed.all_reduce(tensor, op=torch.distributed.ReduceOp.MAX)
-                flag = bool(tensor.item())
+            flag = self.received is not None if self.num_processes == 1 else self._exchange()
             if flag:
                 self.agreed = signal_name(self.received) if self.received is not None else 'a signal to another rank'
         return self.agreed is not None
+
+    def _exchange(self):
+        """Whether any rank had a signal at the previous boundary; starts the exchange for this one."""
+        flag = False
+        if self._work is not None:
+            self._work.wait()  # Host-side gloo: it waits for the peers' flags, never for the GPU.
+            flag = bool(self._flag_view[0] > 0)
+        self._flag_view[0] = float(self.received is not None)
+        self._work = torch.distributed.all_reduce(self._flag, op=torch.distributed.ReduceOp.MAX, group=self._group,
+                                                  async_op=True)
+        return flag
 
 
 def exit_now(signum):
