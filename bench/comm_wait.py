@@ -43,7 +43,8 @@ def _worker(rank, opts, init_file, out_file):
     per_rank = opts['batch'] // opts['processes']
     results = {}
     for overlap in (False, True):
-        reducers = {name: GradientReducer(module, opts['processes'], overlap=overlap) for name, module in (('G', G), ('D', D))}
+        reducers = {phase: GradientReducer(G if phase.startswith('G') else D, opts['processes'], overlap=overlap)
+                    for phase in PHASES}  # One per phase, as the training loop has: each learns its own order.
         step_times, waits = [], []
         for step in range(opts['warmup'] + opts['steps']):
             real = torch.randn([per_rank, 3, res, res], device=device)
@@ -51,7 +52,7 @@ def _worker(rank, opts, init_file, out_file):
             c = torch.zeros([per_rank, 0], device=device)
             start, wait = time.perf_counter(), 0.0
             for phase in PHASES:
-                module, reducer = (G, reducers['G']) if phase.startswith('G') else (D, reducers['D'])
+                module, reducer = (G if phase.startswith('G') else D), reducers[phase]
                 module.requires_grad_(True)
                 before = reducer.wait_seconds
                 loss.accumulate_gradients(phase, real, c, z, c, gain=1, cur_nimg=0, before_last_backward=reducer.arm)

@@ -67,8 +67,8 @@ def build_ada(config, augment_pipe):
 
 
 def build_phases(config, nets, device):
-    """(loss, phases): each phase has name, module, opt, interval and the network's gradient reducer;
-    lazy regularisation as in StyleGAN2."""
+    """(loss, phases): each phase has name, module, opt, interval and its own gradient reducer (each phase reaches
+    the parameters in its own order); lazy regularisation as in StyleGAN2."""
     loss = dnnlib.util.construct_class_by_name(device=device, G=nets.G, D=nets.D, augment_pipe=nets.augment_pipe,
                                                **config.loss_kwargs)
     phases = []
@@ -76,10 +76,9 @@ def build_phases(config, nets, device):
                                                    ('D', nets.D, config.D_opt_kwargs, config.D_reg_interval)]:
         opt_kwargs = training_loss.lazy_regularization_opt_kwargs(opt_kwargs, reg_interval)
         opt = dnnlib.util.construct_class_by_name(params=module.parameters(), **opt_kwargs)
-        reducer = run_gradients.GradientReducer(module, config.num_processes)
         for phase_name, interval in training_loss.training_phases(name, reg_interval):
             phases.append(dnnlib.EasyDict(name=phase_name, network=name, module=module, opt=opt, interval=interval,
-                                          reducer=reducer))
+                                          reducer=run_gradients.GradientReducer(module, config.num_processes)))
     return loss, phases
 
 
