@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Compiles the custom ops with nvcc, so a syntax or API error fails CI on machines without a GPU:
 # the CUDA kernels (torch_utils/ops/*.cu, which include only CUDA headers) and their PyTorch bindings
-# (*.cpp, against the installed torch's headers, with the flags torch.utils.cpp_extension builds them
-# with). Exits 0 with a message when nvcc is absent, and skips the bindings, saying why, when torch or
-# the Python headers are. Runs the compilers in parallel (about 30 s on 2 cores).
+# (*.cpp, against the installed torch's headers), both with the flags torch.utils.cpp_extension builds them
+# with on a GPU machine (custom_ops.extension_flags: PyTorch's C++ standard and nvcc defines, no fast math),
+# so that what compiles here is what compiles there. Exits 0 with a message when nvcc is absent, and skips
+# the bindings, saying why, when torch or the Python headers are (the kernels then get plain -std=c++17).
+# Runs the compilers in parallel (about 30 s on 2 cores).
 # Usage: .ci/compile_cuda.sh [extra nvcc flags...]   (PYTHON names the interpreter whose torch to use)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -61,6 +63,12 @@ elif [[ $flags_status -ne 0 ]]; then
     status=1
 fi
 
+kernel_flags="$("$PYTHON" -c 'from torch_utils import custom_ops; print(" ".join(custom_ops.extension_flags()["nvcc"]))' \
+    2>/dev/null)" || kernel_flags="-std=c++17"
+cxx_standard="$("$PYTHON" -c 'from torch_utils import custom_ops; print(custom_ops.extension_flags()["std"])' \
+    2>/dev/null)" || cxx_standard="-std=c++17"
+echo "compile_cuda: kernel flags: $kernel_flags"
+
 out_dir="$(mktemp -d)"
 trap 'rm -rf "$out_dir"' EXIT
 sources=("${kernels[@]}" "${bindings[@]}")
@@ -69,11 +77,12 @@ for source in "${sources[@]}"; do
     name="$(basename "$source")"
     if [[ "$source" == *.cpp ]]; then
         # shellcheck disable=SC2086  # binding_flags is a list of flags.
-        flags=($binding_flags "-DTORCH_EXTENSION_NAME=${name%.cpp}_plugin" -Xcompiler -fPIC)
+        flags=($binding_flags "$cxx_standard" "-DTORCH_EXTENSION_NAME=${name%.cpp}_plugin" -Xcompiler -fPIC)
     else
-        flags=(--use_fast_math)
+        # shellcheck disable=SC2206  # kernel_flags is a list of flags.
+        flags=($kernel_flags)
     fi
-    "$NVCC" -c -std=c++20 -O1 -Itorch_utils/ops "${flags[@]}" "$@" "$source" -o "$out_dir/$name.o" >"$out_dir/$name.log" 2>&1 &
+    "$NVCC" -c -O1 -Itorch_utils/ops "${flags[@]}" "$@" "$source" -o "$out_dir/$name.o" >"$out_dir/$name.log" 2>&1 &
     pids+=($!)
 done
 

@@ -1,6 +1,10 @@
 """Shared helpers for the custom-op tests: the kernel case tables, seeded tensors, a loop-by-loop upfirdn2d
 written from its definition, and stand-ins for the compiled kernels."""
 
+import os
+import shutil
+import subprocess
+
 import numpy as np
 import torch
 
@@ -116,123 +120,69 @@ class ReferenceBiasActPlugin:
         return d.clone() if order == 0 else dy.detach() * d  # A fresh tensor, as the kernel's.
 
 #----------------------------------------------------------------------------
-# The real kernels' arithmetic on the CPU: the .cu files keep their per-element code in
-# __host__ __device__ functions, so a small harness compiled by nvcc (no GPU needed) loops over
-# the elements on the host (with both index widths the kernels use). HostKernelPlugin puts it
-# behind the bindings' signatures.
+# The real bindings and kernels on the CPU: bias_act.cpp, upfirdn2d.cpp and their .cu files, built with
+# SQUEEZEGAN_HOST_KERNELS (see torch_utils/ops/ops_device.h) and PyTorch's own flags. The bindings check and lay
+# out their arguments exactly as on a GPU; the launch functions loop over the kernels' per-element code
+# (__host__ __device__) on the host, with the index types the GPU uses. nvcc compiles the .cu files (no GPU
+# needed); torch.utils.cpp_extension compiles the .cpp files, as it does on a GPU machine.
 
-_HOST_HARNESS = {
-    'host_bias_act.cu': r'''
-#include "bias_act.cu"
-extern "C" int host_bias_act(const void* x, const void* b, const void* y, const void* dy, void* out, long long numel,
-                             long long bias_size, long long bias_step, int dtype, int act, int order,
-                             double alpha, double gain, double clamp)
-{
-    BiasActArgs a;
-    a.x = x; a.b = b; a.y = y; a.dy = dy; a.out = out; a.numel = numel; a.bias_size = bias_size; a.bias_step = bias_step;
-    a.dtype = dtype; a.act = act; a.order = order; a.alpha = alpha; a.gain = gain; a.clamp = clamp;
-    for (int64_t i = 0; i < numel; i++)
-    {
-        if (dtype == BIAS_ACT_FLOAT32) bias_act_element<float, int64_t>(a, i);
-        else if (dtype == BIAS_ACT_FLOAT16) bias_act_element<__half, uint32_t>(a, (uint32_t)i);
-        else if (dtype == BIAS_ACT_FLOAT64) bias_act_element<double, int64_t>(a, i);
-        else return 1;
-    }
-    return 0;
-}
-''',
-    'host_upfirdn2d.cu': r'''
-#include "upfirdn2d.cu"
-extern "C" int host_upfirdn2d(const void* x, const float* w, void* y, int dtype, const int* s,
-                              const long long* x_stride, const long long* y_stride)
-{
-    UpFirDn2dArgs a;
-    a.x = x; a.w = w; a.y = y; a.dtype = dtype;
-    a.n = s[0]; a.c = s[1]; a.in_h = s[2]; a.in_w = s[3]; a.out_h = s[4]; a.out_w = s[5];
-    a.taps_h = s[6]; a.taps_w = s[7]; a.up_x = s[8]; a.up_y = s[9]; a.down_x = s[10]; a.down_y = s[11];
-    a.pad_x0 = s[12]; a.pad_y0 = s[13]; a.channels_last = s[14];
-    for (int i = 0; i < 4; i++) { a.x_stride[i] = x_stride[i]; a.y_stride[i] = y_stride[i]; }
-    const int64_t total = (int64_t)a.n * a.c * a.out_h * a.out_w;
-    for (int64_t i = 0; i < total; i++)
-    {
-        if (dtype == UPFIRDN2D_FLOAT32) upfirdn2d_pixel<float, uint32_t>(a, (uint32_t)i);
-        else if (dtype == UPFIRDN2D_FLOAT16) upfirdn2d_pixel<__half, int64_t>(a, i);
-        else if (dtype == UPFIRDN2D_FLOAT64) upfirdn2d_pixel<double, uint32_t>(a, (uint32_t)i);
-        else return 1;
-    }
-    return 0;
-}
-''',
-}
-
-_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.float64: 2}
+OPS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'torch_utils', 'ops')
+HOST_SOURCES = ('ops_device.h', 'bias_act.h', 'bias_act.cu', 'bias_act.cpp', 'upfirdn2d.h', 'upfirdn2d.cu', 'upfirdn2d.cpp')
 
 
-def build_host_kernels(build_dir, nvcc='nvcc'):
-    """Compile the kernels' host harness into a shared library in `build_dir`; returns its ctypes handle."""
-    import ctypes  # pylint: disable=import-outside-toplevel
-    import os  # pylint: disable=import-outside-toplevel
-    import subprocess  # pylint: disable=import-outside-toplevel
-    ops_dir = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'torch_utils', 'ops')
-    sources = []
-    for name, text in _HOST_HARNESS.items():
-        path = os.path.join(build_dir, name)
-        with open(path, 'w', encoding='utf-8') as f:
-            f.write(text)
-        sources.append(path)
-    library = os.path.join(build_dir, 'libops_host.so')
-    subprocess.run([nvcc, '-shared', '-std=c++17', '-O1', '-Xcompiler', '-fPIC', f'-I{ops_dir}', *sources, '-o', library],
-                   check=True, capture_output=True, text=True, timeout=600)
-    return ctypes.CDLL(library)
+def cuda_root(nvcc='nvcc'):
+    """The CUDA toolkit folder (headers for cuda_runtime_api.h, lib64 for libcudart)."""
+    candidates = [os.environ.get('CUDA_HOME'), os.environ.get('CUDA_PATH')]
+    real = shutil.which(nvcc)
+    if real:
+        candidates.append(os.path.dirname(os.path.dirname(os.path.realpath(real))))
+    candidates.append('/usr/local/cuda')
+    for root in candidates:
+        if root and os.path.isfile(os.path.join(root, 'include', 'cuda_runtime_api.h')):
+            return root
+    raise FileNotFoundError('no CUDA toolkit with include/cuda_runtime_api.h found; set CUDA_HOME')
 
 
-class HostKernelPlugin:
-    """The compiled kernels' per-element code, run on the CPU behind the CUDA bindings' signatures.
+def build_host_bindings(nvcc='nvcc'):
+    """The two extension modules (bias_act, upfirdn2d) built for CPU tensors; cached by a digest of their sources."""
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    from torch_utils import custom_ops  # pylint: disable=import-outside-toplevel
+    paths = [os.path.join(OPS_DIR, name) for name in HOST_SOURCES]
+    build_dir = os.path.join(custom_ops._build_root('squeezegan_host_ops'), custom_ops._digest(paths))  # pylint: disable=protected-access
+    os.makedirs(build_dir, exist_ok=True)
+    root = cuda_root(nvcc)
+    flags = custom_ops.extension_flags()
+    library = os.path.join(build_dir, 'libsqueezegan_host_kernels.so')
+    if not os.path.isfile(library):
+        subprocess.run([nvcc, '-shared', *flags['nvcc'], '-O1', '-Xcompiler', '-fPIC', '-DSQUEEZEGAN_HOST_KERNELS',
+                        f'-I{OPS_DIR}', os.path.join(OPS_DIR, 'bias_act.cu'), os.path.join(OPS_DIR, 'upfirdn2d.cu'),
+                        '-o', library + '.tmp'], check=True, capture_output=True, text=True, timeout=600)
+        os.replace(library + '.tmp', library)
+    modules = {}
+    for name in ('bias_act', 'upfirdn2d'):
+        folder = os.path.join(build_dir, name)
+        os.makedirs(folder, exist_ok=True)
+        modules[name] = cpp_extension.load(
+            name=f'{name}_host', sources=[os.path.join(OPS_DIR, f'{name}.cpp')], build_directory=folder, verbose=False,
+            extra_cflags=['-DSQUEEZEGAN_HOST_KERNELS', f'-I{root}/include', f'-I{OPS_DIR}'],
+            extra_ldflags=[f'-L{build_dir}', '-lsqueezegan_host_kernels', f'-Wl,-rpath,{build_dir}',
+                           f'-L{root}/lib64', '-lcudart', f'-Wl,-rpath,{root}/lib64'])
+    return HostKernels(modules['bias_act'], modules['upfirdn2d'])
 
-    Layout handling follows bias_act.cpp / upfirdn2d.cpp: dense inputs keep their strides, dy takes
-    x's strides, outputs keep x's memory format.
-    """
 
-    def __init__(self, library):
-        import ctypes  # pylint: disable=import-outside-toplevel
-        self._ctypes = ctypes
-        self._lib = library
+class HostKernels:
+    """Both host-built bindings behind one object with the plugins' functions (what bias_act_cuda and
+    upfirdn2d_cuda call), counting calls."""
 
-    def _ptr(self, t):
-        return self._ctypes.c_void_p(t.data_ptr() if t is not None and t.numel() > 0 else None)
+    def __init__(self, bias_act_module, upfirdn2d_module):
+        self._bias_act = bias_act_module.bias_act
+        self._upfirdn2d = upfirdn2d_module.upfirdn2d
+        self.calls = 0
 
-    def bias_act(self, x, b, y, dy, dim, act, order, alpha, gain, clamp):
-        c = self._ctypes
-        from_output = y.numel() > 0
-        assert not from_output or (order == 1 and b.numel() == 0 and 1 <= act <= 3 and alpha >= 0)
-        src = y if from_output else x
-        if not src.is_contiguous() and not src.is_contiguous(memory_format=torch.channels_last):
-            src = src.contiguous()
-        b = b.contiguous()
-        if order > 0 and dy.stride() != src.stride():
-            dy = torch.empty_like(src).copy_(dy)
-        out = torch.empty_like(src)
-        has_bias = b.numel() > 0
-        status = self._lib.host_bias_act(
-            self._ptr(None if from_output else src), self._ptr(b if has_bias else None), self._ptr(src if from_output else None),
-            self._ptr(dy if order > 0 else None), self._ptr(out),
-            c.c_longlong(src.numel()), c.c_longlong(src.shape[dim] if has_bias else 1), c.c_longlong(src.stride(dim) if has_bias else 1),
-            c.c_int(_DTYPE_CODES[src.dtype]), c.c_int(act), c.c_int(order), c.c_double(alpha), c.c_double(gain), c.c_double(clamp))
-        assert status == 0
-        return out
+    def bias_act(self, *args):
+        self.calls += 1
+        return self._bias_act(*args)
 
-    def upfirdn2d(self, x, w, up_x, up_y, down_x, down_y, pad_x0, pad_x1, pad_y0, pad_y1):
-        c = self._ctypes
-        w = w.contiguous()
-        n, ch, in_h, in_w = x.shape
-        out_h = (in_h * up_y + pad_y0 + pad_y1 - w.shape[0]) // down_y + 1
-        out_w = (in_w * up_x + pad_x0 + pad_x1 - w.shape[1]) // down_x + 1
-        channels_last = x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
-        y = torch.empty([n, ch, out_h, out_w], dtype=x.dtype,
-                        memory_format=torch.channels_last if channels_last else torch.contiguous_format)
-        sizes = (c.c_int * 15)(n, ch, in_h, in_w, out_h, out_w, w.shape[0], w.shape[1], up_x, up_y, down_x, down_y,
-                               pad_x0, pad_y0, int(channels_last))
-        status = self._lib.host_upfirdn2d(self._ptr(x), self._ptr(w), self._ptr(y), c.c_int(_DTYPE_CODES[x.dtype]), sizes,
-                                          (c.c_longlong * 4)(*x.stride()), (c.c_longlong * 4)(*y.stride()))
-        assert status == 0
-        return y
+    def upfirdn2d(self, *args):
+        self.calls += 1
+        return self._upfirdn2d(*args)

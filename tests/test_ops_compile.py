@@ -35,6 +35,21 @@ def test_cuda_kernels_and_bindings_compile_with_nvcc():
     assert result.returncode == 0, result.stdout + result.stderr
     for source in ('bias_act.cu', 'upfirdn2d.cu', 'bias_act.cpp', 'upfirdn2d.cpp'):
         assert f'ok      torch_utils/ops/{source}' in result.stdout, result.stdout
+    # PyTorch's own flags, as its first-use build on a GPU (no half operators, its C++ standard), nothing else.
+    from torch_utils import custom_ops  # pylint: disable=import-outside-toplevel
+    assert f'compile_cuda: kernel flags: {" ".join(custom_ops.extension_flags()["nvcc"])}\n' in result.stdout
+    assert 'fast_math' not in open(SCRIPT, encoding='utf-8').read()
+
+
+def test_first_use_builds_add_no_flags_of_their_own(monkeypatch):
+    from torch_utils import custom_ops  # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import bias_act, upfirdn2d  # pylint: disable=import-outside-toplevel
+    asked = {}
+    monkeypatch.setattr(custom_ops, 'get_plugin', lambda module_name, **kwargs: asked.update({module_name: kwargs}))
+    bias_act._plugin()  # pylint: disable=protected-access
+    upfirdn2d._plugin()  # pylint: disable=protected-access
+    for kwargs in asked.values():  # Sources and headers only: cpp_extension's flags are the whole build.
+        assert set(kwargs) == {'sources', 'headers', 'source_dir'}
 
 
 @needs_nvcc

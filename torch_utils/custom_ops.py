@@ -9,7 +9,9 @@ silent slow path on a cluster), 'ref' never builds or calls a kernel.
 import contextlib
 import glob
 import hashlib
+import inspect
 import os
+import re
 import shutil
 import warnings
 
@@ -141,6 +143,19 @@ def check_close(what, actual, expected, rtol, atol):
     if not torch.isfinite(actual).all() or excess.max().item() > 0:
         error = (actual - expected).abs().nan_to_num(nan=float('inf')).max().item()
         raise SelfCheckError(f'{what}: max |difference| {error:.3g} from the reference, allowed {atol:g} + {rtol:g} * |reference|')
+
+
+def extension_flags():
+    """{'std': the C++ standard flag, 'nvcc': the nvcc flags} that torch.utils.cpp_extension builds extensions with here.
+
+    For builds outside it that must compile what a GPU machine's first use compiles: the CI's compile check
+    (.ci/compile_cuda.sh) and the CPU test build of the bindings (tests/ops_helpers.py). The standard is read
+    from cpp_extension itself (PyTorch 2.13: c++20), so that it follows PyTorch.
+    """
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    standards = re.findall(r'-std=(c\+\+\d\d)', inspect.getsource(cpp_extension))
+    std = f'-std={max(set(standards), key=standards.count)}' if standards else '-std=c++17'
+    return {'std': std, 'nvcc': [*cpp_extension.COMMON_NVCC_FLAGS, std]}
 
 
 def clean_builds(module_name):

@@ -1,8 +1,7 @@
 // PyTorch binding of the bias_act kernel: checks arguments, matches layouts, launches on the current stream.
 
 #include <torch/extension.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+#include "ops_device.h"
 #include "bias_act.h"
 
 //------------------------------------------------------------------------
@@ -30,10 +29,10 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor y,
     TORCH_CHECK(!from_output || (order == 1 && b.numel() == 0 && act >= BIAS_ACT_LINEAR && act <= BIAS_ACT_LRELU && alpha >= 0),
                 "bias_act: y replaces x and b only for order 1 of linear, relu and lrelu with alpha >= 0");
     torch::Tensor src = from_output ? y : x;  // The tensor the kernel walks, element by element.
-    TORCH_CHECK(src.is_cuda(), "bias_act: x and y must be CUDA tensors");
+    TORCH_CHECK(OPS_ON_DEVICE(src), "bias_act: x and y must be " OPS_DEVICE_NAME " tensors");
     TORCH_CHECK(dim >= 0 && dim < src.dim(), "bias_act: dim ", dim, " is out of range for ", src.dim(), "-D x");
     const int code = dtype_code(src);
-    const c10::cuda::CUDAGuard device_guard(src.device());
+    OPS_DEVICE_GUARD(src);
 
     // The kernel walks memory linearly, so src must be dense and dy must share its strides.
     if (!src.is_non_overlapping_and_dense())
@@ -69,7 +68,7 @@ static torch::Tensor bias_act(torch::Tensor x, torch::Tensor b, torch::Tensor y,
     args.alpha = alpha;
     args.gain = gain;
     args.clamp = clamp;
-    cudaError_t status = bias_act_launch(args, c10::cuda::getCurrentCUDAStream());
+    cudaError_t status = bias_act_launch(args, OPS_CURRENT_STREAM());
     TORCH_CHECK(status == cudaSuccess, "bias_act: kernel launch failed: ", cudaGetErrorString(status));
     return out;
 }

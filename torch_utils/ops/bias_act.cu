@@ -140,6 +140,7 @@ __host__ __device__ void bias_act_element(const BiasActArgs& a, I i)
     store(&out[i], r);
 }
 
+#ifndef SQUEEZEGAN_HOST_KERNELS
 template <class T, class I>
 __global__ void bias_act_kernel(BiasActArgs a)
 {
@@ -176,3 +177,28 @@ cudaError_t bias_act_launch(const BiasActArgs& args, cudaStream_t stream)
     }
     return cudaGetLastError();
 }
+#else
+//------------------------------------------------------------------------
+// Host build (ops_device.h): the same elements in order on the CPU, with the index type the GPU would use.
+
+template <class T>
+static void loop_typed(const BiasActArgs& args)
+{
+    if (args.numel < (int64_t)UINT32_MAX)
+        for (uint32_t i = 0; i < (uint32_t)args.numel; i++) bias_act_element<T, uint32_t>(args, i);
+    else
+        for (int64_t i = 0; i < args.numel; i++) bias_act_element<T, int64_t>(args, i);
+}
+
+cudaError_t bias_act_launch(const BiasActArgs& args, cudaStream_t)
+{
+    switch (args.dtype)
+    {
+    case BIAS_ACT_FLOAT32: loop_typed<float>(args); break;
+    case BIAS_ACT_FLOAT16: loop_typed<__half>(args); break;
+    case BIAS_ACT_FLOAT64: loop_typed<double>(args); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+#endif

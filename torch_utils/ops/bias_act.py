@@ -40,9 +40,8 @@ def _plugin():
     return custom_ops.get_plugin(
         module_name='bias_act_plugin',
         sources=['bias_act.cpp', 'bias_act.cu'],
-        headers=['bias_act.h'],
+        headers=['bias_act.h', 'ops_device.h'],
         source_dir=os.path.dirname(__file__),
-        extra_cuda_cflags=['--use_fast_math'],
     )
 
 
@@ -131,17 +130,18 @@ _SELF_CHECK_CASES = [
 _SELF_CHECK_TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float16: dict(rtol=3e-3, atol=3e-3)}
 
 
-def _self_check(plugin, device):
+def _self_check(plugin, device, seed=14):
     """Raise custom_ops.SelfCheckError unless `plugin` matches bias_act_ref on `device`.
 
     Forward, first and second order, float32 and float16 (against a float32 reference on the same
     rounded inputs), on a few small shapes; milliseconds on a GPU.
     """
-    generator = torch.Generator().manual_seed(14)
+    generator = torch.Generator().manual_seed(seed)
     with torch.inference_mode(False), torch.enable_grad(), torch.autocast(device.type, enabled=False):
         for act, clamp, shape, dim, channels_last in _SELF_CHECK_CASES:
             x, b, dy, w = [torch.randn(size, generator=generator) * scale
                            for size, scale in ((shape, 2), ([shape[dim]], 0.5), (shape, 1), (shape, 1))]
+            x = _away_from_kinks(x, b, dim, act, clamp, generator, scale=2)
             layout = torch.channels_last if channels_last else torch.contiguous_format
             for dtype, tolerance in _SELF_CHECK_TOLERANCE.items():
                 inputs = [t.to(device=device, dtype=dtype) for t in (x, b, dy, w)]
@@ -152,6 +152,22 @@ def _self_check(plugin, device):
                                                   *[t.float() for t in inputs])
                 for (name, a), (_, e) in zip(ours, expected):  # In order: a wrong output fails before backward.
                     custom_ops.check_close(f'{act} {name} in {str(dtype)[6:]} for shape {shape}', a, e, **tolerance)
+
+
+def _away_from_kinks(x, b, dim, act, clamp, generator, scale, margin=0.05):
+    """x, redrawn where x + b lies within `margin` of a kink: z = 0 (relu, lrelu, elu, selu bend there) or an output
+    at +-clamp. There float16's rounding in the kernel and float32's in the reference may land on different sides,
+    and the derivatives differ by the whole slope (about 1 draw in 80 failed so before). Deterministic per seed."""
+    spec = activation_funcs[act]
+    for _ in range(100):
+        z = x.double() + b.double().reshape([-1 if i == dim else 1 for i in range(x.ndim)])
+        near = z.abs() < margin
+        if clamp is not None:
+            near |= ((spec.func(z, alpha=spec.def_alpha) * spec.def_gain).abs() - clamp).abs() < margin
+        if not near.any():
+            return x
+        x = torch.where(near, torch.randn(x.shape, generator=generator) * scale, x)
+    raise AssertionError(f'bias_act self-check: no draw of x away from the kinks of {act} (clamp {clamp})')
 
 
 def _value_and_derivatives(func, x, b, dy, w):

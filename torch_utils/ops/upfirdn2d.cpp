@@ -1,8 +1,7 @@
 // PyTorch binding of the upfirdn2d kernel: checks arguments, sizes the output, launches on the current stream.
 
 #include <torch/extension.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <c10/cuda/CUDAStream.h>
+#include "ops_device.h"
 #include "upfirdn2d.h"
 
 //------------------------------------------------------------------------
@@ -24,12 +23,12 @@ static int dtype_code(const torch::Tensor& t)
 static torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor w, int64_t up_x, int64_t up_y, int64_t down_x,
                                int64_t down_y, int64_t pad_x0, int64_t pad_x1, int64_t pad_y0, int64_t pad_y1)
 {
-    TORCH_CHECK(x.is_cuda() && x.dim() == 4, "upfirdn2d: x must be a 4-D CUDA tensor");
-    TORCH_CHECK(w.is_cuda() && w.dim() == 2 && w.scalar_type() == torch::kFloat32, "upfirdn2d: w must be a 2-D float32 CUDA tensor");
+    TORCH_CHECK(OPS_ON_DEVICE(x) && x.dim() == 4, "upfirdn2d: x must be a 4-D " OPS_DEVICE_NAME " tensor");
+    TORCH_CHECK(OPS_ON_DEVICE(w) && w.dim() == 2 && w.scalar_type() == torch::kFloat32, "upfirdn2d: w must be a 2-D float32 " OPS_DEVICE_NAME " tensor");
     TORCH_CHECK(w.device() == x.device(), "upfirdn2d: w must be on x's device");
     TORCH_CHECK(up_x >= 1 && up_y >= 1 && down_x >= 1 && down_y >= 1, "upfirdn2d: up and down must be >= 1");
     const int code = dtype_code(x);
-    const c10::cuda::CUDAGuard device_guard(x.device());
+    OPS_DEVICE_GUARD(x);
     w = w.contiguous();
 
     const int64_t in_h = x.size(2), in_w = x.size(3);
@@ -62,7 +61,7 @@ static torch::Tensor upfirdn2d(torch::Tensor x, torch::Tensor w, int64_t up_x, i
         args.y_stride[i] = y.stride(i);
     }
     args.channels_last = channels_last ? 1 : 0;
-    cudaError_t status = upfirdn2d_launch(args, c10::cuda::getCurrentCUDAStream());
+    cudaError_t status = upfirdn2d_launch(args, OPS_CURRENT_STREAM());
     TORCH_CHECK(status == cudaSuccess, "upfirdn2d: kernel launch failed: ", cudaGetErrorString(status));
     return y;
 }

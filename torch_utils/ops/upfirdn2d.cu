@@ -72,6 +72,7 @@ __host__ __device__ void upfirdn2d_pixel(const UpFirDn2dArgs& a, I i)
     store(&y[n * a.y_stride[0] + c * a.y_stride[1] + oy * a.y_stride[2] + ox * a.y_stride[3]], acc);
 }
 
+#ifndef SQUEEZEGAN_HOST_KERNELS
 template <class T, class I>
 __global__ void upfirdn2d_kernel(UpFirDn2dArgs a, I total)
 {
@@ -109,3 +110,29 @@ cudaError_t upfirdn2d_launch(const UpFirDn2dArgs& args, cudaStream_t stream)
     }
     return cudaGetLastError();
 }
+#else
+//------------------------------------------------------------------------
+// Host build (ops_device.h): the same output pixels in order on the CPU, with the index type the GPU would use.
+
+template <class T>
+static void loop_typed(const UpFirDn2dArgs& args, int64_t total)
+{
+    if (total < (int64_t)UINT32_MAX)
+        for (uint32_t i = 0; i < (uint32_t)total; i++) upfirdn2d_pixel<T, uint32_t>(args, i);
+    else
+        for (int64_t i = 0; i < total; i++) upfirdn2d_pixel<T, int64_t>(args, i);
+}
+
+cudaError_t upfirdn2d_launch(const UpFirDn2dArgs& args, cudaStream_t)
+{
+    const int64_t total = (int64_t)args.n * args.c * args.out_h * args.out_w;
+    switch (args.dtype)
+    {
+    case UPFIRDN2D_FLOAT32: loop_typed<float>(args, total); break;
+    case UPFIRDN2D_FLOAT16: loop_typed<__half>(args, total); break;
+    case UPFIRDN2D_FLOAT64: loop_typed<double>(args, total); break;
+    default: return cudaErrorInvalidValue;
+    }
+    return cudaSuccess;
+}
+#endif
