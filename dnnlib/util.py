@@ -103,6 +103,11 @@ def output_dir_problem(path):
     return None
 
 
+# atomic_write's temporary files: .<name>.squeezegan-XXXXXXXX.tmp beside the target, a pattern no other program
+# uses, so that removing what a killed write left behind can never touch anybody else's file.
+ATOMIC_TEMP_RE = re.compile(r'^\..+\.squeezegan-[a-z0-9_]{8}\.tmp$')
+
+
 @contextlib.contextmanager
 def atomic_write(path, mode='wb'):
     """Yield a file object on a temporary name beside `path`; rename it onto `path` only if the block succeeds.
@@ -115,7 +120,7 @@ def atomic_write(path, mode='wb'):
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     try:
-        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.', suffix='.tmp')
+        fd, tmp_path = tempfile.mkstemp(dir=folder, prefix=f'.{os.path.basename(path)}.squeezegan-', suffix='.tmp')
     except OSError as exc:
         raise write_error(exc, path) or exc from None
     try:

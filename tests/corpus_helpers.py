@@ -157,8 +157,8 @@ def shrink_first_tensor(content):
 
 
 def run_copy(run_dir, folder):
-    """Copy a finished run's snapshot pair into `folder` (a run directory); returns the copied pickle."""
-    for name in ('network-snapshot-000000.pkl', 'network-snapshot-000000.resume.pt'):
+    """Copy a finished run's snapshot pair and options into `folder` (a run directory); returns the copied pickle."""
+    for name in ('network-snapshot-000000.pkl', 'network-snapshot-000000.resume.pt', 'training_options.json'):
         copy(os.path.join(run_dir, name), os.path.join(folder, name))
     return os.path.join(str(folder), 'network-snapshot-000000.pkl')
 

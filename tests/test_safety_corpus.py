@@ -268,9 +268,10 @@ TRAIN_RESUME = [
          may_create=('runs',)),
     case('train-resume-latest-without-runs', 'train', lambda c: tr(c, '--resume=latest'), '--resume=latest'),
     case('train-resume-latest-with-only-a-killed-write', 'train',
-         lambda c: bad.write_bytes(c.tmp / 'runs' / '00000-killed' / '.network-snapshot-000000.pkl.abc123.tmp', b'half')
+         lambda c: bad.write_bytes(c.tmp / 'runs' / '00000-killed' / 'training_options.json', b'{}')
+         and bad.write_bytes(c.tmp / 'runs' / '00000-killed' / '.network-snapshot-000000.pkl.squeezegan-abc12_yz.tmp', b'half')
          and tr(c, '--resume=latest'), '--resume=latest',
-         may_remove=(os.path.join('runs', '00000-killed', '.network-snapshot-000000.pkl.abc123.tmp'),)),
+         may_remove=(os.path.join('runs', '00000-killed', '.network-snapshot-000000.pkl.squeezegan-abc12_yz.tmp'),)),
     case('train-resume-tampered-state', 'train', lambda c: tr(c, f'--resume={tampered_run(c)}'),
          'refusing to load io.open', 'network-snapshot-000000.resume.pt',
          may_create=('runs',)),

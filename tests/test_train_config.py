@@ -151,6 +151,8 @@ def test_run_description_starts_with_dataset_cfg_gpus_and_generator(tmp_path, da
 
 def test_run_dirs_are_numbered_after_existing_ones_and_never_reused(tmp_path):
     (tmp_path / '00007-old').mkdir()
+    (tmp_path / '00007-old' / 'training_options.json').write_text('{}')
+    (tmp_path / '00009-not-a-run').mkdir()  # No training_options.json: a user's folder.
     (tmp_path / 'notes').mkdir()
     first = train_run_dir.create_run_dir(str(tmp_path), 'x-auto1-skip')
     second = train_run_dir.create_run_dir(str(tmp_path), 'x-auto1-skip')
@@ -161,6 +163,7 @@ def test_resume_latest_picks_the_newest_complete_snapshot(tmp_path, data16):
     runs = tmp_path / 'runs'
     for run, kimg, complete in [('00000-a', 8, True), ('00001-a', 4, True), ('00001-a', 12, False)]:
         (runs / run).mkdir(parents=True, exist_ok=True)
+        (runs / run / 'training_options.json').write_text('{}')
         (runs / run / f'network-snapshot-{kimg:06d}.pkl').write_bytes(b'x')
         if complete:
             (runs / run / f'network-snapshot-{kimg:06d}.resume.pt').write_bytes(b'x')

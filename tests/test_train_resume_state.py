@@ -45,6 +45,7 @@ def _tampered_copy(finished_run, tmp_path):
     """A run directory whose snapshot is genuine and whose resume state carries a payload."""
     run_dir = tmp_path / 'runs' / '00000-tampered'
     run_dir.mkdir(parents=True)
+    (run_dir / 'training_options.json').write_text('{}')
     pkl = run_dir / 'network-snapshot-000000.pkl'
     pkl.write_bytes(open(os.path.join(finished_run, 'network-snapshot-000000.pkl'), 'rb').read())
     marker = tmp_path / 'payload-ran'
@@ -101,16 +102,36 @@ def test_next_run_removes_temp_files_of_killed_writes_but_not_those_of_a_live_ru
     from training.run import run_dir as run_dirs  # pylint: disable=import-outside-toplevel
     outdir = tmp_path / 'runs'
     dead, live = outdir / '00000-killed', outdir / '00001-live'
+    leftover = '.network-snapshot-000000.pkl.squeezegan-abc12_yz.tmp'  # As dnnlib.util.atomic_write names them.
     for run_dir in (dead, live):
         run_dir.mkdir(parents=True)
-        (run_dir / '.network-snapshot-000000.pkl.abc123.tmp').write_bytes(b'half a pickle')
+        (run_dir / 'training_options.json').write_text('{}')
+        (run_dir / leftover).write_bytes(b'half a pickle')
         (run_dir / 'network-snapshot-000000.pkl').write_bytes(b'a complete file stays')
     with run_dirs.run_lock(str(live)):  # As a training process holds it while it runs.
         new_run = train_launch.start(tiny_config(outdir, data16, kimg=0.004), env={})
-    assert sorted(os.listdir(dead)) == ['network-snapshot-000000.pkl']
-    assert '.network-snapshot-000000.pkl.abc123.tmp' in os.listdir(live)
-    assert f'Removed {dead / ".network-snapshot-000000.pkl.abc123.tmp"}' in capsys.readouterr().out
+    assert sorted(os.listdir(dead)) == ['network-snapshot-000000.pkl', 'training_options.json']
+    assert leftover in os.listdir(live)
+    assert f'Removed {dead / leftover}' in capsys.readouterr().out
     assert os.path.basename(new_run).startswith('00002-')
+
+
+def test_a_users_files_beside_runs_are_never_touched_nor_counted_as_runs(tmp_path, data16):
+    outdir = tmp_path / 'runs'
+    user_files = {
+        '2024-holiday/.notes.tmp': b'my notes',                               # Digits and a dash, but not a run.
+        '00042-ideas/.draft.squeezegan-abc12_yz.tmp': b'not a run either',     # No training_options.json.
+        '00003-old/training_options.json': b'{}',                              # A run (stylegan2-ada-pytorch's too)...
+        '00003-old/.notes.tmp': b'my notes in a run',                          # ...with a file we did not write.
+        '00003-old/.draft.tmp': b'x',
+    }
+    for name, data in user_files.items():
+        (outdir / name).parent.mkdir(parents=True, exist_ok=True)
+        (outdir / name).write_bytes(data)
+    new_run = train_launch.start(tiny_config(outdir, data16, kimg=0.004), env={})
+    assert os.path.basename(new_run).startswith('00004-')  # After run 3; 2024 and 42 are not runs.
+    for name, data in user_files.items():
+        assert (outdir / name).read_bytes() == data, name
 
 
 def test_keep_snapshots_deletes_older_pairs_only_after_a_newer_one_is_complete(tmp_path, data16):

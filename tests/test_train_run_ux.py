@@ -216,6 +216,7 @@ def test_sub_kimg_snapshots_all_survive_and_no_file_is_written_twice(tmp_path, d
 def test_resume_latest_takes_the_snapshot_with_the_most_images(tmp_path):
     run_dir = tmp_path / 'runs' / '00000-run'
     run_dir.mkdir(parents=True)
+    (run_dir / 'training_options.json').write_text('{}')
     for name in ('network-snapshot-000000', 'network-snapshot-000000_012img', 'network-snapshot-000000_500img',
                  'network-snapshot-000001', 'network-snapshot-000001_008img'):
         (run_dir / f'{name}.pkl').write_bytes(b'')

@@ -16,6 +16,7 @@ import torch
 
 import dnnlib
 from torch_utils import misc
+from training.run import run_dir as run_dirs
 from training.run import snapshot as run_snapshot
 
 RESUME_FORMAT = 1
@@ -51,16 +52,12 @@ def _snapshot_pairs(outdir):
     """Every snapshot pickle with a resume state beside it under outdir's run directories, newest first
     (highest run number, then most images shown)."""
     pairs = []
-    for run in (os.listdir(outdir) if os.path.isdir(outdir) else []):
-        match = re.match(r'^(\d+)-', run)
-        run_dir = os.path.join(outdir, run)
-        if not match or not os.path.isdir(run_dir):
-            continue
-        for f in os.listdir(run_dir):  # Temporary files of interrupted writes (.NAME.XXXX.tmp) never match.
+    for number, run_dir in run_dirs.list_runs(outdir):
+        for f in os.listdir(run_dir):  # Temporary files of interrupted writes never match.
             snap = SNAPSHOT_RE.match(f)
             pkl = os.path.join(run_dir, f)
             if snap and os.path.isfile(resume_state_path(pkl)):
-                pairs.append(((int(match.group(1)), run_snapshot.snapshot_nimg(*snap.groups())), pkl))
+                pairs.append(((number, run_snapshot.snapshot_nimg(*snap.groups())), pkl))
     return [pkl for _key, pkl in sorted(pairs, reverse=True)]
 
 

@@ -1,8 +1,10 @@
 """Run directories: <outdir>/NNNNN-<description>/, numbered after every existing run and never reused."""
 
-# A training process holds an advisory lock (flock) on its run directory for as long as it runs; the
-# kernel drops it when the process dies, however it dies. A new run in the same --outdir removes the
-# temporary files that killed writes left behind (.NAME.XXXX.tmp, see dnnlib.util.atomic_write), but
+# A run directory is a folder named with five or more digits and a dash that holds training_options.json
+# (as stylegan2-ada-pytorch's are); nothing else in --outdir counts for run numbers or is ever touched. A
+# training process holds an advisory lock (flock) on its run directory for as long as it runs; the kernel
+# drops it when the process dies, however it dies. A new run in the same --outdir removes the temporary
+# files that killed writes left behind (dnnlib.util.ATOMIC_TEMP_RE, a name only atomic_write makes), but
 # only in run directories whose lock it can take, so it never deletes a live run's write in progress.
 
 import contextlib
@@ -14,18 +16,29 @@ import shutil
 
 import dnnlib
 
-RUN_DIR_RE = re.compile(r'^(\d+)-')
-TEMP_FILE_RE = re.compile(r'^\..+\.tmp$')  # What atomic_write names its temporary files.
+RUN_DIR_RE = re.compile(r'^(\d{5,})-')
+OPTIONS_FILE = 'training_options.json'
+
+
+def list_runs(outdir):
+    """[(run number, path)] of the run directories in outdir (see above), in no particular order."""
+    runs = []
+    for entry in (os.listdir(outdir) if os.path.isdir(outdir) else []):
+        match = RUN_DIR_RE.match(entry)
+        path = os.path.join(outdir, entry)
+        if match and os.path.isfile(os.path.join(path, OPTIONS_FILE)):
+            runs.append((int(match.group(1)), path))
+    return runs
 
 
 def next_run_id(outdir):
-    """One more than the highest NNNNN of any entry in outdir (0 for an empty or missing folder)."""
-    ids = [int(m.group(1)) for m in map(RUN_DIR_RE.match, os.listdir(outdir) if os.path.isdir(outdir) else []) if m]
-    return max(ids, default=-1) + 1
+    """One more than the highest run number in outdir (0 for none); a user's other folders do not count."""
+    return max((number for number, _path in list_runs(outdir)), default=-1) + 1
 
 
 def create_run_dir(outdir, desc):
-    """Create and return a fresh run directory; a concurrent creator of the same id makes us take the next."""
+    """Create and return a fresh run directory (its caller writes training_options.json at once); a concurrent
+    creator of the same name makes us take the next number."""
     os.makedirs(outdir, exist_ok=True)
     run_id = next_run_id(outdir)
     while True:
@@ -68,10 +81,8 @@ def run_lock(run_dir):
 def remove_stale_temp_files(outdir):
     """Delete leftover temporary files in the run directories of `outdir` that no live run holds; returns their paths."""
     removed = []
-    for entry in sorted(os.listdir(outdir) if os.path.isdir(outdir) else []):
-        run_dir = os.path.join(outdir, entry)
-        if RUN_DIR_RE.match(entry) and os.path.isdir(run_dir):
-            removed += _remove_temp_files_if_unlocked(run_dir)
+    for _number, run_dir in sorted(list_runs(outdir)):
+        removed += _remove_temp_files_if_unlocked(run_dir)
     return removed
 
 
@@ -89,7 +100,7 @@ def _remove_temp_files_if_unlocked(run_dir):
     try:
         for name in os.listdir(run_dir):
             path = os.path.join(run_dir, name)
-            if TEMP_FILE_RE.match(name) and os.path.isfile(path):
+            if dnnlib.util.ATOMIC_TEMP_RE.match(name) and os.path.isfile(path):
                 with contextlib.suppress(OSError):
                     os.remove(path)
                     removed.append(path)
