@@ -16,6 +16,7 @@ import torch
 
 import dnnlib
 from torch_utils import misc
+from training.run import resume_check
 from training.run import run_dir as run_dirs
 from training.run import snapshot as run_snapshot
 
@@ -117,6 +118,9 @@ def pair_problem(snapshot_pkl, state=None):
     recorded = state.get('snapshot')
     if recorded is None:
         return None
+    if not isinstance(recorded, dict) or not isinstance(recorded.get('sha256'), str) or \
+            not isinstance(recorded.get('nimg'), int):
+        return 'its resume state\'s snapshot record is damaged (expected name, nimg and sha256)'
     if file_digest(snapshot_pkl) != recorded['sha256']:
         return (f'its resume state was written for another version of the pickle (kimg {recorded["nimg"] / 1e3:g}); '
                 f'the run was probably stopped between writing the two')
@@ -191,6 +195,8 @@ def load_resume_state(path):
         raise ValueError(f'{path}: not a readable resume state ({misc.torch_load_reason(exc)})') from None
     if not isinstance(state, dict) or state.get('format') != RESUME_FORMAT:
         raise ValueError(f'{path}: not a resume state of this version (format {RESUME_FORMAT} expected)')
+    if not isinstance(state.get('options'), dict):
+        raise ValueError(f'{path}: options: missing or not a dict')
     state['options'] = {RENAMED_KEYS.get(key, key): value for key, value in state['options'].items()}
     return state
 
@@ -275,6 +281,11 @@ def _usable_state(run, config):
     if set(mismatch) & set(NETWORK_KEYS):
         run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
         return None
+    try:  # Before anything is restored from it.
+        resume_check.check_resume_state(state, run.opts)
+    except resume_check.StateError as exc:
+        raise ResumeError(f'--resume: {config.resume_state}: {exc}; resume from an earlier snapshot, or pass its '
+                          f'.pkl alone after moving the .resume.pt away (weights only)') from None
     if mismatch:
         run.log(f'Continuing with the resume state, but not bit-exactly: {", ".join(mismatch)} differ from the resumed run.')
     return state
