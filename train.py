@@ -101,7 +101,8 @@ def _check_training_data(training_set_kwargs):
 # Base config.
 @click.option('--cfg',        help='Preset name (configs/<name>.json) or JSON path [default: auto]', metavar='NAME|FILE')
 @click.option('--gamma',      help='Override R1 gamma', type=click.FloatRange(min=0))
-@click.option('--kimg',       help='Override training length in kimg, fractions allowed', type=float)
+@click.option('--kimg',       help='Override the training length: the total in kimg the run trains to, counting what a '
+              'resumed run already did; fractions allowed', type=float)
 @click.option('--batch',      help='Override total batch size', type=click.IntRange(min=1))
 @click.option('--batch-gpu',  help='Samples per process and step (smaller = gradient accumulation)', type=click.IntRange(min=1))
 # Architecture.

@@ -144,6 +144,7 @@ def test_a_nan_loss_mid_tick_stops_at_the_tick_with_one_line_and_is_never_snapsh
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS])
     assert result.exit_code == 1, result.output
     assert _error_lines(result.output) == ['Error: Loss/G/loss is NaN in phase Gmain (Gmain pass) at image 4 (kimg 0.0); '
-                                           'lower the learning rate or resume from an earlier snapshot']
+                                           'lower the learning rate, train in fp32 (--fp32=1), or resume from an '
+                                           'earlier snapshot']
     run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
     assert sorted(name for name in os.listdir(run_dir) if name.endswith('.pkl')) == ['network-snapshot-000000.pkl']

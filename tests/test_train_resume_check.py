@@ -124,3 +124,31 @@ def test_train_refuses_a_bad_state_in_one_line_and_changes_nothing(tmp_path, dat
     assert len(errors) == 1 and errors[0].startswith(f'Error: --resume: {state_file}: {field}'), errors
     assert {name: open(os.path.join(run_dir, name), 'rb').read() for name in os.listdir(run_dir)} == before
     assert sorted(os.listdir(outdir)) == [os.path.basename(run_dir)]  # The refused run left no folder.
+
+
+def test_resume_says_once_whether_rng_states_were_restored_and_kimg_is_the_total(tmp_path, data16):
+    outdir = tmp_path / 'runs'
+    first = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS, '--kimg=0.008'])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS, '--kimg=0.012',
+                                              '--resume=latest'])
+    assert resumed.exit_code == 0, resumed.output
+    lines = resumed.output.splitlines()
+    assert sum('RNG states' in line for line in lines) == 1 and '  RNG states restored' in lines
+    runs = sorted(os.listdir(outdir))
+    for kimg in ('0.012', '0.004'):  # Reached, and below what was reached: nothing to train, nothing made.
+        refused = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS,
+                                                  f'--kimg={kimg}', '--resume=latest'])
+        assert refused.exit_code == 1
+        assert [line for line in refused.output.splitlines() if line.startswith('Error:')][0].endswith(
+            f'this run is at 0.012 kimg, and --kimg={float(kimg):g} is the total to reach, not more to add; pass a '
+            f'larger --kimg to train on')
+        assert sorted(os.listdir(outdir)) == runs
+
+
+@pytest.mark.parametrize('seed', ['-1', str(2 ** 32)])
+def test_seed_outside_32_bits_is_one_line(tmp_path, data16, seed):
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS,
+                                             f'--seed={seed}', '--dry-run'])
+    assert result.exit_code == 2 and 'Traceback' not in result.output
+    assert f'--seed={seed}: accepted values are whole numbers from 0 to 4294967295' in result.output

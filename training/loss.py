@@ -80,7 +80,8 @@ class NonFiniteWatch:
         self._first.fill_(self._NONE)
         if first != self._NONE:
             description = descriptions[first // 2].format('NaN' if first % 2 else 'infinite')
-            raise NonFiniteLossError(f'{description}; lower the learning rate or resume from an earlier snapshot')
+            raise NonFiniteLossError(f'{description}; lower the learning rate, train in fp32 (--fp32=1), or resume '
+                                     f'from an earlier snapshot')
 
 #----------------------------------------------------------------------------
 

@@ -327,6 +327,8 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     run.ada = build_ada(c, run.nets.augment_pipe)
     run.opts = {phase.network: phase.opt for phase in run.phases}
     state = run_resume.restore(run, c)
+    if state is not None:
+        run_resume.check_total_not_reached(run, c.resume_pkl)
     broadcast_networks(run.nets, c.num_processes)
     run.training_set, run.data_iter = build_data(c, rank, start_index=run.progress.cur_nimg)
     run.log(f'Dataset: {len(run.training_set)} images, {run.training_set.image_shape}, labels {run.training_set.label_shape}')

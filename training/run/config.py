@@ -214,6 +214,8 @@ def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     _check_gpus_have_devices(opts, env, c.device, cuda_devices)
     opts.fp32_given, opts.fp32 = opts.fp32, _use_fp32(opts, c.device)
     opts.workers = default_workers(available_cores(), c.num_processes) if opts.workers is None else opts.workers
+    if not (isinstance(opts.seed, int) and 0 <= opts.seed < 2 ** 32):  # numpy's generators take 32 bits.
+        raise ConfigError(f'--seed={opts.seed}: accepted values are whole numbers from 0 to {2 ** 32 - 1}')
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
     c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.

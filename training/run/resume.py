@@ -261,8 +261,16 @@ def restore(run, config):
     run.progress.cur_tick += 1
     run.progress.tick_start_nimg = run.progress.cur_nimg
     run.log(f'  exact resume: kimg {run.progress.cur_nimg / 1e3:g}, tick {run.progress.cur_tick}, optimizer states, '
-            f'loss state, augment p {run.augment_p():.3f}, ADA accumulator and RNG states restored')
+            f'loss state, augment p {run.augment_p():.3f} and ADA accumulator restored')
     return state
+
+
+def check_total_not_reached(run, resume_pkl):
+    """--kimg is the run's total: refuse a resume that has already reached it (it would train one more step)."""
+    reached, total = run.progress.cur_nimg, run.config.total_kimg * 1000
+    if reached >= total:
+        raise ResumeError(f'--resume={resume_pkl}: this run is at {reached / 1e3:g} kimg, and --kimg={total / 1e3:g} '
+                          f'is the total to reach, not more to add; pass a larger --kimg to train on')
 
 
 def _usable_state(run, config):
@@ -347,6 +355,7 @@ def restore_rank_states(run, state):
         return
     rng, loss_state, averages = saved
     run_snapshot.restore_rng(rng, run.np_random, run.device)
+    run.log('  RNG states restored')
     if loss_state is not None:
         run.loss.load_state_dict(loss_state)
     if averages is not None:
