@@ -9,6 +9,7 @@ import os
 import click
 
 import dnnlib
+from training.dataset.labels import LabelChecker, LabelError
 from training.dataset.sources import BadImageError, SourceError, IMAGE_EXTENSIONS, SOURCE_HELP, open_source
 from training.dataset.transforms import (CHANNEL_NAMES, OUTPUT_MODES, RESIZE_FILTERS, TRANSFORMS, channels_of, check_output_size,
                                          convert_pixels, default_channels, is_power_of_two, make_transform)
@@ -26,15 +27,6 @@ def encode_png(image):
     buffer = io.BytesIO()
     image.save(buffer, format='png', compress_level=0, optimize=False)
     return buffer.getvalue()
-
-
-def check_label(label, name):
-    """Accepts an int class or a list of numbers; returns it JSON-ready."""
-    if isinstance(label, (int,)) and not isinstance(label, bool) and label >= 0:
-        return int(label)
-    if isinstance(label, list) and label and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in label):
-        return [float(x) for x in label]
-    raise click.ClickException(f'label of {name} is {label!r}; accepted: a non-negative integer class or a list of numbers')
 
 
 def check_paths_apart(source, dest):
@@ -96,6 +88,7 @@ class Tally:
         self.too_small = 0
         self.size = None       # (width, height) of every written image.
         self.labels = []       # [archive_name, label] per written image.
+        self.check_label = LabelChecker('--source labels')  # One rule for every label, the first sets the kind.
         self.unlabelled = []   # Source names of written images without a label.
         self.converted = collections.Counter()  # 'grayscale images to RGB' -> how many.
 
@@ -136,7 +129,10 @@ def convert_one(item, writer, transform, channels, skip_bad, tally):
     if item.label is None:
         tally.unlabelled.append(item.name)
     else:
-        tally.labels.append([name, check_label(item.label, item.name)])
+        try:  # Checked as the reader will check them (training/dataset/labels.py), before anything is committed.
+            tally.labels.append([name, tally.check_label(item.name, item.label)])
+        except LabelError as exc:
+            raise click.ClickException(str(exc)) from None
     tally.written += 1
 
 

@@ -171,11 +171,29 @@ def test_labels_must_cover_every_image(tmp_path):
         ImageFolderDataset(folder, use_labels=True)
 
 
-def test_mixed_label_kinds_are_rejected(tmp_path):
+@pytest.mark.parametrize('labels, message', [
+    ([1, [0.5]], r"the label of img1.png is \[0.5\], but labels are class indices in \[0, 1000000\) \(as img0.png's, 1\)"),
+    ([[0.5], 1], r"the label of img1.png is 1, but labels are lists of 1 finite numbers \(as img0.png's\)"),
+    ([[0.5, 1.0], [0.5]], r'the label of img1.png is \[0.5\], but labels are lists of 2 finite numbers'),
+    ([[0.5], [float('nan')]], r'the label of img1.png is \[nan\], but labels are lists of 1 finite numbers'),
+    ([0, 10 ** 12], r'the label of img1.png is 1000000000000, but labels are class indices in \[0, 1000000\)'),
+    ([True, 1], r'the label of img0.png is True; accepted: a class index in \[0, 1000000\) or a list of finite numbers'),
+    ([[], [1.0]], r'the label of img0.png is \[\]; accepted'),
+    ([-1, 0], r'the label of img0.png is -1; accepted'),
+])
+def test_labels_break_one_rule_and_the_first_bad_one_is_named(tmp_path, labels, message):
     folder = str(tmp_path / 'd')
-    dh.make_image_folder(folder, count=2, labels=[1, [0.5]])
-    with pytest.raises(DatasetError, match='must all be non-negative integer classes or all equal-length lists'):
+    dh.make_image_folder(folder, count=2, labels=labels)
+    with pytest.raises(DatasetError, match=r'dataset.json: ' + message):
         ImageFolderDataset(folder, use_labels=True)
+
+
+def test_class_and_vector_labels_load(tmp_path):
+    for labels, expected in (([3, 0], [[0, 0, 0, 1], [1, 0, 0, 0]]), ([[0.5, 2], [1, -1.5]], [[0.5, 2], [1, -1.5]])):
+        folder = str(tmp_path / str(len(expected[0])))
+        dh.make_image_folder(folder, count=2, labels=labels)
+        dataset = ImageFolderDataset(folder, use_labels=True)
+        assert [dataset.get_label(i).tolist() for i in range(2)] == expected
 
 
 def test_corrupt_image_fails_naming_the_file(tmp_path):

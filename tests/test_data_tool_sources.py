@@ -189,3 +189,19 @@ def test_builtin_digits_writes_1797_labelled_32px_rgb_images(tmp_path):
     assert np.array_equal(image[0], image[1]) and image.max() > 200 and image.min() == 0
     from sklearn.datasets import load_digits
     assert [int(np.argmax(ds.get_label(i))) for i in range(0, 1797, 97)] == [int(t) for t in load_digits().target[::97]]
+
+
+@pytest.mark.parametrize('labels, message', [
+    ([1, [0.5]], "--source labels: the label of {src}/img1.png is [0.5], but labels are class indices in [0, 1000000) "
+                 "(as {src}/img0.png's, 1); every label must be one"),
+    ([0, 10 ** 12], '--source labels: the label of {src}/img1.png is 1000000000000, but labels are class indices'),
+    ([[0.5], [float('nan')]], '--source labels: the label of {src}/img1.png is [nan], but labels are lists of 1 finite numbers'),
+    ([[0.5, 1.0], [2.0]], '--source labels: the label of {src}/img1.png is [2.0], but labels are lists of 2 finite numbers'),
+    (['cat', 'dog'], "--source labels: the label of {src}/img0.png is 'cat'; accepted: a class index in [0, 1000000) or "
+                     "a list of finite numbers"),
+])
+def test_labels_that_break_the_rule_stop_the_conversion_naming_the_first(tmp_path, labels, message):
+    dh.make_image_folder(str(tmp_path / 'src'), count=2, labels=labels)
+    result = dh.run_tool('--source', tmp_path / 'src', '--dest', tmp_path / 'out')
+    dh.assert_clean_failure(result, message.format(src=tmp_path / 'src'))
+    assert not (tmp_path / 'out').exists()

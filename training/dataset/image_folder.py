@@ -9,6 +9,7 @@ import PIL.Image
 import torch
 
 import dnnlib
+from training.dataset.labels import LabelError, labels_array
 from training.dataset.sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
 from training.dataset.transforms import is_power_of_two
 
@@ -272,13 +273,7 @@ class ImageFolderDataset(Dataset):
         if strays:
             raise DatasetError(f'{where} labels {len(strays)} file(s) that are not images of the dataset (first: {strays[0]}); '
                                f'it must label exactly the images present, as dataset_tool.py writes it')
-        values = [by_name[n] for n in self._image_names]
-        if all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in values):
-            return np.array(values, dtype=np.int64)
         try:
-            vectors = np.array(values, dtype=np.float32)
-        except (TypeError, ValueError):
-            vectors = None
-        if vectors is None or vectors.ndim != 2:
-            raise DatasetError(f'{where}: labels must all be non-negative integer classes or all equal-length lists of numbers')
-        return vectors
+            return labels_array([(n, by_name[n]) for n in self._image_names], where)
+        except LabelError as exc:
+            raise DatasetError(str(exc)) from None
