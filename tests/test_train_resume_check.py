@@ -152,3 +152,20 @@ def test_seed_outside_32_bits_is_one_line(tmp_path, data16, seed):
                                              f'--seed={seed}', '--dry-run'])
     assert result.exit_code == 2 and 'Traceback' not in result.output
     assert f'--seed={seed}: accepted values are whole numbers from 0 to 4294967295' in result.output
+
+
+def test_resume_lists_every_option_that_differs_old_to_new(tmp_path, data16):
+    outdir = tmp_path / 'runs'
+    first = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS, '--kimg=0.004',
+                                            '--gamma=1'])
+    assert first.exit_code == 0, first.output
+    resumed = CliRunner().invoke(train.main, [f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS, '--kimg=0.008',
+                                              '--gamma=2', '--aug=fixed', '--p=0.2', '--metrics=none', '--snap=3',
+                                              '--resume=latest'])
+    assert resumed.exit_code == 0, resumed.output
+    notices = [line for line in resumed.output.splitlines() if line.startswith('Options that differ from the resumed run')]
+    assert len(notices) == 1
+    listed = notices[0].split('old -> new: ', 1)[1].split('; ')
+    assert 'loss_kwargs.r1_gamma: 1.0 -> 2.0' in listed
+    assert 'augment_p: 0.0 -> 0.2' in listed and any(item.startswith('augment_kwargs: null -> {') for item in listed)
+    assert not any(item.startswith(('network_snapshot_ticks', 'total_kimg', 'run_dir')) for item in listed)

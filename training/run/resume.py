@@ -7,6 +7,7 @@
 # a URL, a transfer-learning name) only weights are copied.
 
 import hashlib
+import json
 import os
 import re
 import sys
@@ -249,6 +250,8 @@ def restore(run, config):
         return None
     state = _usable_state(run, config)
     run.log(f'Resuming from "{config.resume_pkl}"')
+    if not dnnlib.util.is_url(config.resume_pkl):
+        _log_option_differences(run, config)
     _load_weights(run, config.resume_pkl, exact=state is not None)
     if state is None:
         return None
@@ -271,6 +274,48 @@ def check_total_not_reached(run, resume_pkl):
     if reached >= total:
         raise ResumeError(f'--resume={resume_pkl}: this run is at {reached / 1e3:g} kimg, and --kimg={total / 1e3:g} '
                           f'is the total to reach, not more to add; pass a larger --kimg to train on')
+
+
+# Options that say where and how a run is kept or watched, not what it trains: a resume may change them freely.
+BOOKKEEPING_KEYS = ('outdir', 'run_dir', 'run_desc', 'resume_pkl', 'resume_state', 'total_kimg', 'metrics',
+                    'detector_dir', 'network_snapshot_ticks', 'image_snapshot_ticks', 'keep_snapshots', 'kimg_per_tick',
+                    'preempt_exit_code', 'dist_timeout', 'allow_transfer', 'grid_size', 'data_loader_kwargs')
+
+
+def option_differences(resumed_options, config):
+    """['key: old -> new', ...] for every training option (nested keys dotted) that differs from the resumed run's."""
+    return _differences(resumed_options or {}, _plain(dict(config)), prefix='')
+
+
+def _differences(old, new, prefix):
+    found = []
+    for key in sorted(set(old) | set(new)):
+        if not prefix and key in BOOKKEEPING_KEYS:
+            continue
+        before, after = old.get(key, '(none)'), new.get(key, '(none)')
+        if isinstance(before, dict) and isinstance(after, dict):
+            found += _differences(before, after, f'{prefix}{key}.')
+        elif before != after:
+            found.append(f'{prefix}{key}: {_short(before)} -> {_short(after)}')
+    return found
+
+
+def _short(value, limit=80):
+    text = json.dumps(value) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[:limit] + '...'
+
+
+def _log_option_differences(run, config):
+    """One notice listing every option that differs from the resumed run's training_options.json, old -> new."""
+    path = os.path.join(os.path.dirname(os.path.abspath(config.resume_pkl)), run_dirs.OPTIONS_FILE)
+    try:
+        with open(path, encoding='utf-8') as f:
+            resumed = json.load(f)
+    except (OSError, ValueError):
+        return  # Not one of our run folders (a file of its own, a URL): nothing to compare with.
+    differences = option_differences(resumed if isinstance(resumed, dict) else {}, config)
+    if differences:
+        run.log(f'Options that differ from the resumed run ({path}), old -> new: {"; ".join(differences)}')
 
 
 def _usable_state(run, config):
