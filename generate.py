@@ -191,6 +191,9 @@ def load_ws(path, G, device):
             ws = data['w']
     except (OSError, ValueError) as error:
         raise click.BadParameter(f'{path} is not a readable .npz file ({error})', param_hint='--projected-w') from error
+    if ws.dtype.kind not in 'fiu':  # Strings, objects, booleans: not a W vector.
+        raise click.BadParameter(f'{path}: w holds {ws.dtype} values; expected numbers (float32, as projector.py '
+                                 f'writes)', param_hint='--projected-w')
     if ws.ndim != 3 or tuple(ws.shape[1:]) != (G.num_ws, G.w_dim):
         raise click.BadParameter(f'{path}: w has shape {list(ws.shape)}; this network needs [N, {G.num_ws}, {G.w_dim}]',
                                  param_hint='--projected-w')

@@ -31,7 +31,7 @@ def _check_lpips(config):
         return
     from metrics import detectors, lpips  # pylint: disable=import-outside-toplevel
     try:
-        lpips.check_lpips_available(detector_dir=config.detector_dir)
+        lpips.check_lpips_readable(detector_dir=config.detector_dir)
     except detectors.DetectorUnavailableError as exc:
         raise click.ClickException(f'--reg-type=glead: {exc}') from None
 
@@ -39,15 +39,12 @@ def _check_lpips(config):
 def _check_detectors(config):
     """The detector files that --metrics needs are found locally or downloadable now, not at the first evaluation."""
     from metrics import detectors, metric_main  # pylint: disable=import-outside-toplevel
-    needed = {}  # file name -> (first metric needing it, detector)
-    for metric in config.metrics:
-        for detector in metric_main.required_detectors(metric):
-            needed.setdefault(detector.file_name, (metric, detector))
-    for metric, detector in needed.values():
-        try:
-            detectors.resolve_detector_file(detector, detector_dir=config.detector_dir)
-        except detectors.DetectorUnavailableError as exc:
-            raise click.ClickException(f'--metrics={metric}: {exc}; or train without metrics: --metrics=none') from None
+    needed = {detector.file_name: detector for metric in config.metrics for detector in metric_main.required_detectors(metric)}
+    try:
+        detectors.check_detectors(needed, detector_dir=config.detector_dir)
+    except detectors.DetectorUnavailableError as exc:
+        raise click.ClickException(f'--metrics={",".join(config.metrics)}: {exc}; or train without metrics: '
+                                   f'--metrics=none') from None
 
 
 def _check_output_room(config):

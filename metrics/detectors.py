@@ -43,12 +43,23 @@ def detector_folders(detector_dir=None):
 
 
 def resolve_detector_file(detector, detector_dir=None, verbose=False):
-    """Local file name of `detector` (INCEPTION or VGG16): from a detector folder, else downloaded and cached."""
+    """Local file name of `detector` (INCEPTION or VGG16): from a detector folder, else downloaded and cached.
+
+    An explicit `detector_dir` (--detector-dir) means offline: the file must be there (or already in the
+    download cache); nothing is downloaded.
+    """
     folders = detector_folders(detector_dir)
     for folder in folders:
         candidate = os.path.join(folder, detector.file_name)
         if os.path.isfile(candidate):
             return candidate
+    cached = dnnlib.util.url_cache_path(detector.url)
+    if detector_dir is not None:
+        if os.path.isfile(cached):
+            return cached
+        raise DetectorUnavailableError(
+            f'feature detector {detector.file_name} is not in --detector-dir {os.fspath(detector_dir)} (nothing is '
+            f'downloaded when a folder is given); get it from {detector.url} into that folder (or ${DETECTOR_DIR_ENV})')
     try:
         return dnnlib.util.open_url(detector.url, verbose=verbose, return_filename=True)
     except OSError as error:
@@ -59,6 +70,20 @@ def resolve_detector_file(detector, detector_dir=None, verbose=False):
             f'feature detector {detector.file_name} {searched}cannot be downloaded from {detector.url} '
             f'({reason}); download it where there is internet and pass its folder with --detector-dir '
             f'(or ${DETECTOR_DIR_ENV}), or copy it to {dnnlib.util.url_cache_path(detector.url)}') from error
+
+def check_detectors(needed, detector_dir=None):
+    """Every detector of `needed` ({file name: detector}) found or downloadable; otherwise one
+    DetectorUnavailableError that names all the missing files, each with where to get it."""
+    problems = []
+    for detector in needed.values():
+        try:
+            resolve_detector_file(detector, detector_dir=detector_dir)
+        except DetectorUnavailableError as error:
+            problems.append(str(error))
+    if len(problems) == 1:
+        raise DetectorUnavailableError(problems[0])
+    if problems:
+        raise DetectorUnavailableError(f'{len(problems)} detector files are missing: ' + '; '.join(problems))
 
 #----------------------------------------------------------------------------
 # Loaded detectors are kept per (file, file version, device): loading the 100 MB Inception file for every

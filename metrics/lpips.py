@@ -174,6 +174,14 @@ def read_weights(path, shapes):
         raise detectors.DetectorUnavailableError(str(error)) from error
 
 
+def check_lpips_readable(detector_dir=None):
+    """Both LPIPS files found and read as weights of the right shapes (DetectorUnavailableError naming the file
+    otherwise); for checks before training starts, where a damaged file must fail, not at the first step."""
+    alexnet_path, linear_path = check_lpips_available(detector_dir=detector_dir)
+    read_weights(alexnet_path, ALEXNET_SHAPES)
+    read_weights(linear_path, LINEAR_SHAPES)
+
+
 def load_lpips(device, detector_dir=None, verbose=False):
     """Find, read and build LPIPS v0.1 (AlexNet) on `device`: eval mode, no parameter requires grad."""
     alexnet_path, linear_path = check_lpips_available(detector_dir=detector_dir, verbose=verbose)

@@ -266,6 +266,14 @@ def nan_ws(path, G):
     np.savez(path, w=w)
 
 
+def string_ws(path, G):
+    np.savez(path, w=np.full([2, G.num_ws, G.w_dim], 'a'))
+
+
+def object_ws(path, G):
+    np.savez(path, w=np.array([{'w': 1}], dtype=object))
+
+
 def style_mixing(c, *extra):
     return without('--seeds', gen(c, '--rows=1', '--cols=2', *extra))
 
@@ -286,6 +294,16 @@ def tr(c, *extra, data=None):
 def dry(c, *extra, data=None):
     """Flag checks: they must stop a --dry-run already."""
     return tr(c, *extra, '--dry-run', data=data)
+
+
+def lpips_dir(c, damage=None):
+    """train.py --dry-run --reg-type=glead with a folder of stand-in LPIPS weights, one file damaged by damage(path)."""
+    from metrics import lpips  # pylint: disable=import-outside-toplevel
+    from tests import metrics_helpers  # pylint: disable=import-outside-toplevel
+    folder, _alexnet, _linear = metrics_helpers.write_lpips_weight_dir(c.tmp / 'lpips')
+    if damage is not None:
+        damage(os.path.join(folder, lpips.ALEXNET.file_name))
+    return dry(c, '--reg-type=glead', f'--detector-dir={folder}')
 
 
 def dt(c, source, *extra, dest=None):

@@ -166,7 +166,21 @@ def test_detector_check_asks_for_each_file_the_metrics_need(tmp_path, data16, ca
     args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={folder}', '--dry-run']
     assert cli(tmp_path, data16, *args, '--metrics=fid1k_full,kid1k_full').exit_code == 0
     result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,pr1k3_full')
-    assert result.exit_code == 1 and 'Error: --metrics=pr1k3_full: feature detector vgg16.pt' in error_lines(result)[0]
+    assert result.exit_code == 1 and len(error_lines(result)) == 1
+    assert error_lines(result)[0].startswith(f'Error: --metrics=fid1k_full,pr1k3_full: feature detector vgg16.pt is not '
+                                             f'in --detector-dir {folder} (nothing is downloaded when a folder is given); '
+                                             f'get it from {detectors.VGG16.url}')
+
+
+def test_every_missing_detector_is_named_in_one_line(tmp_path, data16, cache_dir, no_downloads):
+    from metrics import detectors
+    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={tmp_path}', '--dry-run']
+    result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,pr1k3_full')
+    assert result.exit_code == 1 and len(error_lines(result)) == 1
+    line = error_lines(result)[0]
+    assert '2 detector files are missing: ' in line
+    for detector in (detectors.INCEPTION, detectors.VGG16):
+        assert f'feature detector {detector.file_name} is not in --detector-dir' in line and detector.url in line
 
 
 def test_outdir_without_room_for_a_snapshot_is_one_line_before_the_run(tmp_path, data16, monkeypatch):
