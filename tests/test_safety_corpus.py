@@ -229,6 +229,8 @@ TRAIN_DATA = [
     case('train-glead-lpips-carries-code', 'train',
          lambda c: bad.lpips_dir(c, damage=lambda path: torch.save({'features.0.weight': evil.open_payload(c.marker)}, path)),
          '--reg-type=glead', 'alexnet-owt-7be5be79.pth'),
+    case('train-cbase-leaves-no-channels', 'train', lambda c: dry(c, '--cbase=8'), '--cbase=8',
+         'the 16x16 layers would have no channels'),
     case('train-cond-label-nan', 'train', lambda c: dry(c, '--cond', data=labelled(c, bad.labels_for(NAMES, [float('nan')]))),
          'dataset.json', 'is [nan]; accepted: a class index in [0, 1000000) or a list of finite numbers'),
     case('train-cond-label-huge-class', 'train', lambda c: dry(c, '--cond', data=labelled(c, bad.labels_for(NAMES, 10 ** 12))),

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import pytest
 from click.testing import CliRunner
@@ -263,3 +264,23 @@ def test_dist_timeout_reaches_the_process_group_and_must_be_positive(tmp_path, d
     for bad in (0, -5, float('nan'), float('inf')):
         with pytest.raises(ConfigError, match=rf'--dist-timeout={bad}: must be a positive finite number'):
             resolve(tmp_path, data16, dist_timeout=bad)
+
+
+@pytest.mark.parametrize('key, value, accepted', [
+    ('lrate', 'fast', 'a positive finite number'),
+    ('batch', '64', 'a whole number >= 1'),
+    ('betas', [0.9], 'a list of two numbers in [0, 1)'),
+    ('mbstd_group', 0, 'a whole number >= 1'),
+    ('gamma', -1, 'a finite number >= 0'),
+    ('style_mixing_prob', 2, 'a number in [0, 1]'),
+    ('d_arch', 'squeeze', 'one of orig, skip, resnet'),
+    ('g_reg_interval', 0.5, 'a whole number >= 1 or null'),
+    ('num_fp16_res', True, 'a whole number >= 0'),
+])
+def test_a_preset_value_of_the_wrong_type_or_range_is_one_line(tmp_path, data16, key, value, accepted):
+    _, spec = training_config.load_preset('cifar')
+    spec[key] = value
+    path = tmp_path / 'my.json'
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ConfigError, match=rf'^--cfg={path}: {key}={re.escape(json.dumps(value))}: must be {re.escape(accepted)}$'):
+        resolve(tmp_path, data16, cfg=str(path))

@@ -11,7 +11,7 @@ import os
 
 import dnnlib
 from training.run import reg_config
-from training.run.presets import (AUTO_KEYS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
+from training.run.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
                                   list_presets, load_preset, resolve_auto)
 from training.run import resume as run_resume
 from training.run.launch import DEFAULT_DIST_TIMEOUT
@@ -19,7 +19,6 @@ from training.run.launch import DEFAULT_DIST_TIMEOUT
 #----------------------------------------------------------------------------
 
 G_ARCHS = ('orig', 'skip', 'resnet', 'squeeze')
-D_ARCHS = ('orig', 'skip', 'resnet')
 AUG_MODES = ('ada', 'noaug', 'fixed')
 
 # Command-line defaults; None = "take it from the preset" or "not given".
@@ -364,8 +363,13 @@ def preset_network_kwargs(cfg, resolution, **options):
 
 
 def check_network(G_kwargs, resolution):
-    """Checks that need the resolution as well as the options: the squeeze ratio against the block widths."""
+    """Checks that need the resolution as well as the options: every layer has channels, the squeeze ratio fits the
+    block widths."""
     synthesis = G_kwargs.synthesis_kwargs
+    if synthesis.channel_base // resolution < 1 or synthesis.channel_max < 1:
+        raise ConfigError(f'--cbase={synthesis.channel_base} --cmax={synthesis.channel_max}: the {resolution}x{resolution} '
+                          f'layers would have no channels (min(cbase / resolution, cmax)); accepted: --cbase >= '
+                          f'{resolution} and --cmax >= 1')
     if synthesis.architecture == 'squeeze':
         check_squeeze_ratio(synthesis.squeeze_ratio, resolution, synthesis.channel_base, synthesis.channel_max)
 

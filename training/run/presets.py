@@ -5,15 +5,14 @@
 # config.py resolves the rest of a run's configuration on top of it.
 
 import json
+import math
+import numbers
 import os
 
 import dnnlib
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
 
-PRESET_KEYS = ('ref_gpus', 'kimg', 'batch', 'mbstd_group', 'fmaps', 'cmax', 'lrate', 'gamma', 'ema_kimg',
-               'ema_rampup', 'map', 'style_mixing_prob', 'pl_weight', 'd_arch', 'g_reg_interval',
-               'd_reg_interval', 'num_fp16_res', 'conv_clamp', 'betas', 'eps')
 AUTO_KEYS = ('ref_gpus', 'batch', 'mbstd_group', 'fmaps', 'lrate', 'gamma', 'ema_kimg')  # May be "auto".
 
 # The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
@@ -23,6 +22,55 @@ PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper5
 
 class ConfigError(ValueError):
     """A bad option or an incompatible combination; the message is one line a user can act on."""
+
+#----------------------------------------------------------------------------
+# What each preset value may be: (test, what is accepted), worded as the flags' checks in config.py word theirs.
+
+D_ARCHS = ('orig', 'skip', 'resnet')
+
+
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(minimum):
+    return (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum,
+            f'a whole number >= {minimum}')
+
+
+POSITIVE = (lambda v: _number(v) and v > 0, 'a positive finite number')
+NON_NEGATIVE = (lambda v: _number(v) and v >= 0, 'a finite number >= 0')
+PROBABILITY = (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]')
+
+
+def _or_none(rule):
+    return (lambda v: v is None or rule[0](v), f'{rule[1]} or null')
+
+
+PRESET_RULES = {
+    'ref_gpus':             _whole(1),
+    'kimg':                 POSITIVE,
+    'batch':                _whole(1),
+    'mbstd_group':          _whole(1),
+    'fmaps':                POSITIVE,
+    'cmax':                 _whole(1),
+    'lrate':                POSITIVE,
+    'gamma':                NON_NEGATIVE,
+    'ema_kimg':             NON_NEGATIVE,
+    'ema_rampup':           _or_none(NON_NEGATIVE),
+    'map':                  _whole(1),
+    'style_mixing_prob':    PROBABILITY,
+    'pl_weight':            NON_NEGATIVE,
+    'd_arch':               (lambda v: v in D_ARCHS, f'one of {", ".join(D_ARCHS)}'),
+    'g_reg_interval':       _or_none(_whole(1)),
+    'd_reg_interval':       _or_none(_whole(1)),
+    'num_fp16_res':         _whole(0),
+    'conv_clamp':           _or_none(POSITIVE),
+    'betas':                (lambda v: isinstance(v, list) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v),
+                             'a list of two numbers in [0, 1)'),
+    'eps':                  POSITIVE,
+}
+PRESET_KEYS = tuple(PRESET_RULES)  # A preset holds exactly these.
 
 #----------------------------------------------------------------------------
 # Presets.
@@ -58,9 +106,15 @@ def load_preset(cfg):
     if missing or unknown:
         what = f'missing {", ".join(missing)}' if missing else f'unknown key(s) {", ".join(unknown)}'
         raise ConfigError(f'--cfg={cfg}: {what}; a preset has exactly the keys {", ".join(PRESET_KEYS)} (+ description)')
-    for key, value in values.items():
-        if value == 'auto' and key not in AUTO_KEYS:
-            raise ConfigError(f'--cfg={cfg}: {key} cannot be "auto"; only {", ".join(AUTO_KEYS)} can')
+    for key in PRESET_KEYS:
+        value = values[key]
+        if value == 'auto':
+            if key not in AUTO_KEYS:
+                raise ConfigError(f'--cfg={cfg}: {key} cannot be "auto"; only {", ".join(AUTO_KEYS)} can')
+            continue
+        test, accepted = PRESET_RULES[key]
+        if not test(value):
+            raise ConfigError(f'--cfg={cfg}: {key}={json.dumps(value)}: must be {accepted}')
     return name, dnnlib.EasyDict(values)
 
 
