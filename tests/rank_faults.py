@@ -14,6 +14,7 @@ import os
 import signal
 
 FAULT_ENV = 'SQUEEZEGAN_TEST_FAULT'
+PID_DIR_ENV = 'SQUEEZEGAN_TEST_PID_DIR'  # Where each rank writes rank<N>.pid.
 KINDS = ('kill', 'eval_crash', 'no_detector', 'full_disk')
 
 
@@ -36,6 +37,9 @@ def install():
     original = launch._rank_main  # pylint: disable=protected-access
 
     def _rank_main(index, config, temp_dir):
+        if os.environ.get(PID_DIR_ENV):  # Every rank says who it is, so the test can check none is left.
+            with open(os.path.join(os.environ[PID_DIR_ENV], f'rank{index}.pid'), 'w', encoding='utf-8') as f:
+                f.write(str(os.getpid()))
         if index == int(rank):
             globals()[f'_inject_{kind}']()
         return original(index, config, temp_dir)
