@@ -10,6 +10,7 @@ import dnnlib
 from torch_utils import custom_ops
 from torch_utils.ops import paths as op_paths
 from training.dataset import DatasetError
+from training.networks.generator import SYNTHESIS_BLOCKS
 from training.run import config as run_config
 from training.run import launch as run_launch
 from training.run import run_dir as run_dirs
@@ -19,6 +20,23 @@ from training.run import snapshot as run_snapshot
 
 # stylegan2-ada-pytorch's switches take a value (--mirror=1); a bare --mirror works too.
 BOOL = dict(type=bool, is_flag=False, flag_value=True, default=None, metavar='BOOL')
+
+
+class RegistryChoice(click.Choice):
+    """A choice among a registry's names, read when a value is checked: a block registered after this module was
+    imported (SYNTHESIS_BLOCKS, one class and one line) is a valid --g-arch too."""
+
+    def __init__(self, registry):
+        self.registry = registry
+        super().__init__(list(registry))
+
+    @property
+    def choices(self):
+        return tuple(self.registry)
+
+    @choices.setter
+    def choices(self, _value):
+        pass  # click.Choice sets it at construction; the registry stays the one list.
 
 
 def _print_config(config):
@@ -103,7 +121,7 @@ def _check_training_data(training_set_kwargs):
 @click.option('--batch',      help='Override total batch size', type=click.IntRange(min=1))
 @click.option('--batch-gpu',  help='Samples per process and step (smaller = gradient accumulation)', type=click.IntRange(min=1))
 # Architecture.
-@click.option('--g-arch',     help='Generator blocks [default: skip]', type=click.Choice(['orig', 'skip', 'resnet', 'squeeze']))
+@click.option('--g-arch',     help='Generator blocks [default: skip]', type=RegistryChoice(SYNTHESIS_BLOCKS))
 @click.option('--squeeze-ratio', help='Channel squeeze ratio r of --g-arch=squeeze [default: 8]', type=float)
 @click.option('--squeeze-ablation', help='Squeeze-block ablation of the paper (none, no_blend, ...)', metavar='NAME')
 @click.option('--d-arch',     help='Discriminator blocks [default: from --cfg]', type=click.Choice(['orig', 'skip', 'resnet']))

@@ -5,6 +5,7 @@ import os
 import re
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import train
@@ -284,3 +285,35 @@ def test_a_preset_value_of_the_wrong_type_or_range_is_one_line(tmp_path, data16,
     path.write_text(json.dumps(spec))
     with pytest.raises(ConfigError, match=rf'^--cfg={path}: {key}={re.escape(json.dumps(value))}: must be {re.escape(accepted)}$'):
         resolve(tmp_path, data16, cfg=str(path))
+
+
+def test_a_block_registered_in_one_line_is_a_g_arch_that_trains(tmp_path, data16, monkeypatch):
+    from training import training_loop  # pylint: disable=import-outside-toplevel
+    from training.networks.generator import SYNTHESIS_BLOCKS  # pylint: disable=import-outside-toplevel
+    from training.networks.synthesis import SynthesisBlock  # pylint: disable=import-outside-toplevel
+
+    calls = []
+
+    class CountingBlock(SynthesisBlock):
+        """A new connection type as a user would add it: one class (here skip's, counting its calls)."""
+        ARCHITECTURES = ('counting', 'skip')
+
+        def __init__(self, *args, architecture='counting', **kwargs):
+            assert architecture == 'counting'
+            super().__init__(*args, architecture='skip', **kwargs)
+
+        def forward(self, *args, **kwargs):
+            calls.append(self.resolution)
+            return super().forward(*args, **kwargs)
+
+    monkeypatch.setitem(SYNTHESIS_BLOCKS, 'counting', CountingBlock)  # The one registry line.
+    dry = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS,
+                                          '--g-arch=counting', '--dry-run'])
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)['run_desc'].startswith('tiny16-auto1-counting-')
+    config = resolve(tmp_path, data16, g_arch='counting')
+    run = training_loop.build_run(dict(config, run_dir=None))
+    run.preemption.uninstall()
+    before = [p.clone() for p in run.nets.G.parameters()]
+    run.train_step()
+    assert calls and any(not torch.equal(a, b) for a, b in zip(before, run.nets.G.parameters()))

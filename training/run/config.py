@@ -10,6 +10,7 @@ import math
 import os
 
 import dnnlib
+from training.networks.generator import SYNTHESIS_BLOCKS
 from training.run import reg_config
 from training.run.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
                                   list_presets, load_preset, resolve_auto)
@@ -18,7 +19,6 @@ from training.run.launch import DEFAULT_DIST_TIMEOUT
 
 #----------------------------------------------------------------------------
 
-G_ARCHS = ('orig', 'skip', 'resnet', 'squeeze')
 AUG_MODES = ('ada', 'noaug', 'fixed')
 
 # Command-line defaults; None = "take it from the preset" or "not given".
@@ -292,7 +292,7 @@ def resolve_batch(c, opts, spec):
 
 def _synthesis_kwargs(opts, spec):
     """The generator's synthesis_kwargs: channels, fp16, clamp, block architecture and its own arguments."""
-    _one_of(opts.g_arch, 'g-arch', G_ARCHS)
+    _one_of(opts.g_arch, 'g-arch', tuple(SYNTHESIS_BLOCKS))  # The registry, read now: a block added at run time counts.
     if opts.g_arch != 'squeeze' and (opts.squeeze_ratio is not None or opts.squeeze_ablation is not None):
         flag = '--squeeze-ratio' if opts.squeeze_ratio is not None else '--squeeze-ablation'
         raise ConfigError(f'{flag} only applies to --g-arch=squeeze (got --g-arch={opts.g_arch})')
