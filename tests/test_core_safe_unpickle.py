@@ -19,6 +19,7 @@ import dnnlib
 from tests import core_helpers
 from tests import safety_helpers as evil
 from torch_utils import persistence
+from torch_utils import safe_unpickle
 
 PROTOCOLS = (2, 3, 4, 5)
 _STRING_OPCODES = {'STRING', 'BINSTRING', 'SHORT_BINSTRING', 'UNICODE', 'BINUNICODE', 'SHORT_BINUNICODE',
@@ -50,14 +51,14 @@ def named_globals(data):
 
 def allowed(module, name):
     try:
-        persistence.RestrictedUnpickler(io.BytesIO(b'')).find_class(module, name)
+        safe_unpickle.RestrictedUnpickler(io.BytesIO(b'')).find_class(module, name)
     except persistence.UnsafePickleError:
         return False
     return True
 
 
 def restricted_loads(data):
-    return persistence.RestrictedUnpickler(io.BytesIO(data)).load()
+    return safe_unpickle.RestrictedUnpickler(io.BytesIO(data)).load()
 
 
 def raw_global(module, name):

@@ -15,19 +15,16 @@
 # unless the caller opts in: see `_resolve_class` for the order in which a class is looked up. A pickle
 # may name only modules of TRUSTED_PACKAGES (or of trust_modules()) or modules already imported, and
 # only classes made by @persistent_class, since importing a module or filling an arbitrary class with
-# pickled state runs code. RestrictedUnpickler (end of this file) extends the same rule to every global
+# pickled state runs code. RestrictedUnpickler (torch_utils/safe_unpickle.py) extends the same rule to every global
 # a pickle names, so that a network pickle loads without running anything from the file.
 
-import _compat_pickle
 import ast
-import codecs
 import contextlib
 import contextvars
 import copy
 import hashlib
 import importlib
 import inspect
-import io
 import pickle
 import sys
 import types
@@ -41,7 +38,6 @@ import dnnlib
 WRITE_VERSION = 6               # Version written into new pickles (what the official loader asserts).
 READ_VERSIONS = (4, 5, 6)       # Versions whose meta layout is the one above.
 TRUSTED_PACKAGES = ('training', 'torch_utils', 'metrics', 'dnnlib')  # This project's own packages.
-TRUST_HINT = 'if you trust the file: training.legacy.load_network_pkl(..., allow_code_execution=True)'
 
 _decorators = set()             # Every class produced by persistent_class().
 _decorator_of = dict()          # Original class -> its persistent subclass, so each is wrapped once.
@@ -56,12 +52,9 @@ _source_execution_allowed = contextvars.ContextVar('persistence_source_execution
 _trusted_modules = contextvars.ContextVar('persistence_trusted_modules', default=())
 
 
-class PersistenceError(pickle.UnpicklingError):
-    """A persistent object in a pickle cannot be rebuilt; the message says why and what to do."""
-
-
-class UnsafePickleError(PersistenceError):
-    """A pickle names something that could run code; refused before it is called or imported."""
+# The errors and the restricted unpickler live in the security boundary, torch_utils/safe_unpickle.py; their
+# names stay importable from here.
+from torch_utils.safe_unpickle import TRUST_HINT, PersistenceError, UnsafePickleError  # noqa: E402,F401
 
 #----------------------------------------------------------------------------
 # Public API.
@@ -483,98 +476,5 @@ def _execute_source(module_src):
         del sys.modules[module_name], _source_of_module[module_name], _module_of_source[module_src]
         raise
     return module
-
-#----------------------------------------------------------------------------
-# Reading pickles without running code from them.
-#
-# Unpickling calls whatever functions and classes a pickle names, so RestrictedUnpickler lets a pickle
-# name only the globals below. They are what network pickles contain, listed with pickletools from
-# pickles (protocols 2-5) of G (orig/skip/resnet/squeeze), D (orig/skip/resnet), AugmentPipe, snapshot
-# dicts and stylegan2-ada-pytorch's layout: persistent objects, tensors, OrderedDict, EasyDict, numpy
-# scalars and set. To those we add numpy arrays, torch.device, torch dtypes and plain builtins, which
-# hold data; none of them runs code or touches files whatever arguments the pickle passes.
-
-SAFE_GLOBALS = frozenset([
-    ('torch_utils.persistence', '_reconstruct_persistent_obj'),  # Classes: see _resolve_class.
-    ('torch._utils', '_rebuild_tensor_v2'),
-    ('torch._utils', '_rebuild_parameter'),
-    ('torch', 'device'),
-    ('collections', 'OrderedDict'),
-    ('dnnlib.util', 'EasyDict'), ('dnnlib', 'EasyDict'),
-    ('numpy', 'dtype'), ('numpy', 'ndarray'),
-    ('numpy.core.multiarray', 'scalar'), ('numpy._core.multiarray', 'scalar'),  # numpy 1 and 2 spellings.
-    ('numpy.core.multiarray', '_reconstruct'), ('numpy._core.multiarray', '_reconstruct'),
-    ('numpy.core.numeric', '_frombuffer'), ('numpy._core.numeric', '_frombuffer'),  # Arrays, protocol 5.
-] + [('builtins', name) for name in ('set', 'frozenset', 'slice', 'complex', 'range', 'bytes', 'bytearray',
-                                     'int', 'float', 'bool', 'str', 'tuple', 'list', 'dict')])
-
-
-def _python3_name(module, name):
-    """The Python 3 name of a global that a protocol-2 pickle names the Python 2 way (__builtin__.xrange)."""
-    if (module, name) in _compat_pickle.NAME_MAPPING:  # The table pickle itself uses for these pickles.
-        return _compat_pickle.NAME_MAPPING[(module, name)]
-    return _compat_pickle.IMPORT_MAPPING.get(module, module), name
-
-
-def _load_storage_from_bytes(data):
-    """torch.storage._load_from_bytes, but without torch.load(weights_only=False), which unpickles anything."""
-    try:
-        storage = torch.load(io.BytesIO(data), weights_only=True)
-    except Exception as error:  # torch raises several types for foreign or damaged bytes.
-        reason = next((line.strip() for line in str(error).splitlines() if 'WeightsUnpickler error' in line),
-                      f'{type(error).__name__}: {str(error).strip()[:200]}')
-        raise UnsafePickleError(f'refusing to load a tensor storage whose bytes are not plain tensor data '
-                                f'({reason.split(". Please use")[0]})') from None
-    if not isinstance(storage, (torch.TypedStorage, torch.UntypedStorage)):
-        raise UnsafePickleError(f'refusing to load a tensor storage: its bytes hold a {type(storage).__name__}')
-    return storage
-
-
-def _encode_latin1(text, encoding):
-    """_codecs.encode for protocol-2 bytes; other codecs are looked up by name, which may import modules."""
-    if encoding not in ('latin1', 'latin-1'):
-        raise UnsafePickleError(f'refusing to load _codecs.encode with codec {encoding!r}; pickles use latin1')
-    return codecs.encode(text, 'latin1')
-
-
-# Globals whose real implementation can run code; the pickle gets a safe version instead.
-SAFE_REPLACEMENTS = {
-    ('torch.storage', '_load_from_bytes'): _load_storage_from_bytes,
-    ('_codecs', 'encode'): _encode_latin1,
-}
-
-
-def _torch_layer_class(module, name):
-    """A layer class of torch.nn (Linear, Conv2d, ModuleList, ...) that a persistent network may hold.
-
-    Such a module is rebuilt as object.__new__ plus its pickled attributes (Module.__setstate__), which
-    calls nothing; hooks it might carry would be globals of their own, and refused like any other.
-    """
-    cls = getattr(sys.modules.get(module), name, None) if module in sys.modules else None
-    if not (isinstance(cls, type) and issubclass(cls, torch.nn.Module)):
-        raise UnsafePickleError(f'refusing to load {module}.{name}: not a torch.nn layer class; {TRUST_HINT}')
-    return cls
-
-
-class RestrictedUnpickler(pickle.Unpickler):
-    """Unpickler for network pickles: globals outside SAFE_GLOBALS are refused before anything calls them.
-
-    Persistent objects are rebuilt by _reconstruct_persistent_obj under its own rules (trusted modules,
-    persistent classes, no embedded source unless allowed). Under allow_source_execution() a caller that
-    trusts the file may use a plain pickle.Unpickler instead, as training.legacy does.
-    """
-
-    def find_class(self, module, name):
-        module, name = _python3_name(module, name)
-        if (module, name) in SAFE_REPLACEMENTS:
-            return SAFE_REPLACEMENTS[(module, name)]
-        if (module, name) in SAFE_GLOBALS:
-            return super().find_class(module, name)
-        if module == 'torch' and isinstance(torch.__dict__.get(name), torch.dtype):  # torch.float32 etc.
-            return torch.__dict__[name]
-        if module.startswith('torch.nn.modules.'):
-            return _torch_layer_class(module, name)
-        raise UnsafePickleError(f'refusing to load {module}.{name}: network pickles do not contain it and it '
-                                f'could run code; {TRUST_HINT}')
 
 #----------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 # A network pickle could be a program: unpickling may call anything the file names. We read pickles
 # with training.legacy, which refuses everything network pickles do not contain before it runs (see
-# torch_utils.persistence.RestrictedUnpickler), so a hostile pickle is an error, not a program. A
+# torch_utils.safe_unpickle.RestrictedUnpickler), so a hostile pickle is an error, not a program. A
 # weights-only file needs no such care: it holds only tensors and plain values (dict, list, tuple, str,
 # int, float, bool, None), which `torch.load(path, weights_only=True)` reads without running anything,
 # and the networks are rebuilt from this package's own classes with the arguments stored beside them.

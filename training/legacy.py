@@ -9,7 +9,7 @@
 # run), and afterwards each top-level network is constructed by OUR class from the pickled
 # `_init_kwargs` and filled with the pickled parameters and buffers, strictly by name and shape.
 #
-# Nothing else in the file runs either: it is read by persistence.RestrictedUnpickler, which refuses
+# Nothing else in the file runs either: it is read by safe_unpickle.RestrictedUnpickler, which refuses
 # every global that network pickles do not contain (a `__reduce__` calling os.system, say) before it
 # is called, and persistence imports no module outside this package and rebuilds only persistent classes.
 # Only allow_code_execution=True, for files you trust, lifts these limits, as the original loader did.
@@ -26,6 +26,7 @@ import torch
 
 import dnnlib
 from torch_utils import persistence
+from torch_utils import safe_unpickle
 
 NETWORK_KEYS = ('G', 'D', 'G_ema', 'augment_pipe')
 DATA_KEYS = NETWORK_KEYS + ('training_set_kwargs',)
@@ -183,8 +184,8 @@ def _refuse_tensorflow(module):
                                 'first with legacy.py of stylegan2-ada-pytorch (convert_network_pickle)')
 
 
-class _Unpickler(persistence.RestrictedUnpickler):
-    """Network pickles: only the globals such files contain (persistence.SAFE_GLOBALS)."""
+class _Unpickler(safe_unpickle.RestrictedUnpickler):
+    """Network pickles: only the globals such files contain (safe_unpickle.SAFE_GLOBALS)."""
 
     def find_class(self, module, name):
         _refuse_tensorflow(module)
