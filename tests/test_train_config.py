@@ -124,7 +124,9 @@ def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
     (dict(device='cuda'), '--device=cuda'),
     (dict(kimg=float('inf')), '--kimg=inf: must be a positive finite number'),
     (dict(tick=float('nan')), '--tick=nan: must be a positive finite number'),
-    (dict(gamma=float('inf')), '--gamma=inf: must be a positive finite number'),
+    (dict(gamma=float('inf')), '--gamma=inf: must be a finite number >= 0'),
+    (dict(map=0), '--map=0: must be a whole number >= 1'),
+    (dict(d_arch='squeeze'), '--d-arch="squeeze": must be one of orig, skip, resnet'),
 ])
 def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message):
     with pytest.raises(ConfigError) as info:
@@ -317,3 +319,17 @@ def test_a_block_registered_in_one_line_is_a_g_arch_that_trains(tmp_path, data16
     before = [p.clone() for p in run.nets.G.parameters()]
     run.train_step()
     assert calls and any(not torch.equal(a, b) for a, b in zip(before, run.nets.G.parameters()))
+
+
+@pytest.mark.parametrize('flag, key, value', [('gamma', 'gamma', -1), ('map', 'map', 0), ('batch', 'batch', 0),
+                                              ('kimg', 'kimg', -2)])
+def test_a_flag_and_the_preset_value_it_overrides_share_one_rule_and_message(tmp_path, data16, flag, key, value):
+    with pytest.raises(ConfigError) as from_flag:
+        resolve(tmp_path, data16, **{flag: value})
+    _, spec = training_config.load_preset('cifar')
+    spec[key] = value
+    path = tmp_path / 'my.json'
+    path.write_text(json.dumps(spec))
+    with pytest.raises(ConfigError) as from_preset:
+        resolve(tmp_path, data16, cfg=str(path))
+    assert str(from_flag.value).split(': ', 1) == [f'--{flag}={value}', str(from_preset.value).split(': ', 2)[2]]

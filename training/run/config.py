@@ -13,6 +13,7 @@ import dnnlib
 from training.networks.generator import SYNTHESIS_BLOCKS
 from training.run import reg_config
 from training.run.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
+                                  check_preset_value,
                                   list_presets, load_preset, resolve_auto)
 from training.run import resume as run_resume
 from training.run.launch import DEFAULT_DIST_TIMEOUT
@@ -36,6 +37,7 @@ DEFAULTS = dict(
 # workers=None: default_workers() of the cores this process may use.
 
 GRID_MAX = 64  # Columns or rows of --grid.
+PRESET_FLAGS = dict(gamma='gamma', kimg='kimg', batch='batch', map='map', cmax='cmax', d_arch='d_arch')  # Flag -> preset key.
 
 
 #----------------------------------------------------------------------------
@@ -259,17 +261,14 @@ def resolve_preset(opts, resolution, num_processes):
     """(preset name, values): the preset with its "auto" values filled in, then the command-line overrides."""
     name, spec = load_preset(opts.cfg)
     spec = resolve_auto(spec, resolution, num_processes)
-    if opts.gamma is not None:
-        spec.gamma = _positive(opts.gamma, 'gamma') if opts.gamma != 0 else 0.0
-    if opts.kimg is not None:
-        spec.kimg = _positive(opts.kimg, 'kimg')
+    for flag, key in PRESET_FLAGS.items():  # A flag that overrides a preset value meets that value's rule.
+        value = opts.get(flag)
+        if value is not None:
+            spec[key] = check_preset_value(key, value, f'--{flag.replace("_", "-")}')
     if opts.batch is not None:
-        spec.batch = _positive(opts.batch, 'batch', int)
         spec.ref_gpus = num_processes
-    spec.map = spec.map if opts.map is None else _positive(opts.map, 'map', int)
-    spec.d_arch = _one_of(opts.d_arch or spec.d_arch, 'd-arch', D_ARCHS)
     spec.channel_base = int(spec.fmaps * 32768) if opts.cbase is None else _positive(opts.cbase, 'cbase', int)
-    spec.channel_max = spec.cmax if opts.cmax is None else _positive(opts.cmax, 'cmax', int)
+    spec.channel_max = spec.cmax
     return name, spec
 
 

@@ -72,6 +72,16 @@ PRESET_RULES = {
 }
 PRESET_KEYS = tuple(PRESET_RULES)  # A preset holds exactly these.
 
+
+def check_preset_value(key, value, source):
+    """ConfigError unless `value` meets `key`'s rule; `source` names where it came from: '--cfg=FILE: gamma' for a
+    preset value, '--gamma' for the flag that overrides it. One rule, one wording, for both."""
+    test, accepted = PRESET_RULES[key]
+    if not test(value):
+        shown = json.dumps(value) if not isinstance(value, float) else f'{value:g}'
+        raise ConfigError(f'{source}={shown}: must be {accepted}')
+    return value
+
 #----------------------------------------------------------------------------
 # Presets.
 
@@ -112,9 +122,7 @@ def load_preset(cfg):
             if key not in AUTO_KEYS:
                 raise ConfigError(f'--cfg={cfg}: {key} cannot be "auto"; only {", ".join(AUTO_KEYS)} can')
             continue
-        test, accepted = PRESET_RULES[key]
-        if not test(value):
-            raise ConfigError(f'--cfg={cfg}: {key}={json.dumps(value)}: must be {accepted}')
+        check_preset_value(key, value, f'--cfg={cfg}: {key}')
     return name, dnnlib.EasyDict(values)
 
 
