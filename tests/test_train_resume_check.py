@@ -169,3 +169,18 @@ def test_resume_lists_every_option_that_differs_old_to_new(tmp_path, data16):
     assert 'loss_kwargs.r1_gamma: 1.0 -> 2.0' in listed
     assert 'augment_p: 0.0 -> 0.2' in listed and any(item.startswith('augment_kwargs: null -> {') for item in listed)
     assert not any(item.startswith(('network_snapshot_ticks', 'total_kimg', 'run_dir')) for item in listed)
+
+
+def test_resume_latest_skips_odd_names_and_stray_files_in_run_folders(tmp_path):
+    run_dir = tmp_path / 'runs' / '00000-run'
+    run_dir.mkdir(parents=True)
+    (run_dir / 'training_options.json').write_text('{}')
+    for name in ('network-snapshot-snapshot.pkl', 'network-snapshot-snapshot.resume.pt',   # Not a number.
+                 'network-snapshot-000009.pkl.bak', 'network-snapshot-000009.resume.pt',    # A backup, no pickle.
+                 'network-snapshot-00000x.pkl', 'notes.txt', 'network-snapshot-000002.pkl',  # No resume state.
+                 'network-snapshot-000001.pkl', 'network-snapshot-000001.resume.pt'):
+        (run_dir / name).write_bytes(b'')
+    (run_dir / 'network-snapshot-000005.pkl').mkdir()  # A folder named like a snapshot.
+    (run_dir / 'network-snapshot-000005.resume.pt').write_bytes(b'')
+    assert run_resume.find_latest_snapshot(str(tmp_path / 'runs'), log=lambda text: None) == \
+        str(run_dir / 'network-snapshot-000001.pkl')

@@ -58,7 +58,7 @@ def _snapshot_pairs(outdir):
         for f in os.listdir(run_dir):  # Temporary files of interrupted writes never match.
             snap = SNAPSHOT_RE.match(f)
             pkl = os.path.join(run_dir, f)
-            if snap and os.path.isfile(resume_state_path(pkl)):
+            if snap and os.path.isfile(pkl) and os.path.isfile(resume_state_path(pkl)):
                 pairs.append(((number, run_snapshot.snapshot_nimg(*snap.groups())), pkl))
     return [pkl for _key, pkl in sorted(pairs, reverse=True)]
 
