@@ -310,7 +310,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
     run = Run(c, rank, device)
-    run.preemption = run_preemption.Preemption(c.num_processes)
+    run.preemption = run_preemption.Preemption(c.num_processes, timeout=c.get('dist_timeout'))
     torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
     torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32

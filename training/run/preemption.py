@@ -9,6 +9,7 @@
 # user or the cluster will not wait: child processes (DataLoader workers) are terminated and the
 # process exits with 128 + the signal number, as a shell reports a death by that signal.
 
+import datetime
 import multiprocessing
 import os
 import signal
@@ -26,7 +27,7 @@ def signal_name(signum):
 class Preemption:
     """Installs the handlers for one training process; `requested()` is the agreement of all ranks."""
 
-    def __init__(self, num_processes=1):
+    def __init__(self, num_processes=1, timeout=None):
         self.num_processes = num_processes
         self.received = None    # First signal this process received, or None.
         self.agreed = None      # Set once all ranks agreed to stop: the signal's name, or 'a signal to another rank'.
@@ -35,7 +36,9 @@ class Preemption:
         self._flag = None       # Host tensor the exchange reduces, and a numpy view to read it without torch.
         self._work = None       # The exchange in flight, started at the previous step boundary.
         if num_processes > 1:
-            self._group = torch.distributed.new_group(backend='gloo')
+            # timeout: seconds the exchange waits for a lost peer (--dist-timeout), None = the process group's.
+            kwargs = {} if timeout is None else dict(timeout=datetime.timedelta(seconds=timeout))
+            self._group = torch.distributed.new_group(backend='gloo', **kwargs)
             self._flag = torch.zeros([1], dtype=torch.float32)
             self._flag_view = self._flag.numpy()
 
