@@ -141,3 +141,24 @@ def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert 'Traceback' not in out
     assert _alive(ranks) == []
+
+
+def test_the_signal_handler_writes_nothing_and_the_next_step_boundary_says_it(monkeypatch, capsys):
+    # A handler that prints can land inside the main thread's write to the same log: "reentrant call inside
+    # <_io.BufferedWriter ... log.txt>" once killed a preempted 2-process run. The handler only sets the flag.
+    from training.run import preemption  # pylint: disable=import-outside-toplevel
+
+    class NoWrites:
+        def write(self, _text):
+            raise AssertionError('the signal handler wrote to a stream')
+
+        def flush(self):
+            raise AssertionError('the signal handler flushed a stream')
+    watcher = preemption.Preemption(num_processes=1)
+    monkeypatch.setattr(sys, 'stdout', NoWrites())
+    watcher._handle(signal.SIGTERM, None)  # pylint: disable=protected-access
+    monkeypatch.undo()
+    assert watcher.requested() and watcher.agreed == 'SIGTERM'
+    assert watcher.requested()
+    said = capsys.readouterr().out.splitlines()
+    assert said == ['Received SIGTERM: writing a snapshot, then exiting (send it again to exit at once).']

@@ -30,6 +30,7 @@ class Preemption:
     def __init__(self, num_processes=1, timeout=None):
         self.num_processes = num_processes
         self.received = None    # First signal this process received, or None.
+        self._announced = False # Whether the log has said so (at a step boundary, never in the handler).
         self.agreed = None      # Set once all ranks agreed to stop: the signal's name, or 'a signal to another rank'.
         self._previous = {}
         self._group = None      # With several ranks: the gloo group the flags travel in (made by every rank here).
@@ -59,14 +60,18 @@ class Preemption:
             self._work = None
 
     def _handle(self, signum, _frame):
+        # No I/O here: the handler runs between two bytecodes of the main thread, which may be inside a write to
+        # the same stream (the log), and a buffered stream refuses the reentrant call. requested() says it.
         if self.received is not None:
             exit_now(signum)
         self.received = signum
-        print(f'Received {signal_name(signum)}: writing a snapshot at the end of this step, then exiting '
-              f'(send it again to exit at once).', flush=True)
 
     def requested(self):
         """True once the ranks agreed to stop; every rank must call this at every step boundary."""
+        if self.received is not None and not self._announced:
+            self._announced = True
+            print(f'Received {signal_name(self.received)}: writing a snapshot, then exiting '
+                  f'(send it again to exit at once).', flush=True)
         if self.agreed is None:
             flag = self.received is not None if self.num_processes == 1 else self._exchange()
             if flag:
