@@ -143,12 +143,17 @@ def cuda_root(nvcc='nvcc'):
     raise FileNotFoundError('no CUDA toolkit with include/cuda_runtime_api.h found; set CUDA_HOME')
 
 
-def build_host_bindings(nvcc='nvcc'):
-    """The two extension modules (bias_act, upfirdn2d) built for CPU tensors; cached by a digest of their sources."""
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+def host_build_dir():
+    """Where build_host_bindings builds (one folder per digest of the sources, under torch's extensions folder)."""
     from torch_utils import custom_ops  # pylint: disable=import-outside-toplevel
     paths = [os.path.join(OPS_DIR, name) for name in HOST_SOURCES]
-    build_dir = os.path.join(custom_ops._build_root('squeezegan_host_ops'), custom_ops._digest(paths))  # pylint: disable=protected-access
+    return os.path.join(custom_ops._build_root('squeezegan_host_ops'), custom_ops._digest(paths))  # pylint: disable=protected-access
+
+
+def build_host_bindings(nvcc='nvcc'):
+    """The two extension modules (bias_act, upfirdn2d) built for CPU tensors; cached by a digest of their sources."""
+    from torch_utils import custom_ops  # pylint: disable=import-outside-toplevel
+    build_dir = host_build_dir()
     os.makedirs(build_dir, exist_ok=True)
     root = cuda_root(nvcc)
     flags = custom_ops.extension_flags()
@@ -162,7 +167,7 @@ def build_host_bindings(nvcc='nvcc'):
     for name in ('bias_act', 'upfirdn2d'):
         folder = os.path.join(build_dir, name)
         os.makedirs(folder, exist_ok=True)
-        modules[name] = cpp_extension.load(
+        modules[name] = custom_ops.load_locked(  # A build killed halfway must not block the next test run.
             name=f'{name}_host', sources=[os.path.join(OPS_DIR, f'{name}.cpp')], build_directory=folder, verbose=False,
             extra_cflags=['-DSQUEEZEGAN_HOST_KERNELS', f'-I{root}/include', f'-I{OPS_DIR}'],
             extra_ldflags=[f'-L{build_dir}', '-lsqueezegan_host_kernels', f'-Wl,-rpath,{build_dir}',

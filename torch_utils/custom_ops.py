@@ -228,7 +228,6 @@ def _digest(paths):
 
 
 def _build(module_name, sources, headers, build_kwargs):
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
     build_dir = os.path.join(_build_root(module_name), _digest(sources + headers))
     loud = verbosity != 'none'
     if loud:
@@ -244,13 +243,9 @@ def _build(module_name, sources, headers, build_kwargs):
                 if not os.path.isfile(copy):
                     shutil.copyfile(path, copy + '.tmp')
                     os.replace(copy + '.tmp', copy)
-            # torch's own lock file is left behind when a build is killed, and would then block every
-            # later build; while we hold our lock nobody else is building here, so it is stale.
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(build_dir, 'lock'))
             build_sources = [os.path.join(build_dir, os.path.basename(path)) for path in sources]
-            module = cpp_extension.load(name=module_name, sources=build_sources, build_directory=build_dir,
-                                        verbose=verbosity == 'full', **build_kwargs)
+            module = load_locked(name=module_name, sources=build_sources, build_directory=build_dir,
+                                 verbose=verbosity == 'full', lock_held=True, **build_kwargs)
     except Exception as error:  # pylint: disable=broad-except
         if loud:
             print('failed.')
@@ -260,6 +255,20 @@ def _build(module_name, sources, headers, build_kwargs):
     if loud:
         print('done.')
     return module
+
+
+def load_locked(build_directory, lock_held=False, **load_kwargs):
+    """torch.utils.cpp_extension.load into `build_directory`, safe against builds that were killed.
+
+    torch guards a build with a 'lock' file that a killed build leaves behind, after which every later load of
+    that folder waits for ever. Under our own OS lock (released by the kernel whatever happens to its holder)
+    nobody else is building there, so torch's lock file, if any, is stale and is removed first.
+    """
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    with contextlib.nullcontext() if lock_held else _exclusive_lock(build_directory + '.lock'):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(os.path.join(build_directory, 'lock'))
+        return cpp_extension.load(build_directory=build_directory, **load_kwargs)
 
 
 @contextlib.contextmanager
