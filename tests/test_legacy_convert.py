@@ -18,7 +18,7 @@ def run(*args):
 
 
 def error_line(result):
-    assert result.exit_code != 0 and 'Traceback' not in result.output, result.output
+    assert result.exit_code != 0 and isinstance(result.exception, SystemExit), result.output  # Not an uncaught exception.
     lines = [line for line in result.output.splitlines() if line.startswith('Error')]
     assert len(lines) == 1, result.output
     return lines[0]
