@@ -11,8 +11,8 @@ from torch_utils import custom_ops
 from torch_utils.ops import paths as op_paths
 from training.dataset import DatasetError
 from training.networks.generator import SYNTHESIS_BLOCKS
-from training.run import config as run_config
-from training.run import launch as run_launch
+from training.cli import config as run_config
+from training.cli import launch as run_launch
 from training.run import run_dir as run_dirs
 from training.run import snapshot as run_snapshot
 

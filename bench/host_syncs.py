@@ -29,7 +29,7 @@ from torch_utils.host_reads import HostReads, optimizer_step_counters  # noqa: E
 from torch_utils.ops import paths as op_paths  # noqa: E402
 from training import training_loop  # noqa: E402
 from training.augment import pipe as augment_pipe  # noqa: E402
-from training.run import config as training_config  # noqa: E402
+from training.cli import config as training_config  # noqa: E402
 
 
 def count(device, res, steps, warmup):

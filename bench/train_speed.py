@@ -26,7 +26,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) 
 
 from torch_utils import custom_ops  # noqa: E402
 from torch_utils.ops import paths as op_paths  # noqa: E402
-from training.run import config as training_config  # noqa: E402
+from training.cli import config as training_config  # noqa: E402
 from training import training_loop  # noqa: E402
 
 

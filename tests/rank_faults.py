@@ -33,7 +33,7 @@ def install():
         return
     kind, rank = spec.split(':')
     assert kind in KINDS, spec
-    from training.run import launch  # pylint: disable=import-outside-toplevel
+    from training.cli import launch  # pylint: disable=import-outside-toplevel
     original = launch._rank_main  # pylint: disable=protected-access
 
     def _rank_main(index, config, temp_dir):

@@ -1,4 +1,4 @@
-"""Parameter counts at the paper's 256x256 setting, and the `python -m training.networks --summary` command."""
+"""Parameter counts at the paper's 256x256 setting, and the `python -m training.cli.summary` command."""
 
 import subprocess
 import sys
@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from training.networks import Discriminator, Generator
-from training.networks import __main__ as networks_cli
+from training.cli import summary as networks_cli
 
 # stylegan2-ada-pytorch at --cfg=paper256 (channel_base 16384, channel_max 512, 8 mapping layers),
 # worked out from its layer shapes (w_dim 512; channels 512 at 4..32, 256, 128, 64 at 64..256):
@@ -55,7 +55,7 @@ def test_skip_generator_at_paper256_projects_2496_channels_to_rgb():
 
 
 def _summary(*args):
-    return subprocess.run([sys.executable, '-m', 'training.networks', '--summary', *args],
+    return subprocess.run([sys.executable, '-m', 'training.cli.summary', *args],
                           capture_output=True, text=True, timeout=120)
 
 
@@ -78,7 +78,7 @@ def test_summary_command_prints_counts_and_a_row_per_block():
     (['--resolution', '48'], '48 is not a power of two'),
 ])
 def test_summary_command_rejects_bad_input_in_one_line(args, message):
-    result = CliRunner().invoke(networks_cli.main, ['--summary', *args])
+    result = CliRunner().invoke(networks_cli.main, list(args))
     assert result.exit_code == 2
     assert message in result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)

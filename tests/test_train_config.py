@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 import train
 from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
-from training.run import config as training_config
+from training.cli import config as training_config
 from training.run import run_dir as train_run_dir
-from training.run.config import ConfigError, resolve_config
+from training.cli.config import ConfigError, resolve_config
 
 
 @pytest.fixture(scope='module')
@@ -257,7 +257,7 @@ def test_more_gpus_than_visible_cuda_devices_is_one_line(tmp_path, data16):
 
 
 def test_dist_timeout_reaches_the_process_group_and_must_be_positive(tmp_path, data16, monkeypatch):
-    from training.run import launch  # pylint: disable=import-outside-toplevel
+    from training.cli import launch  # pylint: disable=import-outside-toplevel
     assert resolve(tmp_path, data16).dist_timeout == launch.DEFAULT_DIST_TIMEOUT
     config = resolve(tmp_path, data16, dist_timeout=90)
     joined = {}

@@ -22,7 +22,7 @@ def test_two_process_gloo_run_under_torchrun(tmp_path):
         import os, sys
         sys.path.insert(0, {REPO_ROOT!r})
         from tests.train_helpers import tiny_config
-        from training.run import launch as train_launch
+        from training.cli import launch as train_launch
         config = tiny_config({str(tmp_path / 'runs')!r}, {data!r}, env=os.environ, kimg=0.008, tick=0.004)
         train_launch.start(config)
     '''))

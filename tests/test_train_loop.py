@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.train_helpers import final_snapshot_tensors, tiny_config, write_image_folder
-from training.run import launch as train_launch
+from training.cli import launch as train_launch
 from training.run.resume import ResumeError
 
 

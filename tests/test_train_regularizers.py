@@ -12,7 +12,7 @@ import train
 from tests.metrics_helpers import write_lpips_weight_dir
 from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, tiny_config, write_image_folder
 from training import export
-from training.run import launch as train_launch
+from training.cli import launch as train_launch
 
 SQUEEZE = ['--g-arch=squeeze', '--squeeze-ratio=4']
 

@@ -15,7 +15,7 @@ import train
 
 from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
 from training import training_loop
-from training.run import launch as train_launch
+from training.cli import launch as train_launch
 from training.run import resume as run_resume
 from training.run.resume_check import StateError, check_resume_state
 

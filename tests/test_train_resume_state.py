@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
-from training.run import launch as train_launch
+from training.cli import launch as train_launch
 from training.run import resume as run_resume
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

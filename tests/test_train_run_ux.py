@@ -11,8 +11,8 @@ import dnnlib
 import train
 from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
 from training import training_loop
-from training.run import config as run_config
-from training.run import launch as train_launch
+from training.cli import config as run_config
+from training.cli import launch as train_launch
 from training.run import report as run_report
 from training.run import resume as run_resume
 from training.run import snapshot as run_snapshot

@@ -29,7 +29,7 @@ def write_image_folder(path, num_images=8, resolution=16, channels=3, labels=Non
 
 
 def tiny_options(outdir, data, **overrides):
-    """Option dict for training.run.config.resolve_config describing a tiny CPU run."""
+    """Option dict for training.cli.config.resolve_config describing a tiny CPU run."""
     options = dict(outdir=str(outdir), data=str(data), cfg='auto', cbase=512, cmax=32, map=2, batch=4,
                    metrics='none', aug='noaug', device='cpu', workers=0, tick=0.008, kimg=0.024, snap=1, fp32=True)
     options.update(overrides)
@@ -38,7 +38,7 @@ def tiny_options(outdir, data, **overrides):
 
 def tiny_config(outdir, data, env=None, **overrides):
     """A resolved config shrunk further than the CLI allows (z/w 32, 2x2 grids) for fast loop tests."""
-    from training.run.config import resolve_config  # pylint: disable=import-outside-toplevel
+    from training.cli.config import resolve_config  # pylint: disable=import-outside-toplevel
     config = resolve_config(tiny_options(outdir, data, **overrides), env=env or {})
     config.G_kwargs.z_dim = config.G_kwargs.w_dim = 32
     config.grid_size = (2, 2)

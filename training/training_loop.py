@@ -1,7 +1,7 @@
 """The training loop, in named steps: build, restore, train one step, end a tick, snapshot, evaluate."""
 
 # training_loop(config, rank, device) runs one process of a run; train.py resolves `config`
-# (training/run/config.py) and training/run/launch.py starts one process per GPU. Ranks average gradients
+# (training/cli/config.py) and training/cli/launch.py starts one process per GPU. Ranks average gradients
 # through training/run/gradients.py (buckets sent while backward runs, no DDP wrapper), so the same code
 # serves 1 process, N local processes and torchrun across nodes. Only rank 0 writes files. Everything that
 # changes during the run lives in the `Run` object below; nothing is kept at module level.
@@ -97,7 +97,7 @@ class Run:
     """The state of one process of a training run, built by `training_loop`; step methods mutate it."""
 
     def __init__(self,
-        config,     # Resolved config (training/run/config.py) with run_dir.
+        config,     # Resolved config (training/cli/config.py) with run_dir.
         rank,       # This process's rank; only rank 0 writes files.
         device,     # torch.device this process trains on.
     ):
@@ -345,7 +345,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
 
 
 def training_loop(config, rank=0, device=torch.device('cpu')):
-    """Train according to `config` (training/run/config.py's resolve_config, plus run_dir) in this process."""
+    """Train according to `config` (training/cli/config.py's resolve_config, plus run_dir) in this process."""
     run = build_run(config, rank, device)
     run.timing.tick_start = time.time()
     run.log(f'Training for {run.config.total_kimg:g} kimg...')

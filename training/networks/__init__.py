@@ -4,7 +4,7 @@
 # names up here. Below the package: layers.py (shared by G and D), synthesis.py (orig/skip/resnet
 # blocks), squeeze.py, generator.py (block registry), discriminator.py, decoder.py (GGDR/GLeaD heads of D),
 # summary.py (parameter tables).
-# `python -m training.networks --summary` prints the tables (see __main__.py).
+# `python -m training.cli.summary` prints the tables for a preset.
 
 from training.networks.discriminator import (DiscriminatorBlock, DiscriminatorEpilogue, Discriminator,  # noqa: F401
                                              MinibatchStdLayer)

@@ -1,4 +1,4 @@
-"""Parameter counts of G and D, per block, as `python -m training.networks --summary` prints them."""
+"""Parameter counts of G and D, per block, as `python -m training.cli.summary` prints them."""
 
 import torch
 

@@ -1,1 +1,1 @@
-"""What a run is made of: config (presets + flags), launch (processes), run_dir, report, snapshot and resume."""
+"""The training loop's parts: gradient reduction, preemption, progress reports, snapshots, exact resume, run folders."""

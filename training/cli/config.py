@@ -11,12 +11,12 @@ import os
 
 import dnnlib
 from training.networks.generator import SYNTHESIS_BLOCKS
-from training.run import reg_config
-from training.run.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
+from training.cli import reg_config
+from training.cli.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
                                   check_preset_value,
                                   list_presets, load_preset, resolve_auto)
 from training.run import resume as run_resume
-from training.run.launch import DEFAULT_DIST_TIMEOUT
+from training.cli.launch import DEFAULT_DIST_TIMEOUT
 
 #----------------------------------------------------------------------------
 

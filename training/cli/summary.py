@@ -1,4 +1,5 @@
-"""`python -m training.networks --summary --cfg paper256 --g-arch squeeze`: G and D parameter counts for a preset."""
+"""`python -m training.cli.summary --cfg paper256 --g-arch squeeze`: G and D parameter counts for a preset, resolved as
+train.py resolves it."""
 
 import os
 import re
@@ -8,7 +9,7 @@ import click
 from training.networks import summary
 from training.networks.generator import SYNTHESIS_BLOCKS
 from training.networks.squeeze import SQUEEZE_ABLATIONS
-from training.run import config as run_config
+from training.cli import config as run_config
 
 #----------------------------------------------------------------------------
 
@@ -31,16 +32,14 @@ def preset_networks_kwargs(cfg, resolution, **options):
 
 
 @click.command()
-@click.option('--summary', 'show_summary', is_flag=True, required=True, help='Print parameter counts of G and D (the only action).')
 @click.option('--cfg', default='paper256', show_default=True, help='Preset name in configs/ or a .json path.')
 @click.option('--resolution', type=int, default=None, help='Image resolution [default: from the preset name].')
 @click.option('--g-arch', type=click.Choice(list(SYNTHESIS_BLOCKS)), default='skip', show_default=True)
 @click.option('--squeeze-ratio', type=click.FloatRange(min=1), default=8, show_default=True)
 @click.option('--squeeze-ablation', type=click.Choice(list(SQUEEZE_ABLATIONS)), default='none', show_default=True)
 @click.option('--d-arch', type=click.Choice(['orig', 'skip', 'resnet']), default=None, help='[default: the preset\'s]')
-def main(show_summary, cfg, resolution, g_arch, squeeze_ratio, squeeze_ablation, d_arch):
+def main(cfg, resolution, g_arch, squeeze_ratio, squeeze_ablation, d_arch):
     """Print G and D parameter counts for a preset, with a per-block table."""
-    del show_summary
     try:
         run_config.load_preset(cfg)
     except run_config.ConfigError as exc:
