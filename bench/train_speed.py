@@ -88,8 +88,9 @@ def measure(options, steps, warmup, device):
 @click.option('--aug',      help='Augmentation mode', default='noaug', show_default=True)
 @click.option('--reg-type', help='Comma-separated D regularisers (none, ggdr, glead)', default='none', show_default=True)
 @click.option('--detector-dir', help='Folder with the LPIPS weight files (GLeaD)', metavar='DIR')
+@click.option('--fp32',     help='fp32 throughout (default: on the CPU, where fp16 layers are only emulated)', type=bool, default=None)
 @click.option('--random-lpips', help='GLeaD with random stand-in LPIPS weights (for timing only)', is_flag=True)
-def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_type, detector_dir, random_lpips):
+def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_type, detector_dir, fp32, random_lpips):
     """Time training steps of a preset for each generator architecture and regulariser."""
     if device == 'cuda':
         os.environ.setdefault(custom_ops.OPS_ENV, 'cuda')  # Timed on the kernels, or stopped with an error.
@@ -108,9 +109,10 @@ def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_t
         for arch in archs:
             options = dict(outdir=os.path.join(tmp, 'runs'), data=data, cfg=cfg, g_arch=arch, device=device, batch=batch,
                            cbase=cbase, cmax=cmax, aug=aug, metrics='none', workers=0 if device == 'cpu' else 3,
-                           fp32=(device == 'cpu'), reg_type=regs[0], detector_dir=detector_dir)
+                           fp32=(device == 'cpu') if fp32 is None else fp32, reg_type=regs[0], detector_dir=detector_dir)
             sec_per_kimg, peak, params, config = measure(options, steps, warmup, device)
             print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, reg_type=regs[0], device=device, batch=config.batch_size,
+                                  num_fp16_res=config.G_kwargs.synthesis_kwargs.num_fp16_res,
                                   batch_gpu=config.batch_gpu, G_params=params, sec_per_kimg=round(sec_per_kimg, 2),
                                   peak_mem_gib=round(peak, 3), steps=steps, ops=op_paths.op_paths(device),
                                   gpu=torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine(),

@@ -36,7 +36,7 @@ def test_loss_phases_run_on_cuda():
 
 def test_ada_controller_sets_p_of_a_cuda_pipe():
     pipe = AugmentPipe(xflip=1).cuda()
-    ada = AdaController(pipe, p=0.5, interval=1, ada_kimg=1, batch_size=100)
+    ada = AdaController(pipe, p=0.5, target=0.6, interval=1, ada_kimg=1, batch_size=100)
     training_stats.report('Loss/signs/real', torch.ones([4], device='cuda'))
     ada.step()
     assert float(pipe.p) == pytest.approx(0.6) and pipe.p.is_cuda

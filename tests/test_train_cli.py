@@ -38,7 +38,7 @@ def test_dry_run_shows_overrides_of_the_preset(tmp_path, data16):
 @pytest.mark.parametrize('args, message', [
     (['--cfg=bogus'], '--cfg=bogus'),
     (['--cond'], '--cond'),
-    (['--g-arch=wide'], "'wide' is not one of"),
+    (['--g-arch=wide'], '--g-arch=wide: must be one of orig, skip, resnet, squeeze'),
     (['--aug=noaug', '--target=0.7'], '--target=0.7'),
 ])
 def test_bad_input_exits_with_a_one_line_usage_error(tmp_path, data16, args, message):

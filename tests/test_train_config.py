@@ -11,7 +11,8 @@ from click.testing import CliRunner
 import train
 from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
 from training.cli import config as training_config
-from training.run import run_dir as train_run_dir
+from training.cli import options as option_table
+from training.cli import run_dir as train_run_dir
 from training.cli.config import ConfigError, resolve_config
 
 
@@ -33,7 +34,7 @@ def test_every_preset_file_loads_with_exactly_the_preset_keys():
     for name in training_config.list_presets():
         cfg_name, spec = training_config.load_preset(name)
         assert cfg_name == name
-        assert sorted(spec) == sorted(training_config.PRESET_KEYS)
+        assert sorted(spec) == sorted(option_table.PRESET_KEYS)
 
 
 def test_paper256_preset_matches_the_squeeze_paper_table_one():
@@ -126,7 +127,7 @@ def test_torchrun_world_size_sets_the_number_of_processes(tmp_path, data16):
     (dict(tick=float('nan')), '--tick=nan: must be a positive finite number'),
     (dict(gamma=float('inf')), '--gamma=inf: must be a finite number >= 0'),
     (dict(map=0), '--map=0: must be a whole number >= 1'),
-    (dict(d_arch='squeeze'), '--d-arch="squeeze": must be one of orig, skip, resnet'),
+    (dict(d_arch='squeeze'), '--d-arch=squeeze: must be one of orig, skip, resnet'),
 ])
 def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, overrides, message):
     with pytest.raises(ConfigError) as info:
@@ -183,13 +184,19 @@ def test_transfer_learning_source_names_resolve_to_urls(tmp_path, data16):
 
 
 # Tiny options: cbase=512, cmax=32 at 16x16, so the squeeze blocks (8x8, 16x16) both have 32 channels.
-@pytest.mark.parametrize('ratio', [3, 64, 0, -2, 2.5, float('nan'), float('inf')])
+@pytest.mark.parametrize('ratio', [3, 64, 2.5])
 def test_squeeze_ratio_must_divide_every_squeeze_block_width(tmp_path, data16, ratio):
     with pytest.raises(ConfigError) as info:
         resolve(tmp_path, data16, g_arch='squeeze', squeeze_ratio=ratio)
     message = str(info.value)
     assert message.startswith(f'--squeeze-ratio={ratio:g}: must divide') and '\n' not in message
     assert 'channels (32)' in message and message.endswith('accepted: 1, 2, 4, 8, 16, 32')
+
+
+@pytest.mark.parametrize('ratio', [0, -2, float('nan'), float('inf')])
+def test_squeeze_ratio_below_one_or_not_finite_is_refused_by_the_option_table(tmp_path, data16, ratio):
+    with pytest.raises(ConfigError, match=rf'^--squeeze-ratio={ratio:g}: must be a finite number >= 1$'):
+        resolve(tmp_path, data16, g_arch='squeeze', squeeze_ratio=ratio)
 
 
 @pytest.mark.parametrize('ratio', [1, 4.0, 32])
@@ -219,7 +226,7 @@ def test_outdir_that_is_or_lies_under_a_file_is_a_config_error(tmp_path, data16,
 
 @pytest.mark.parametrize('args, message', [
     (['--g-arch=squeeze', '--squeeze-ratio=3'], 'accepted: 1, 2, 4, 8, 16, 32'),
-    (['--g-arch=squeeze', '--squeeze-ratio=nan'], '--squeeze-ratio=nan'),
+    (['--g-arch=squeeze', '--squeeze-ratio=nan'], '--squeeze-ratio=nan: must be a finite number >= 1'),
     (['--outdir=FILE'], 'is a file, not a folder'),
 ])
 def test_dry_run_refuses_with_one_usage_line(tmp_path, data16, args, message):
@@ -258,7 +265,7 @@ def test_more_gpus_than_visible_cuda_devices_is_one_line(tmp_path, data16):
 
 def test_dist_timeout_reaches_the_process_group_and_must_be_positive(tmp_path, data16, monkeypatch):
     from training.cli import launch  # pylint: disable=import-outside-toplevel
-    assert resolve(tmp_path, data16).dist_timeout == launch.DEFAULT_DIST_TIMEOUT
+    assert resolve(tmp_path, data16).dist_timeout == 1800  # torch's own gloo default
     config = resolve(tmp_path, data16, dist_timeout=90)
     joined = {}
     monkeypatch.setattr(launch.torch.distributed, 'init_process_group', lambda **kwargs: joined.update(kwargs))

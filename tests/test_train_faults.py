@@ -14,6 +14,7 @@ from tests import safety_helpers
 from tests.train_helpers import TINY_ARGS, write_image_folder
 from training import training_loop
 from training.dataset import DatasetError
+from training.cli import resume_source
 from training.run import resume as run_resume
 
 
@@ -94,7 +95,7 @@ def test_full_disk_at_a_snapshot_is_one_line_and_the_earlier_pair_still_resumes(
     assert not [name for name in os.listdir(run_dir) if name.endswith('.tmp')]
     with open(pkl, 'rb') as f:
         assert set(pickle.load(f)) >= {'G', 'D', 'G_ema'}
-    assert run_resume.find_latest_snapshot(str(outdir)) == str(pkl)
+    assert resume_source.find_latest_snapshot(str(outdir)) == str(pkl)
     assert run_resume.pair_problem(str(pkl)) is None
 
 

@@ -12,6 +12,7 @@ from tests.metrics_helpers import write_detector_dir
 from tests.safety_helpers import REPO_ROOT
 from tests.test_train_preemption import _alive
 from tests.train_helpers import TINY_ARGS, write_image_folder
+from training.cli import resume_source
 from training.run import resume as run_resume
 
 
@@ -55,7 +56,7 @@ def test_a_rank_killed_by_sigkill_stops_the_run_naming_it_and_the_snapshot_resum
     line = _assert_one_line_and_nothing_left(*result, 'training process rank 1 was killed by SIGKILL',
                                              'the other ranks were stopped', '--resume=latest')
     assert 'out-of-memory' in line
-    latest = run_resume.find_latest_snapshot(str(tmp_path / 'runs'))
+    latest = resume_source.find_latest_snapshot(str(tmp_path / 'runs'))
     assert latest is not None and run_resume.pair_problem(latest) is None
 
 
@@ -82,5 +83,5 @@ def test_a_full_disk_under_rank_0s_snapshot_stops_every_rank_with_one_line(tmp_p
     result = _train_with_fault(tmp_path, data16, 'full_disk:0')
     line = _assert_one_line_and_nothing_left(*result, 'cannot write ', 'the disk is full')
     assert 'network-snapshot-000000_012img.pkl' in line
-    latest = run_resume.find_latest_snapshot(str(tmp_path / 'runs'))
+    latest = resume_source.find_latest_snapshot(str(tmp_path / 'runs'))
     assert latest.endswith('network-snapshot-000000.pkl') and run_resume.pair_problem(latest) is None

@@ -16,6 +16,7 @@ import train
 from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
 from training import training_loop
 from training.cli import launch as train_launch
+from training.cli import resume_source
 from training.run import resume as run_resume
 from training.run.resume_check import StateError, check_resume_state
 
@@ -151,7 +152,7 @@ def test_seed_outside_32_bits_is_one_line(tmp_path, data16, seed):
     result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data16}', *TINY_ARGS,
                                              f'--seed={seed}', '--dry-run'])
     assert result.exit_code == 2 and isinstance(result.exception, SystemExit)  # Not an uncaught exception.
-    assert f'--seed={seed}: accepted values are whole numbers from 0 to 4294967295' in result.output
+    assert f'--seed={seed}: must be a whole number from 0 to 4294967295' in result.output
 
 
 def test_resume_lists_every_option_that_differs_old_to_new(tmp_path, data16):
@@ -168,7 +169,9 @@ def test_resume_lists_every_option_that_differs_old_to_new(tmp_path, data16):
     listed = notices[0].split('old -> new: ', 1)[1].split('; ')
     assert 'loss_kwargs.r1_gamma: 1.0 -> 2.0' in listed
     assert 'augment_p: 0.0 -> 0.2' in listed and any(item.startswith('augment_kwargs: null -> {') for item in listed)
-    assert not any(item.startswith(('network_snapshot_ticks', 'total_kimg', 'run_dir')) for item in listed)
+    assert not any(item.startswith(('network_snapshot_ticks', 'total_kimg', 'run_dir', 'metrics')) for item in listed)
+    log = (sorted(outdir.iterdir())[-1] / 'log.txt').read_text()
+    assert notices[0] in log.splitlines()  # The run's log keeps what the resume changed.
 
 
 def test_resume_latest_skips_odd_names_and_stray_files_in_run_folders(tmp_path):
@@ -182,5 +185,5 @@ def test_resume_latest_skips_odd_names_and_stray_files_in_run_folders(tmp_path):
         (run_dir / name).write_bytes(b'')
     (run_dir / 'network-snapshot-000005.pkl').mkdir()  # A folder named like a snapshot.
     (run_dir / 'network-snapshot-000005.resume.pt').write_bytes(b'')
-    assert run_resume.find_latest_snapshot(str(tmp_path / 'runs'), log=lambda text: None) == \
+    assert resume_source.find_latest_snapshot(str(tmp_path / 'runs'), log=lambda text: None) == \
         str(run_dir / 'network-snapshot-000001.pkl')

@@ -9,6 +9,7 @@ import torch
 
 from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
 from training.cli import launch as train_launch
+from training.cli import resume_source
 from training.run import resume as run_resume
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -84,7 +85,7 @@ def _half_replaced_pair(tmp_path, data16):
 def test_resume_latest_skips_a_half_replaced_pair_for_the_previous_complete_one(tmp_path, data16):
     outdir, older, newer = _half_replaced_pair(tmp_path, data16)
     said = []
-    assert run_resume.find_latest_snapshot(outdir, log=said.append) == older
+    assert resume_source.find_latest_snapshot(outdir, log=said.append) == older
     assert len(said) == 1 and newer in said[0] and 'another version of the pickle' in said[0]
 
 
@@ -99,7 +100,7 @@ def test_resume_path_of_a_half_replaced_pair_is_refused_in_one_line(tmp_path, da
 
 
 def test_next_run_removes_temp_files_of_killed_writes_but_not_those_of_a_live_run(tmp_path, data16, capsys):
-    from training.run import run_dir as run_dirs  # pylint: disable=import-outside-toplevel
+    from training.cli import run_dir as run_dirs  # pylint: disable=import-outside-toplevel
     outdir = tmp_path / 'runs'
     dead, live = outdir / '00000-killed', outdir / '00001-live'
     leftover = '.network-snapshot-000000.pkl.squeezegan-abc12_yz.tmp'  # As dnnlib.util.atomic_write names them.
@@ -143,4 +144,4 @@ def test_keep_snapshots_deletes_older_pairs_only_after_a_newer_one_is_complete(t
     assert 'network-snapshot-000000_020img.pkl' in pickles  # The newest (kimg 0.02) survives.
     log = open(os.path.join(run_dir, 'log.txt')).read()
     assert log.count('(--keep-snapshots=2)') >= 3
-    assert run_resume.find_latest_snapshot(str(tmp_path / 'runs')).endswith('network-snapshot-000000_020img.pkl')
+    assert resume_source.find_latest_snapshot(str(tmp_path / 'runs')).endswith('network-snapshot-000000_020img.pkl')

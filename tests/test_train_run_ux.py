@@ -14,6 +14,7 @@ from training import training_loop
 from training.cli import config as run_config
 from training.cli import launch as train_launch
 from training.run import report as run_report
+from training.cli import resume_source
 from training.run import resume as run_resume
 from training.run import snapshot as run_snapshot
 
@@ -235,9 +236,9 @@ def test_resume_latest_takes_the_snapshot_with_the_most_images(tmp_path):
                  'network-snapshot-000001', 'network-snapshot-000001_008img'):
         (run_dir / f'{name}.pkl').write_bytes(b'')
         (run_dir / f'{name}.resume.pt').write_bytes(b'')
-    newest = run_resume.find_latest_snapshot(str(tmp_path / 'runs'), log=lambda text: None)
+    newest = resume_source.find_latest_snapshot(str(tmp_path / 'runs'), log=lambda text: None)
     assert os.path.basename(newest) == 'network-snapshot-000001_008img.pkl'
-    order = [os.path.basename(p) for p in run_resume._snapshot_pairs(str(tmp_path / 'runs'))]  # pylint: disable=protected-access
+    order = [os.path.basename(p) for p in resume_source._snapshot_pairs(str(tmp_path / 'runs'))]  # pylint: disable=protected-access
     assert order == ['network-snapshot-000001_008img.pkl', 'network-snapshot-000001.pkl',
                      'network-snapshot-000000_500img.pkl', 'network-snapshot-000000_012img.pkl',
                      'network-snapshot-000000.pkl']

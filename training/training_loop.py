@@ -61,8 +61,7 @@ def build_ada(config, augment_pipe):
     if augment_pipe is None:
         return None
     mode = 'fixed' if config.ada_target is None else 'ada'
-    return training_ada.AdaController(augment_pipe, mode=mode, p=config.augment_p,
-                                      target=0.6 if config.ada_target is None else config.ada_target,
+    return training_ada.AdaController(augment_pipe, mode=mode, p=config.augment_p, target=config.ada_target,
                                       interval=config.ada_interval, ada_kimg=config.ada_kimg, batch_size=config.batch_size)
 
 

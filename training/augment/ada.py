@@ -23,9 +23,9 @@ class AdaController:
         augment_pipe,                           # AugmentPipe whose `p` buffer is set (None allowed for 'noaug').
         mode        = 'ada',                    # 'ada' (adaptive), 'fixed' (p stays at `p`) or 'noaug' (p = 0).
         p           = 0,                        # Initial p for 'ada', the constant p for 'fixed'.
-        target      = 0.6,                      # 'ada': the r_t that p is steered towards.
-        interval    = 4,                        # 'ada': training steps between adjustments.
-        ada_kimg    = 500,                      # 'ada': thousands of images for p to move by 1.
+        target      = None,                     # 'ada': the r_t that p is steered towards (train.py's --target).
+        interval    = None,                     # 'ada': training steps between adjustments.
+        ada_kimg    = None,                     # 'ada': thousands of images for p to move by 1.
         batch_size  = 1,                        # Images per training step, over all processes.
         stat_name   = 'Loss/signs/real',        # training_stats name of sign(D(real)).
     ):
@@ -33,13 +33,17 @@ class AdaController:
             raise ValueError(f'augmentation mode must be one of {", ".join(MODES)}, got {mode!r}')
         if not 0 <= float(p) <= 1:
             raise ValueError(f'augmentation probability p must be in [0, 1], got {p!r}')
-        if mode == 'ada' and not 0 <= float(target) <= 1:
+        if augment_pipe is None and (mode == 'ada' or (mode == 'fixed' and float(p) > 0)):
+            raise ValueError(f'augmentation mode {mode!r} with p={p} needs an augment pipe')
+        if mode == 'ada' and (target is None or interval is None or ada_kimg is None):
+            raise ValueError('ADA needs its target, interval and ada_kimg (the run config\'s ada_target, ada_interval, '
+                             'ada_kimg)')
+        target, interval, ada_kimg = (0.0, 1, 1.0) if mode != 'ada' else (target, interval, ada_kimg)  # Unused there.
+        if not 0 <= float(target) <= 1:
             raise ValueError(f'ADA target must be in [0, 1], got {target!r}')
         if int(interval) < 1 or float(ada_kimg) <= 0 or int(batch_size) < 1:
             raise ValueError(f'ADA needs interval >= 1, ada_kimg > 0 and batch_size >= 1, got '
                              f'interval={interval!r}, ada_kimg={ada_kimg!r}, batch_size={batch_size!r}')
-        if augment_pipe is None and (mode == 'ada' or (mode == 'fixed' and float(p) > 0)):
-            raise ValueError(f'augmentation mode {mode!r} with p={p} needs an augment pipe')
         self.augment_pipe = augment_pipe
         self.mode = mode
         self.target = float(target)

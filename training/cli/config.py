@@ -10,34 +10,22 @@ import math
 import os
 
 import dnnlib
-from training.networks.generator import SYNTHESIS_BLOCKS
+from training import augment
+from training.cli import options as option_table
 from training.cli import reg_config
-from training.cli.presets import (AUTO_KEYS, D_ARCHS, PRESET_DIR, PRESET_KEYS, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
-                                  check_preset_value,
+from training.cli import resume_source
+from training.cli.presets import (PRESET_DIR, PRESET_RESOLUTIONS, ConfigError,  # noqa: F401
                                   list_presets, load_preset, resolve_auto)
+from training.networks.layers import channels_per_resolution
+from training.run import report
 from training.run import resume as run_resume
-from training.cli.launch import DEFAULT_DIST_TIMEOUT
 
 #----------------------------------------------------------------------------
 
-AUG_MODES = ('ada', 'noaug', 'fixed')
-
-# Command-line defaults; None = "take it from the preset" or "not given".
-DEFAULTS = dict(
-    outdir=None, data=None, gpus=None, batch=None, batch_gpu=None, cfg='auto', gamma=None, kimg=None,
-    snap=50, seed=0, metrics='fid50k_full', mirror=False, cond=False, subset=None, aug='ada', p=None,
-    target=None, augpipe=None, resume=None, freezed=0, fp32=None, nhwc=False, allow_tf32=False,
-    nobench=False, workers=None, g_arch='skip', squeeze_ratio=None, squeeze_ablation=None, d_arch=None,
-    map=None, cbase=None, cmax=None, tick=4, device=None, preempt_exit_code=0,
-    reg_type='none', ggdr_res=None, ggdr_weight=10, glead_res_d=None, glead_res_g=None, glead_fake=None,
-    glead_real_in_r1=True, detector_dir=None, grid=None, stop_on_nonfinite=True, keep_snapshots=None,
-    transfer=False, dist_timeout=None,
-)
-# fp32=None: fp32 on the CPU (fp16 layers only emulated there, 80-100x slower), the preset's fp16 layers on CUDA.
-# workers=None: default_workers() of the cores this process may use.
+# Command-line defaults from the option table; None = "take it from the preset", "worked out" or "not given".
+DEFAULTS = option_table.defaults()
 
 GRID_MAX = 64  # Columns or rows of --grid.
-PRESET_FLAGS = dict(gamma='gamma', kimg='kimg', batch='batch', map='map', cmax='cmax', d_arch='d_arch')  # Flag -> preset key.
 
 
 #----------------------------------------------------------------------------
@@ -63,18 +51,6 @@ def inspect_dataset(training_set_kwargs):
 #----------------------------------------------------------------------------
 # Validation helpers.
 
-def _positive(value, flag, kind=float):
-    if value is not None and not (value > 0 and math.isfinite(value)):  # nan and inf pass click's float type.
-        raise ConfigError(f'--{flag}={value}: must be a positive {"integer" if kind is int else "finite number"}')
-    return value
-
-
-def _one_of(value, flag, accepted):
-    if value not in accepted:
-        raise ConfigError(f'--{flag}={value}: accepted values are {", ".join(map(str, accepted))}')
-    return value
-
-
 def _num_processes(opts, env):
     """World size (processes, one per GPU or gloo CPU process): WORLD_SIZE under torchrun, else --gpus (default 1)."""
     if 'WORLD_SIZE' in env:
@@ -91,7 +67,6 @@ def _num_processes(opts, env):
 def _resolve_device(device, cuda_available):
     if device is None:
         return 'cuda' if cuda_available else 'cpu'
-    _one_of(device, 'device', ('cuda', 'cpu'))
     if device == 'cuda' and not cuda_available:
         raise ConfigError('--device=cuda: no CUDA device is available to torch; use --device=cpu')
     return device
@@ -148,10 +123,7 @@ def _metric_list(metrics):
     names = [m.strip() for m in (metrics or '').split(',') if m.strip()]
     if names in ([], ['none']):
         return []
-    try:
-        from metrics import metric_main  # pylint: disable=import-outside-toplevel
-    except ImportError:
-        return names  # Metrics not installed in this checkout: the loop skips them with a notice.
+    from metrics import metric_main  # pylint: disable=import-outside-toplevel  # Heavy (scipy): only when metrics are asked for.
     bad = [m for m in names if not metric_main.is_valid_metric(m)]
     if bad:
         raise ConfigError(f'--metrics={bad[0]}: unknown metric; accepted: none, {", ".join(metric_main.list_valid_metrics())}')
@@ -160,43 +132,44 @@ def _metric_list(metrics):
 
 def _augment_kwargs(opts):
     """(augment_kwargs or None, augment_p, ada_target or None) for --aug/--p/--target/--augpipe."""
-    _one_of(opts.aug, 'aug', AUG_MODES)
-    if opts.aug != 'ada' and opts.target is not None:
+    if opts.aug != 'ada' and 'target' in opts.given:
         raise ConfigError(f'--target={opts.target} only applies to --aug=ada (got --aug={opts.aug})')
     if opts.aug != 'fixed' and opts.p is not None:
         raise ConfigError(f'--p={opts.p} only applies to --aug=fixed (got --aug={opts.aug})')
     if opts.aug == 'noaug':
-        if opts.augpipe is not None:
+        if 'augpipe' in opts.given:
             raise ConfigError(f'--augpipe={opts.augpipe} cannot be used with --aug=noaug')
         return None, 0.0, None
-    from training import augment  # pylint: disable=import-outside-toplevel
-    augpipe = opts.augpipe or 'bgc'
-    _one_of(augpipe, 'augpipe', sorted(augment.augpipe_specs))
-    augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augment.augpipe_specs[augpipe])
+    augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augment.augpipe_specs[opts.augpipe])
     if opts.aug == 'fixed':
         if opts.p is None:
             raise ConfigError('--aug=fixed needs --p, the augmentation probability in [0, 1]')
-        if not 0 <= opts.p <= 1:
-            raise ConfigError(f'--p={opts.p}: must be in [0, 1]')
         if opts.p == 0:  # As stylegan2-ada-pytorch: no pipe at all (it would draw random numbers for nothing).
             return None, 0.0, None
         return augment_kwargs, float(opts.p), None
-    target = 0.6 if opts.target is None else opts.target
-    if not 0 <= target <= 1:
-        raise ConfigError(f'--target={target}: must be in [0, 1]')
-    return augment_kwargs, 0.0, target
+    return augment_kwargs, 0.0, float(opts.target)
 
 #----------------------------------------------------------------------------
 # The resolution, in named steps. Each fills part of the config `c` from the options `opts` (DEFAULTS
 # keys) and, where it needs them, the preset values `spec` and the dataset facts.
 
-def parse_options(options):
-    """The command-line `options` over DEFAULTS (None = not given), with the required ones checked."""
-    unknown = set(options) - set(DEFAULTS) - {'dry_run'}
+def with_defaults(options):
+    """`options` (None = not given) over DEFAULTS, each given value checked against its option; `given` names them."""
+    unknown = set(options) - set(DEFAULTS)
     if unknown:
         raise ConfigError(f'unknown option(s): {", ".join(sorted(unknown))}')
-    opts = dnnlib.EasyDict(DEFAULTS)
-    opts.update({k: v for k, v in options.items() if v is not None and k in DEFAULTS})
+    given = {name: value for name, value in options.items()
+             if value is not None and not (value is False and option_table.BY_NAME[name].accepted.kind == 'switch')}
+    for name, value in given.items():
+        option_table.check_value(name, value, option_table.BY_NAME[name].flag_name, ConfigError)
+    opts = dnnlib.EasyDict(DEFAULTS, **given)
+    opts.given = frozenset(given)
+    return opts
+
+
+def parse_options(options):
+    """The command-line `options` over DEFAULTS (None = not given), checked, with the required ones present."""
+    opts = with_defaults(options)
     if not opts.outdir:
         raise ConfigError('--outdir is required: the folder that receives the run directory')
     problem = dnnlib.util.output_dir_problem(opts.outdir)
@@ -213,26 +186,17 @@ def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     c.num_processes = _num_processes(opts, env)
     c.device = _resolve_device(opts.device, cuda_available)
     _check_gpus_have_devices(opts, env, c.device, cuda_devices)
-    opts.fp32_given, opts.fp32 = opts.fp32, _use_fp32(opts, c.device)
+    opts.fp32 = _use_fp32(opts, c.device)
     opts.workers = default_workers(available_cores(), c.num_processes) if opts.workers is None else opts.workers
-    if not (isinstance(opts.seed, int) and 0 <= opts.seed < 2 ** 32):  # numpy's generators take 32 bits.
-        raise ConfigError(f'--seed={opts.seed}: accepted values are whole numbers from 0 to {2 ** 32 - 1}')
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
     c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.
-    c.network_snapshot_ticks = c.image_snapshot_ticks = int(_positive(opts.snap, 'snap', int))
-    c.keep_snapshots = _positive(opts.keep_snapshots, 'keep-snapshots', int)  # None = keep every snapshot.
+    c.network_snapshot_ticks = c.image_snapshot_ticks = int(opts.snap)
+    c.keep_snapshots = opts.keep_snapshots  # None = keep every snapshot.
     c.allow_transfer = bool(opts.transfer)  # --resume from other networks copies what matches.
-    c.kimg_per_tick = float(_positive(opts.tick, 'tick'))
-    _positive(opts.subset, 'subset', int)
-    if opts.freezed < 0:
-        raise ConfigError(f'--freezed={opts.freezed}: must be >= 0 (number of discriminator layers to freeze)')
-    if opts.workers < 0:
-        raise ConfigError(f'--workers={opts.workers}: must be >= 0')
-    if not 0 <= opts.preempt_exit_code <= 255:
-        raise ConfigError(f'--preempt-exit-code={opts.preempt_exit_code}: must be in [0, 255]')
+    c.kimg_per_tick = float(opts.tick)
     c.preempt_exit_code = int(opts.preempt_exit_code)
-    c.dist_timeout = float(_positive(opts.dist_timeout, 'dist-timeout') or DEFAULT_DIST_TIMEOUT)  # Seconds.
+    c.dist_timeout = float(opts.dist_timeout)  # Seconds.
     c.cudnn_benchmark = not opts.nobench
     c.allow_tf32 = bool(opts.allow_tf32)
     c.outdir = opts.outdir
@@ -251,7 +215,6 @@ def resolve_dataset(c, opts):
     c.training_set_kwargs.resolution = facts.resolution
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(c.device == 'cuda'), num_workers=int(opts.workers),
                                            prefetch_factor=(2 if opts.workers > 0 else None))
-    from training.run import report  # pylint: disable=import-outside-toplevel
     image_shape = [facts.num_channels, facts.resolution, facts.resolution]
     c.grid_size = parse_grid(opts.grid) if opts.grid is not None else report.grid_shape(image_shape, facts.num_images)
     return facts
@@ -261,13 +224,12 @@ def resolve_preset(opts, resolution, num_processes):
     """(preset name, values): the preset with its "auto" values filled in, then the command-line overrides."""
     name, spec = load_preset(opts.cfg)
     spec = resolve_auto(spec, resolution, num_processes)
-    for flag, key in PRESET_FLAGS.items():  # A flag that overrides a preset value meets that value's rule.
-        value = opts.get(flag)
-        if value is not None:
-            spec[key] = check_preset_value(key, value, f'--{flag.replace("_", "-")}')
+    for key in option_table.PRESET_FLAGS:  # A flag overrides the preset's value (checked by the same rule).
+        if opts.get(key) is not None:
+            spec[key] = opts[key]
     if opts.batch is not None:
         spec.ref_gpus = num_processes
-    spec.channel_base = int(spec.fmaps * 32768) if opts.cbase is None else _positive(opts.cbase, 'cbase', int)
+    spec.channel_base = int(spec.fmaps * 32768) if opts.cbase is None else opts.cbase
     spec.channel_max = spec.cmax
     return name, spec
 
@@ -291,18 +253,15 @@ def resolve_batch(c, opts, spec):
 
 def _synthesis_kwargs(opts, spec):
     """The generator's synthesis_kwargs: channels, fp16, clamp, block architecture and its own arguments."""
-    _one_of(opts.g_arch, 'g-arch', tuple(SYNTHESIS_BLOCKS))  # The registry, read now: a block added at run time counts.
-    if opts.g_arch != 'squeeze' and (opts.squeeze_ratio is not None or opts.squeeze_ablation is not None):
-        flag = '--squeeze-ratio' if opts.squeeze_ratio is not None else '--squeeze-ablation'
+    if opts.g_arch != 'squeeze' and {'squeeze_ratio', 'squeeze_ablation'} & opts.given:
+        flag = '--squeeze-ratio' if 'squeeze_ratio' in opts.given else '--squeeze-ablation'
         raise ConfigError(f'{flag} only applies to --g-arch=squeeze (got --g-arch={opts.g_arch})')
     fp16_res, conv_clamp = (0, None) if opts.fp32 else (spec.num_fp16_res, spec.conv_clamp)
     synthesis_kwargs = dnnlib.EasyDict(channel_base=spec.channel_base, channel_max=spec.channel_max,
                                        num_fp16_res=fp16_res, conv_clamp=conv_clamp, architecture=opts.g_arch)
     if opts.g_arch == 'squeeze':
-        synthesis_kwargs.squeeze_ratio = 8 if opts.squeeze_ratio is None else opts.squeeze_ratio
-        synthesis_kwargs.squeeze_ablation = opts.squeeze_ablation or 'none'
-        from training import networks  # pylint: disable=import-outside-toplevel
-        _one_of(synthesis_kwargs.squeeze_ablation, 'squeeze-ablation', networks.SQUEEZE_ABLATIONS)
+        synthesis_kwargs.squeeze_ratio = opts.squeeze_ratio
+        synthesis_kwargs.squeeze_ablation = opts.squeeze_ablation
     if opts.nhwc:
         synthesis_kwargs.fp16_channels_last = True
     return synthesis_kwargs
@@ -310,7 +269,6 @@ def _synthesis_kwargs(opts, spec):
 
 def squeeze_block_channels(resolution, channel_base, channel_max):
     """Output channels of every block that squeezes: 8x8 up to `resolution` (the 4x4 block is StyleGAN2's)."""
-    from training.networks.layers import channels_per_resolution  # pylint: disable=import-outside-toplevel
     resolutions = [2 ** i for i in range(3, int(math.log2(resolution)) + 1)]
     return sorted(set(channels_per_resolution(resolutions, channel_base, channel_max).values()))
 
@@ -353,8 +311,7 @@ def preset_network_kwargs(cfg, resolution, **options):
 
     options: g_arch, squeeze_ratio, squeeze_ablation, d_arch, ... as train.py names them (DEFAULTS keys).
     """
-    opts = dnnlib.EasyDict(DEFAULTS)
-    opts.update({k: v for k, v in options.items() if v is not None}, cfg=cfg)
+    opts = with_defaults(dict(options, cfg=cfg))
     _name, spec = resolve_preset(opts, resolution, num_processes=1)
     G_kwargs, D_kwargs = network_kwargs(opts, spec)
     check_network(G_kwargs, resolution)
@@ -397,7 +354,7 @@ def resolve_augmentation(c, opts):
 def resolve_resume_source(c, opts):
     """resume_pkl and resume_state; transfer learning (no resume state) ramps ADA faster and EMA not at all."""
     try:
-        c.resume_pkl, c.resume_state, resume_desc = run_resume.resolve_resume(opts.resume, opts.outdir)
+        c.resume_pkl, c.resume_state, resume_desc = resume_source.resolve_resume(opts.resume, opts.outdir)
     except run_resume.ResumeError as exc:
         raise ConfigError(str(exc)) from None
     if resume_desc is not None and c.resume_state is None:  # As stylegan2-ada-pytorch does for transfer learning.
@@ -410,7 +367,7 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     """<dataset>-<cfg><processes>-<g-arch>, then what differs from the defaults, joined by '-'."""
     synthesis = c.G_kwargs.synthesis_kwargs
     desc = [dataset_name, f'{c.cfg}{c.num_processes}', opts.g_arch]
-    if opts.g_arch == 'squeeze' and opts.squeeze_ratio is not None:
+    if opts.g_arch == 'squeeze' and 'squeeze_ratio' in opts.given:
         desc.append(f'r{synthesis.squeeze_ratio:g}')
     if opts.g_arch == 'squeeze' and synthesis.squeeze_ablation != 'none':
         desc.append(synthesis.squeeze_ablation.replace('_', ''))
@@ -424,11 +381,11 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     elif opts.aug == 'fixed':
         desc.append(f'fixed-p{c.augment_p:g}')
     else:
-        desc.append('ada' if opts.target is None else f'ada-target{c.ada_target:g}')
-    desc += [opts.augpipe] * (opts.augpipe is not None and opts.aug != 'noaug')
+        desc.append('ada' if 'target' not in opts.given else f'ada-target{c.ada_target:g}')
+    desc += [opts.augpipe] * ('augpipe' in opts.given and opts.aug != 'noaug')
     desc += [opts.reg_type] * (opts.reg_type not in (None, 'none'))
     desc += [f'resume{resume_desc}'] * (resume_desc is not None)
-    desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * bool(opts.get('fp32_given') and opts.fp32)
+    desc += [f'freezed{opts.freezed}'] * bool(opts.freezed) + ['fp32'] * bool('fp32' in opts.given and opts.fp32)
     desc += ['nhwc'] * opts.nhwc
     desc += ['nobench'] * opts.nobench + ['tf32'] * opts.allow_tf32
     return '-'.join(desc)
@@ -437,7 +394,7 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
 def _notes(opts, spec, cfg_name, resolution):
     """One-line notices about choices the user did not spell out: fp16 off on the CPU, a preset of another resolution."""
     notes = []
-    if opts.fp32_given is None and opts.fp32 and spec.num_fp16_res:
+    if 'fp32' not in opts.given and opts.fp32 and spec.num_fp16_res:
         notes.append(f'fp16 layers off on the CPU (no speed-up there, only emulation): fp32 throughout; '
                      f'pass --fp32=0 to keep the {spec.num_fp16_res} fp16 resolutions of --cfg={cfg_name}')
     preset_res = PRESET_RESOLUTIONS.get(cfg_name)
@@ -455,7 +412,7 @@ def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_dev
     cuda_available: whether torch sees a CUDA device (decides the default --device).
     cuda_devices: how many it sees (checks --gpus), or None when unknown.
     notes: a list that receives one-line notices for the user (fp16 off on the CPU, a preset of another
-    resolution); None discards them.
+    resolution, what a resume changes); None discards them.
     """
     opts = parse_options(options)
     c = dnnlib.EasyDict()
@@ -473,4 +430,5 @@ def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_dev
     c.run_desc = run_description(opts, c, spec, facts.name, resume_desc)
     if notes is not None:
         notes += _notes(opts, spec, c.cfg, facts.resolution)
+        notes += [notice for notice in [resume_source.resume_notice(c)] if notice is not None]
     return c

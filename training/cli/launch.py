@@ -30,14 +30,13 @@ from training.dataset import DatasetError
 from training.loss import NonFiniteLossError
 from training.run import preemption as run_preemption
 from training.run import resume as run_resume
-from training.run import run_dir as run_dirs
+from training.cli import run_dir as run_dirs
 
 # Errors whose one-line message tells the user what to fix: train.py prints them without a traceback, and
 # the parent of spawned ranks reports the first rank's message once, however many ranks met it.
 USER_ERRORS = (dnnlib.util.WriteError, DatasetError, run_resume.ResumeError, NonFiniteLossError,
                custom_ops.KernelUnavailableError)
 RANK_ERROR_EXIT_CODE = 3    # A spawned rank that stopped on an exception (its message is in its error file).
-DEFAULT_DIST_TIMEOUT = 1800  # Seconds a collective waits for a lost peer (torch's own gloo default).
 
 
 class UserErrorInRank(Exception):
@@ -63,7 +62,7 @@ def _init_process_group(config, rank, local_rank, init_method):
     if config.device == 'cuda':
         torch.cuda.set_device(local_rank)
     backend = 'nccl' if config.device == 'cuda' else 'gloo'
-    timeout = datetime.timedelta(seconds=config.get('dist_timeout', DEFAULT_DIST_TIMEOUT))
+    timeout = datetime.timedelta(seconds=config.dist_timeout)
     torch.distributed.init_process_group(backend=backend, init_method=init_method, rank=rank,
                                          world_size=config.num_processes, timeout=timeout)
 
@@ -248,8 +247,11 @@ def launch(config, env=None):
         raise SystemExit(code)
 
 
-def start(config, env=None):
-    """Create the run directory and training_options.json (rank 0 only), then launch; returns the run dir."""
+def start(config, env=None, notes=()):
+    """Create the run directory and training_options.json (rank 0 only), then launch; returns the run dir.
+
+    notes: one-line notices of the configuration (resolve_config's), written at the top of the run's log.txt.
+    """
     env = os.environ if env is None else env
     ranks = torchrun_rank(env)
     config = dnnlib.EasyDict(config)
@@ -262,7 +264,10 @@ def start(config, env=None):
     config.run_dir = run_dirs.create_run_dir(config.outdir, config.run_desc)
     try:
         with run_dirs.run_lock(config.run_dir):
-            run_dirs.write_json(os.path.join(config.run_dir, 'training_options.json'), config)
+            run_dirs.write_json(os.path.join(config.run_dir, run_dirs.OPTIONS_FILE), config)
+            if notes:
+                with open(os.path.join(config.run_dir, 'log.txt'), 'a', encoding='utf-8') as log:
+                    log.writelines(f'{note}\n' for note in notes)
             print(f'Training in {config.run_dir}', flush=True)
             launch(config, env)
     except (*USER_ERRORS, UserErrorInRank):

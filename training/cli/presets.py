@@ -1,19 +1,18 @@
 """Training presets: configs/<name>.json (or a JSON path) read, checked and completed for the data."""
 
-# A preset holds exactly PRESET_KEYS (plus a description); stylegan2-ada-pytorch's values for its names
-# (auto, stylegan2, paper256/512/1024, cifar) and the squeeze paper's Table I (paper256, squeeze-cifar).
+# A preset holds exactly PRESET_KEYS (plus a description), each checked by its option's rule in options.py;
+# stylegan2-ada-pytorch's values for its names (auto, stylegan2, paper256/512/1024, cifar) and the squeeze
+# paper's Table I (paper256, squeeze-cifar).
 # config.py resolves the rest of a run's configuration on top of it.
 
 import json
-import math
-import numbers
 import os
 
 import dnnlib
+from training.cli import options
+from training.cli.options import AUTO_KEYS, PRESET_KEYS
 
 PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
-
-AUTO_KEYS = ('ref_gpus', 'batch', 'mbstd_group', 'fmaps', 'lrate', 'gamma', 'ema_kimg')  # May be "auto".
 
 # The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
 PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper512': 512, 'paper1024': 1024,
@@ -23,64 +22,11 @@ PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper5
 class ConfigError(ValueError):
     """A bad option or an incompatible combination; the message is one line a user can act on."""
 
-#----------------------------------------------------------------------------
-# What each preset value may be: (test, what is accepted), worded as the flags' checks in config.py word theirs.
-
-D_ARCHS = ('orig', 'skip', 'resnet')
-
-
-def _number(value):
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(minimum):
-    return (lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= minimum,
-            f'a whole number >= {minimum}')
-
-
-POSITIVE = (lambda v: _number(v) and v > 0, 'a positive finite number')
-NON_NEGATIVE = (lambda v: _number(v) and v >= 0, 'a finite number >= 0')
-PROBABILITY = (lambda v: _number(v) and 0 <= v <= 1, 'a number in [0, 1]')
-
-
-def _or_none(rule):
-    return (lambda v: v is None or rule[0](v), f'{rule[1]} or null')
-
-
-PRESET_RULES = {
-    'ref_gpus':             _whole(1),
-    'kimg':                 POSITIVE,
-    'batch':                _whole(1),
-    'mbstd_group':          _whole(1),
-    'fmaps':                POSITIVE,
-    'cmax':                 _whole(1),
-    'lrate':                POSITIVE,
-    'gamma':                NON_NEGATIVE,
-    'ema_kimg':             NON_NEGATIVE,
-    'ema_rampup':           _or_none(NON_NEGATIVE),
-    'map':                  _whole(1),
-    'style_mixing_prob':    PROBABILITY,
-    'pl_weight':            NON_NEGATIVE,
-    'd_arch':               (lambda v: v in D_ARCHS, f'one of {", ".join(D_ARCHS)}'),
-    'g_reg_interval':       _or_none(_whole(1)),
-    'd_reg_interval':       _or_none(_whole(1)),
-    'num_fp16_res':         _whole(0),
-    'conv_clamp':           _or_none(POSITIVE),
-    'betas':                (lambda v: isinstance(v, list) and len(v) == 2 and all(_number(b) and 0 <= b < 1 for b in v),
-                             'a list of two numbers in [0, 1)'),
-    'eps':                  POSITIVE,
-}
-PRESET_KEYS = tuple(PRESET_RULES)  # A preset holds exactly these.
-
 
 def check_preset_value(key, value, source):
-    """ConfigError unless `value` meets `key`'s rule; `source` names where it came from: '--cfg=FILE: gamma' for a
-    preset value, '--gamma' for the flag that overrides it. One rule, one wording, for both."""
-    test, accepted = PRESET_RULES[key]
-    if not test(value):
-        shown = json.dumps(value) if not isinstance(value, float) else f'{value:g}'
-        raise ConfigError(f'{source}={shown}: must be {accepted}')
-    return value
+    """ConfigError unless `value` meets option `key`'s rule (training/cli/options.py); `source` names where it came
+    from, '--cfg=FILE: gamma'."""
+    return options.check_value(key, value, source, ConfigError, for_preset=True)
 
 #----------------------------------------------------------------------------
 # Presets.

@@ -9,9 +9,9 @@
 import math
 
 import dnnlib
+from training.networks.layers import channels_per_resolution
 
-REG_TYPES = ('none', 'ggdr', 'glead')
-GLEAD_FAKE = ('image', 'feature')  # Pure GLeaD (the paper's GLeaD rows) or GLeaD + GGDR's cosine term.
+FLAG_OWNER = dict(ggdr_res='ggdr', glead_res_d='glead', glead_res_g='glead', glead_fake='glead')  # Flag -> its --reg-type.
 
 
 def default_decoder_res(resolution):
@@ -30,21 +30,16 @@ def _check_res(value, flag, resolution, error):
 
 
 def _channels(kwargs, res):
-    from training.networks.layers import channels_per_resolution  # pylint: disable=import-outside-toplevel
     synthesis = kwargs.get('synthesis_kwargs', kwargs)
     return channels_per_resolution([res], synthesis['channel_base'], synthesis['channel_max'])[res]
 
 
 def resolve_regularizer(c, opts, resolution, error):
     """Add opts.reg_type's decoder, heads and loss terms to c (D_kwargs, loss_kwargs); `error` is ConfigError."""
-    reg_type = opts.reg_type or 'none'
-    if reg_type not in REG_TYPES:
-        raise error(f'--reg-type={reg_type}: accepted: {", ".join(REG_TYPES)}')
-    given = [flag for flag, value in (('ggdr-res', opts.ggdr_res), ('glead-res-d', opts.glead_res_d),
-                                      ('glead-res-g', opts.glead_res_g), ('glead-fake', opts.glead_fake)) if value is not None]
-    wrong = [f for f in given if not f.startswith(reg_type)]
+    reg_type = opts.reg_type  # The option table checked it is one of none, ggdr, glead.
+    wrong = [name for name, owner in FLAG_OWNER.items() if name in opts.given and owner != reg_type]
     if wrong:
-        raise error(f'--{wrong[0]} applies to --reg-type={wrong[0].split("-")[0]}, not --reg-type={reg_type}')
+        raise error(f'--{wrong[0].replace("_", "-")} applies to --reg-type={FLAG_OWNER[wrong[0]]}, not --reg-type={reg_type}')
     c.reg_type = reg_type
     if reg_type == 'ggdr':
         _resolve_ggdr(c, opts, resolution, error)
@@ -63,8 +58,6 @@ def _resolve_ggdr(c, opts, resolution, error):
     res = _check_res(opts.ggdr_res if opts.ggdr_res is not None else default_decoder_res(resolution), 'ggdr-res',
                      resolution, error)
     _check_same_channels(c, res, error, 'ggdr-res')
-    if not (math.isfinite(opts.ggdr_weight) and opts.ggdr_weight > 0):
-        raise error(f'--ggdr-weight={opts.ggdr_weight}: must be a positive finite number (the public default is 10)')
     c.D_kwargs.decoder_res = res
     c.loss_kwargs.extra_terms = [dnnlib.EasyDict(class_name='training.regularizers.GGDRLoss', resolution=res,
                                                  weight=float(opts.ggdr_weight))]
@@ -75,9 +68,7 @@ def _resolve_glead(c, opts, resolution, error):
                        'glead-res-d', resolution, error)
     res_g = _check_res(opts.glead_res_g if opts.glead_res_g is not None else default_decoder_res(resolution),
                        'glead-res-g', resolution, error)
-    fake = opts.glead_fake or 'image'
-    if fake not in GLEAD_FAKE:
-        raise error(f'--glead-fake={fake}: accepted: image (pure GLeaD, the paper\'s rows), feature (GLeaD + GGDR)')
+    fake = opts.glead_fake
     if fake == 'feature':
         _check_same_channels(c, res_g, error, 'glead-res-g')
     c.D_kwargs.decoder_res = res_d

@@ -4,13 +4,12 @@
 # network-snapshot-NNNNNN.resume.pt with torch.save: counters, optimizer states, the loss's state
 # (path-length mean), the ADA controller's state (p and its partial interval) and the random-number
 # generators of every rank. With it `--resume` continues bit-exactly; without it (an official pickle,
-# a URL, a transfer-learning name) only weights are copied.
+# a URL, a transfer-learning name) only weights are copied. What --resume names is resolved above the loop
+# (training/cli/resume_source.py).
 
 import hashlib
-import json
 import os
 import re
-import sys
 
 import numpy as np
 import torch
@@ -18,7 +17,6 @@ import torch
 import dnnlib
 from torch_utils import misc
 from training.run import resume_check
-from training.run import run_dir as run_dirs
 from training.run import snapshot as run_snapshot
 
 RESUME_FORMAT = 1
@@ -28,39 +26,15 @@ NETWORK_KEYS = ('G_kwargs', 'D_kwargs')  # Must match for optimizer states to fi
 EXACT_KEYS = NETWORK_KEYS + ('batch_size', 'batch_gpu', 'num_processes', 'random_seed', 'training_set_kwargs')
 RENAMED_KEYS = {'num_gpus': 'num_processes'}  # Option names in resume states written before a rename.
 
-# Public transfer-learning sources of stylegan2-ada-pytorch, accepted by --resume as short names.
-TRANSFER_SOURCES = {
-    'ffhq256':     'ffhq-res256-mirror-paper256-noaug.pkl',
-    'ffhq512':     'ffhq-res512-mirror-stylegan2-noaug.pkl',
-    'ffhq1024':    'ffhq-res1024-mirror-stylegan2-noaug.pkl',
-    'celebahq256': 'celebahq-res256-mirror-paper256-kimg100000-ada-target0.5.pkl',
-    'lsundog256':  'lsundog-res256-paper256-kimg100000-noaug.pkl',
-}
-TRANSFER_URL = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/transfer-learning-source-nets/'
-
-
 class ResumeError(ValueError):
     """--resume names something that cannot be found or loaded; the message is one line naming it."""
 
 #----------------------------------------------------------------------------
-# Finding what to resume from.
+# Snapshot pairs.
 
 def resume_state_path(snapshot_pkl):
     """The exact-resume companion of a snapshot: network-snapshot-NNNNNN.resume.pt beside it."""
     return re.sub(r'\.pkl$', '', snapshot_pkl) + RESUME_SUFFIX
-
-
-def _snapshot_pairs(outdir):
-    """Every snapshot pickle with a resume state beside it under outdir's run directories, newest first
-    (highest run number, then most images shown)."""
-    pairs = []
-    for number, run_dir in run_dirs.list_runs(outdir):
-        for f in os.listdir(run_dir):  # Temporary files of interrupted writes never match.
-            snap = SNAPSHOT_RE.match(f)
-            pkl = os.path.join(run_dir, f)
-            if snap and os.path.isfile(pkl) and os.path.isfile(resume_state_path(pkl)):
-                pairs.append(((number, run_snapshot.snapshot_nimg(*snap.groups())), pkl))
-    return [pkl for _key, pkl in sorted(pairs, reverse=True)]
 
 
 def prune_snapshots(run_dir, keep, log):
@@ -79,21 +53,6 @@ def prune_snapshots(run_dir, keep, log):
             if os.path.isfile(path):
                 os.remove(path)
         log(f'Removed {os.path.basename(pkl)} and its resume state (--keep-snapshots={keep})')
-
-
-def find_latest_snapshot(outdir, log=None):
-    """Newest consistent snapshot pair (pickle + the resume state written for it) under outdir, or None.
-
-    A pair whose resume state belongs to another version of the pickle (a run killed between rewriting
-    the two) is skipped, saying so, and the next older pair is taken.
-    """
-    log = log or (lambda text: print(text, file=sys.stderr))  # stdout may carry --dry-run's JSON.
-    for pkl in _snapshot_pairs(outdir):
-        problem = pair_problem(pkl)
-        if problem is None:
-            return pkl
-        log(f'--resume=latest: skipping {pkl} ({problem}); trying the previous snapshot')
-    return None
 
 
 def file_digest(path):
@@ -128,25 +87,6 @@ def pair_problem(snapshot_pkl, state=None):
     return None
 
 
-def resolve_resume(resume, outdir):
-    """(resume_pkl, resume_state or None, description) for the --resume value."""
-    if resume in (None, '', 'noresume'):
-        return None, None, None
-    if resume == 'latest':
-        pkl = find_latest_snapshot(outdir)
-        if pkl is None:
-            raise ResumeError(f'--resume=latest: no complete snapshot (network-snapshot-*.pkl with {RESUME_SUFFIX}) under {outdir}')
-        return pkl, resume_state_path(pkl), 'latest'
-    if resume in TRANSFER_SOURCES:
-        return TRANSFER_URL + TRANSFER_SOURCES[resume], None, resume
-    if dnnlib.util.is_url(resume):
-        return resume, None, 'custom'
-    if not os.path.isfile(resume):
-        raise ResumeError(f'--resume={resume}: file not found; accepted: a snapshot or model file, a URL, "latest", '
-                          f'"noresume" or one of {", ".join(TRANSFER_SOURCES)}')
-    state = resume_state_path(resume)
-    return resume, (state if os.path.isfile(state) else None), 'custom'
-
 #----------------------------------------------------------------------------
 # Writing and reading the companion.
 
@@ -168,7 +108,7 @@ def resume_state(progress, opts, ada_state, rank_states, config, snapshot_pkl=No
         ada             = ada_state,
         rng             = [rank['rng'] for rank in rank_states],
         ranks           = [dict(loss=rank['loss'], averages=rank['averages']) for rank in rank_states],
-        options         = {key: _plain(config.get(key)) for key in EXACT_KEYS},
+        options         = {key: plain_options(config.get(key)) for key in EXACT_KEYS},
     )
 
 
@@ -205,7 +145,7 @@ def load_resume_state(path):
 def resume_mismatch(state, config):
     """Names of the options that differ between the resumed run and this one (empty = bit-exact continuation)."""
     saved = state['options']
-    return [key for key in EXACT_KEYS if key != 'training_set_kwargs' and saved.get(key) != _plain(config.get(key))] + \
+    return [key for key in EXACT_KEYS if key != 'training_set_kwargs' and saved.get(key) != plain_options(config.get(key))] + \
            (['training_set_kwargs'] if _dataset_identity(saved.get('training_set_kwargs')) !=
             _dataset_identity(config.get('training_set_kwargs')) else [])
 
@@ -227,12 +167,12 @@ def _dataset_identity(kwargs):
     return {key: kwargs.get(key) for key in ('use_labels', 'max_size', 'xflip', 'random_seed', 'resolution')}
 
 
-def _plain(value):
+def plain_options(value):
     """JSON-like copy (EasyDict -> dict, tuple -> list) so saved and current options compare equal."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain_options(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [plain_options(v) for v in value]
     if isinstance(value, np.generic):
         return value.item()
     return value
@@ -250,8 +190,6 @@ def restore(run, config):
         return None
     state = _usable_state(run, config)
     run.log(f'Resuming from "{config.resume_pkl}"')
-    if not dnnlib.util.is_url(config.resume_pkl):
-        _log_option_differences(run, config)
     _load_weights(run, config.resume_pkl, exact=state is not None)
     if state is None:
         return None
@@ -274,48 +212,6 @@ def check_total_not_reached(run, resume_pkl):
     if reached >= total:
         raise ResumeError(f'--resume={resume_pkl}: this run is at {reached / 1e3:g} kimg, and --kimg={total / 1e3:g} '
                           f'is the total to reach, not more to add; pass a larger --kimg to train on')
-
-
-# Options that say where and how a run is kept or watched, not what it trains: a resume may change them freely.
-BOOKKEEPING_KEYS = ('outdir', 'run_dir', 'run_desc', 'resume_pkl', 'resume_state', 'total_kimg', 'metrics',
-                    'detector_dir', 'network_snapshot_ticks', 'image_snapshot_ticks', 'keep_snapshots', 'kimg_per_tick',
-                    'preempt_exit_code', 'dist_timeout', 'allow_transfer', 'grid_size', 'data_loader_kwargs')
-
-
-def option_differences(resumed_options, config):
-    """['key: old -> new', ...] for every training option (nested keys dotted) that differs from the resumed run's."""
-    return _differences(resumed_options or {}, _plain(dict(config)), prefix='')
-
-
-def _differences(old, new, prefix):
-    found = []
-    for key in sorted(set(old) | set(new)):
-        if not prefix and key in BOOKKEEPING_KEYS:
-            continue
-        before, after = old.get(key, '(none)'), new.get(key, '(none)')
-        if isinstance(before, dict) and isinstance(after, dict):
-            found += _differences(before, after, f'{prefix}{key}.')
-        elif before != after:
-            found.append(f'{prefix}{key}: {_short(before)} -> {_short(after)}')
-    return found
-
-
-def _short(value, limit=80):
-    text = json.dumps(value) if not isinstance(value, str) else value
-    return text if len(text) <= limit else text[:limit] + '...'
-
-
-def _log_option_differences(run, config):
-    """One notice listing every option that differs from the resumed run's training_options.json, old -> new."""
-    path = os.path.join(os.path.dirname(os.path.abspath(config.resume_pkl)), run_dirs.OPTIONS_FILE)
-    try:
-        with open(path, encoding='utf-8') as f:
-            resumed = json.load(f)
-    except (OSError, ValueError):
-        return  # Not one of our run folders (a file of its own, a URL): nothing to compare with.
-    differences = option_differences(resumed if isinstance(resumed, dict) else {}, config)
-    if differences:
-        run.log(f'Options that differ from the resumed run ({path}), old -> new: {"; ".join(differences)}')
 
 
 def _usable_state(run, config):
