@@ -26,7 +26,7 @@ def _check_lpips(config):
     """GLeaD needs the LPIPS weights: found locally or downloadable now, not at the first step."""
     if config.reg_type != 'glead':
         return
-    from metrics import detectors, lpips  # pylint: disable=import-outside-toplevel
+    from metrics import detectors, lpips  # pylint: disable=import-outside-toplevel  # Only for --reg-type=glead.
     try:
         lpips.check_lpips_readable(detector_dir=config.detector_dir)
     except detectors.DetectorUnavailableError as exc:
@@ -35,7 +35,9 @@ def _check_lpips(config):
 
 def _check_detectors(config):
     """The detector files that --metrics needs are found locally or downloadable now, not at the first evaluation."""
-    from metrics import detectors, metric_main  # pylint: disable=import-outside-toplevel
+    if not config.metrics:
+        return
+    from metrics import detectors, metric_main  # pylint: disable=import-outside-toplevel  # Heavy (scipy): only with --metrics.
     needed = {detector.file_name: detector for metric in config.metrics for detector in metric_main.required_detectors(metric)}
     try:
         detectors.check_detectors(needed, detector_dir=config.detector_dir)

@@ -8,6 +8,7 @@ import time
 import torch
 
 import dnnlib
+from metrics import detectors
 from metrics import frechet_inception_distance
 from metrics import inception_score
 from metrics import kernel_inception_distance
@@ -119,7 +120,6 @@ _FAMILY_DETECTORS = {_fid: ('INCEPTION',), _kid: ('INCEPTION',), _is: ('INCEPTIO
 
 def required_detectors(metric):
     """The detectors (metrics.detectors.INCEPTION / VGG16) that computing `metric` loads; ValueError for an unknown name."""
-    from metrics import detectors  # pylint: disable=import-outside-toplevel
     parsed = _parse(metric)
     if parsed is None:
         raise ValueError(f'unknown metric {metric!r}; accepted: {describe_valid_metrics()}')

@@ -28,7 +28,7 @@ def _count_between_ticks(config, rank=0, steps=8):
     resamples = []
     original = run.nets.augment_pipe._resample  # pylint: disable=protected-access
     run.nets.augment_pipe._resample = lambda *args: resamples.append(1) or original(*args)  # pylint: disable=protected-access
-    with HostReads(ignore=optimizer_step_counters(run.opts.values())) as counter:
+    with HostReads(ignore=optimizer_step_counters(run.optimizers.values())) as counter:
         for _ in range(steps):
             run.train_step()
             assert not run.preemption.requested()

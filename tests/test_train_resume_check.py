@@ -37,7 +37,7 @@ def genuine(tmp_path_factory, data16):
     state = run_resume.load_resume_state(os.path.join(run_dir, 'network-snapshot-000000.resume.pt'))
     run = training_loop.build_run(dict(config, run_dir=None))
     run.preemption.uninstall()
-    return state, run.opts
+    return state, run.optimizers
 
 
 def _set(state, path, value):

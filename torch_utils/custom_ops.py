@@ -152,7 +152,7 @@ def extension_flags():
     (.ci/compile_cuda.sh) and the CPU test build of the bindings (tests/ops_helpers.py). The standard is read
     from cpp_extension itself (PyTorch 2.13: c++20), so that it follows PyTorch.
     """
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel  # Slow (setuptools): builds only.
     standards = re.findall(r'-std=(c\+\+\d\d)', inspect.getsource(cpp_extension))
     std = f'-std={max(set(standards), key=standards.count)}' if standards else '-std=c++17'
     return {'std': std, 'nvcc': [*cpp_extension.COMMON_NVCC_FLAGS, std]}
@@ -180,7 +180,7 @@ def _build_problem(paths):
     missing = [path for path in paths if not os.path.isfile(path)]
     if missing:
         return f'source file {missing[0]} does not exist'
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel  # Slow (setuptools): builds only.
     if not cpp_extension.is_ninja_available():
         return 'ninja is not installed; pip install ninja'
     compiler = os.environ.get('CXX', 'cl' if os.name == 'nt' else 'c++')
@@ -214,7 +214,7 @@ def _first_line(error):
 
 
 def _build_root(module_name):
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel  # Slow (setuptools): builds only.
     return cpp_extension._get_build_directory(module_name, verbose=False)  # pylint: disable=protected-access
 
 
@@ -264,7 +264,7 @@ def load_locked(build_directory, lock_held=False, **load_kwargs):
     that folder waits for ever. Under our own OS lock (released by the kernel whatever happens to its holder)
     nobody else is building there, so torch's lock file, if any, is stale and is removed first.
     """
-    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel
+    from torch.utils import cpp_extension  # pylint: disable=import-outside-toplevel  # Slow (setuptools): builds only.
     with contextlib.nullcontext() if lock_held else _exclusive_lock(build_directory + '.lock'):
         with contextlib.suppress(FileNotFoundError):
             os.remove(os.path.join(build_directory, 'lock'))

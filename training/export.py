@@ -17,7 +17,9 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import persistence
+from training import augment
 from training import legacy
+from training import networks
 
 FORMAT_NAME = 'squeezegan-weights-only'
 FORMAT_VERSION = 1
@@ -33,27 +35,11 @@ class NetworkFileError(ValueError):
 # Which of our classes rebuilds each network. Only these are ever constructed from a weights-only
 # file, so the file cannot name something else to run.
 
-
-def _generator_class():
-    from training import networks
-    return networks.Generator
-
-
-def _discriminator_class():
-    from training import networks
-    return networks.Discriminator
-
-
-def _augment_pipe_class():
-    from training import augment
-    return augment.AugmentPipe
-
-
 CLASS_FOR_KEY = {
-    'G':            _generator_class,
-    'G_ema':        _generator_class,
-    'D':            _discriminator_class,
-    'augment_pipe': _augment_pipe_class,
+    'G':            networks.Generator,
+    'G_ema':        networks.Generator,
+    'D':            networks.Discriminator,
+    'augment_pipe': augment.AugmentPipe,
 }
 
 #----------------------------------------------------------------------------
@@ -163,7 +149,7 @@ def _first_line(error):
 def _rebuild(record, key, filename):
     """One of our modules, built from a stored record and loaded strictly with its weights."""
     try:
-        module_class = CLASS_FOR_KEY[key]()
+        module_class = CLASS_FOR_KEY[key]
         with torch.random.fork_rng(devices=[]):  # Building draws random init weights; keep the caller's RNG.
             module = module_class(*record['init_args'], **record['init_kwargs'])
         module.load_state_dict(record['state_dict'], strict=True)

@@ -14,6 +14,7 @@
 
 import torch
 
+from metrics import lpips
 from training.loss import LossTerm
 
 #----------------------------------------------------------------------------
@@ -77,7 +78,6 @@ class GLeaDLoss(LossTerm):
         self.feature_res = self.resolution if branch == 'feature' else None
         self.lpips = None
         if branch != 'feature':
-            from metrics import lpips  # pylint: disable=import-outside-toplevel
             self.lpips = lpips.load_lpips(device=torch.device(device), detector_dir=detector_dir)
 
     def __call__(self, ctx):
@@ -90,7 +90,6 @@ class GLeaDLoss(LossTerm):
 
     def perceptual_distance(self, x, y):
         """LPIPS per sample; images smaller than AlexNet can take (e.g. 16x16 test runs) are upsampled first."""
-        from metrics import lpips  # pylint: disable=import-outside-toplevel
         if x.shape[-1] < lpips.MIN_RESOLUTION:
             size = 2 ** (lpips.MIN_RESOLUTION - 1).bit_length()
             x, y = (torch.nn.functional.interpolate(t, size=(size, size), mode='bilinear', align_corners=False)

@@ -7,6 +7,7 @@
 # changes during the run lives in the `Run` object below; nothing is kept at module level.
 
 import copy
+import dataclasses
 import os
 import time
 
@@ -16,6 +17,7 @@ import torch
 import dnnlib
 from torch_utils import misc
 from torch_utils import training_stats
+from metrics import metric_main
 from torch_utils.ops import paths as op_paths
 from training import loss as training_loss
 from training.augment import ada as training_ada
@@ -92,21 +94,41 @@ def broadcast_networks(nets, num_processes):
 #----------------------------------------------------------------------------
 # The run.
 
+@dataclasses.dataclass(eq=False)
 class Run:
-    """The state of one process of a training run, built by `training_loop`; step methods mutate it."""
+    """The state of one process of a training run, every field declared here; build_run fills them in its order
+    (networks, then what --resume restores, then data from that position, then grids); the step methods mutate it."""
 
-    def __init__(self,
-        config,     # Resolved config (training/cli/config.py) with run_dir.
-        rank,       # This process's rank; only rank 0 writes files.
-        device,     # torch.device this process trains on.
-    ):
-        self.config = config
-        self.rank = rank
-        self.device = device
-        self.np_random = np.random.RandomState(config.random_seed * config.num_processes + rank)
-        self.progress = dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0)
-        self.run_dir = config.run_dir if rank == 0 else None
-        self.names_used = set()  # Snapshot names this process has written (see taken()).
+    config:         dnnlib.EasyDict         # Resolved config (training/cli/config.py) with run_dir.
+    rank:           int                     # This process's rank; only rank 0 writes files.
+    device:         torch.device            # Where this process trains.
+    np_random:      np.random.RandomState   # Draws the labels of generated samples; seeded per rank, saved on resume.
+    progress:       dnnlib.EasyDict         # cur_nimg, cur_tick, batch_idx, tick_start_nimg (saved on resume).
+    run_dir:        str = None              # Where rank 0 writes; None on the other ranks.
+    preemption:     object = None           # run_preemption.Preemption: a SIGTERM/SIGUSR1 agreed on by every rank.
+    nets:           dnnlib.EasyDict = None  # G, D, G_ema and augment_pipe (or None).
+    loss:           object = None           # training.loss.StyleGAN2Loss (its path-length mean is saved on resume).
+    phases:         list = None             # Gmain, Greg, Dmain, Dreg: module, optimizer, interval, gradient reducer.
+    optimizers:     dict = None             # 'G' and 'D': the optimizers (saved on resume).
+    ada:            object = None           # training_ada.AdaController owning augment_pipe.p, or None without a pipe.
+    training_set:   object = None           # The dataset (training_set_kwargs).
+    data_iter:      object = None           # Endless (images, labels) of this rank's share of each batch.
+    stats_collector: object = None          # training_stats.Collector of every statistic, read once per tick.
+    stats_writer:   object = None           # run_report.StatsWriter: stats.jsonl and TensorBoard (rank 0).
+    timing:         dnnlib.EasyDict = None  # start, start_nimg, tick_start, tick_end, maintenance (seconds).
+    best:           dict = None             # Best value so far per metric result (best.json).
+    grid_size:      tuple = None            # (columns, rows) of reals.png and the fakes grids.
+    grid_z:         torch.Tensor = None     # Fixed latents of the fakes grids.
+    grid_c:         torch.Tensor = None     # Fixed labels of the fakes grids.
+    names_used:     set = dataclasses.field(default_factory=set)  # Snapshot names written (see taken()).
+
+    @classmethod
+    def start(cls, config, rank, device):
+        """The state before anything is built: seeds, counters at zero, the run folder of rank 0."""
+        return cls(config=config, rank=rank, device=device,
+                   np_random=np.random.RandomState(config.random_seed * config.num_processes + rank),
+                   progress=dnnlib.EasyDict(cur_nimg=0, cur_tick=0, batch_idx=0, tick_start_nimg=0),
+                   run_dir=config.run_dir if rank == 0 else None)
 
     def log(self, text):
         if self.rank == 0:
@@ -235,7 +257,7 @@ class Run:
             pkl = os.path.join(self.run_dir, run_snapshot.snapshot_name(p.cur_nimg, self.taken))
             self.names_used.add(os.path.basename(pkl))
             run_snapshot.save_snapshot(pkl, data)
-            state = run_resume.resume_state(p, self.opts, ada_state, rank_states, c, snapshot_pkl=pkl)
+            state = run_resume.resume_state(p, self.optimizers, ada_state, rank_states, c, snapshot_pkl=pkl)
             run_resume.save_resume_state(run_resume.resume_state_path(pkl), state)
             data['path'] = pkl
             if c.get('keep_snapshots'):
@@ -257,11 +279,6 @@ class Run:
         """
         results = {}
         if not self.config.metrics:
-            return results
-        try:
-            from metrics import metric_main  # pylint: disable=import-outside-toplevel
-        except ImportError as exc:
-            self.log(f'Skipping metrics: {exc}')
             return results
         self.log(f'Evaluating metrics: {", ".join(self.config.metrics)}')
         for metric in self.config.metrics:
@@ -308,7 +325,7 @@ class Run:
 def build_run(config, rank=0, device=torch.device('cpu')):
     """Everything a process trains with, restored from --resume when given; run_dir=None writes nothing."""
     c = dnnlib.EasyDict(config)
-    run = Run(c, rank, device)
+    run = Run.start(c, rank, device)
     run.preemption = run_preemption.Preemption(c.num_processes, timeout=c.get('dist_timeout'))
     torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
@@ -324,7 +341,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     run.nets = build_networks(c, probe, device)
     run.loss, run.phases = build_phases(c, run.nets, device)
     run.ada = build_ada(c, run.nets.augment_pipe)
-    run.opts = {phase.network: phase.opt for phase in run.phases}
+    run.optimizers = {phase.network: phase.opt for phase in run.phases}
     state = run_resume.restore(run, c)
     if state is not None:
         run_resume.check_total_not_reached(run, c.resume_pkl)

@@ -1,6 +1,6 @@
 """Record what stylegan2-ada-pytorch's AugmentPipe computes, so tests and docs can hold ours to it without it.
 
-    python tests/reference/record_augment.py --reference=/path/to/stylegan2-ada-pytorch [--commit=SHA]
+    python tests/reference/record_augment.py --reference=/path/to/stylegan2-ada-pytorch --commit=SHA
 
 Runs the reference's training/augment.py (CPU, its plain-PyTorch op paths) on one fixed batch for every case of
 CASES at every percentile of PERCENTILES, with `debug_percentile` set: every enabled augmentation is then
@@ -11,13 +11,14 @@ output value). scripts/augment_parity.py and tests/test_reference_parity.py comp
 the functions below. Nothing from the reference is committed or read at test time: only these numbers.
 """
 
-import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import torch
+
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # After the reference's.
+from tests.reference import recording_main  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stylegan2_ada_augment_recorded.json')
 STRIDE = 7
@@ -75,20 +76,5 @@ def record(reference_dir):
                 stride=STRIDE, percentiles=list(PERCENTILES), outputs=augment_outputs(reference_augment.AugmentPipe))
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--reference', required=True, help='stylegan2-ada-pytorch checkout')
-    parser.add_argument('--commit', default=None, help='its commit, recorded with the numbers')
-    parser.add_argument('--out', default=OUT)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    recorded = record(args.reference)
-    recorded['commit'] = args.commit
-    with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(recorded, f)
-        f.write('\n')
-    print(f'wrote {args.out}')
-
-
 if __name__ == '__main__':
-    main()
+    recording_main(__doc__.splitlines()[0], record, OUT)

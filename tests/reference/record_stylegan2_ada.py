@@ -1,6 +1,6 @@
 """Record what stylegan2-ada-pytorch computes on tiny networks, so tests can hold our code to it without it.
 
-    python tests/reference/record_stylegan2_ada.py --reference=/path/to/stylegan2-ada-pytorch [--out=FILE]
+    python tests/reference/record_stylegan2_ada.py --reference=/path/to/stylegan2-ada-pytorch --commit=SHA [--out=FILE]
 
 Runs the reference's own training/networks.py and training/loss.py (CPU, its plain-PyTorch op paths) on the
 constructions in SPECS, with every tensor filled by `fill_deterministically`, and writes
@@ -10,13 +10,14 @@ random direction). tests/test_reference_parity.py computes the same with our cla
 below, and compares. Nothing from the reference is committed or read at test time: only these numbers.
 """
 
-import argparse
-import json
 import os
 import sys
 
 import numpy as np
 import torch
+
+sys.path.append(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))  # After the reference's.
+from tests.reference import recording_main  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stylegan2_ada_recorded.json')
 
@@ -123,20 +124,5 @@ def record(reference_dir):
                 outputs=outputs, loss_kwargs=LOSS_KWARGS, gradients=gradients)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument('--reference', required=True, help='stylegan2-ada-pytorch checkout')
-    parser.add_argument('--commit', default=None, help='its commit, recorded with the numbers')
-    parser.add_argument('--out', default=OUT)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    recorded = record(args.reference)
-    recorded['commit'] = args.commit
-    with open(args.out, 'w', encoding='utf-8') as f:
-        json.dump(recorded, f, indent=1)
-        f.write('\n')
-    print(f'wrote {args.out}')
-
-
 if __name__ == '__main__':
-    main()
+    recording_main(__doc__.splitlines()[0], record, OUT, indent=1)

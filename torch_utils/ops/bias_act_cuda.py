@@ -135,7 +135,7 @@ class _BiasActDerivative(torch.autograd.Function):
 
 def _reference_derivative(config, x, b, order):
     """h^(order)(x + b) by repeated autograd on the reference activation (used past the second order)."""
-    from . import bias_act  # pylint: disable=import-outside-toplevel
+    from . import bias_act  # pylint: disable=import-outside-toplevel  # A cycle: bias_act imports this module.
     with torch.enable_grad():
         z = x if b is None else x + b.reshape([-1 if i == config.dim else 1 for i in range(x.ndim)])
         if not z.requires_grad:

@@ -27,6 +27,7 @@ import torch
 import dnnlib
 from torch_utils import custom_ops
 from training.dataset import DatasetError
+from training import training_loop
 from training.loss import NonFiniteLossError
 from training.run import preemption as run_preemption
 from training.run import resume as run_resume
@@ -75,7 +76,6 @@ def _destroy_process_group():
 
 def _run(config, rank, local_rank):
     """Train in this process; a preempted run exits with config.preempt_exit_code where that is not 0."""
-    from training import training_loop  # pylint: disable=import-outside-toplevel  # Spawned ranks import it here.
     device = torch.device('cuda', local_rank) if config.device == 'cuda' else torch.device('cpu')
     log_path = os.path.join(config.run_dir, 'log.txt') if rank == 0 else None
     with dnnlib.util.Logger(file_name=log_path, file_mode='a', should_flush=True):

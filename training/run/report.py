@@ -130,7 +130,7 @@ class StatsWriter:
         self.tensorboard = None
         if run_dir:
             try:
-                from torch.utils import tensorboard  # pylint: disable=import-outside-toplevel
+                from torch.utils import tensorboard  # pylint: disable=import-outside-toplevel  # Slow to import; rank 0 only.
                 self.tensorboard = tensorboard.SummaryWriter(run_dir)
             except ImportError as exc:
                 print(f'Skipping TensorBoard export: {exc}')

@@ -16,6 +16,7 @@ import torch
 
 import dnnlib
 from torch_utils import misc
+from training import export, transfer
 from training.run import resume_check
 from training.run import snapshot as run_snapshot
 
@@ -90,8 +91,8 @@ def pair_problem(snapshot_pkl, state=None):
 #----------------------------------------------------------------------------
 # Writing and reading the companion.
 
-def resume_state(progress, opts, ada_state, rank_states, config, snapshot_pkl=None):
-    """The companion dict; `opts` maps phase-module names ('G', 'D') to their optimizers.
+def resume_state(progress, optimizers, ada_state, rank_states, config, snapshot_pkl=None):
+    """The companion dict; `optimizers` maps phase-module names ('G', 'D') to their optimizers.
 
     rank_states: per rank, in rank order, dict(rng=..., loss=..., averages=...) (see Run.rank_state).
     snapshot_pkl: the pickle this state belongs to, already written; its image count and digest are
@@ -103,7 +104,7 @@ def resume_state(progress, opts, ada_state, rank_states, config, snapshot_pkl=No
         snapshot        = snapshot,
         format          = RESUME_FORMAT,
         progress        = dict(progress),
-        optimizers      = {name: opt.state_dict() for name, opt in opts.items()},
+        optimizers      = {name: opt.state_dict() for name, opt in optimizers.items()},
         loss            = rank_states[0]['loss'],  # Rank 0's, for a resume with another number of processes.
         ada             = ada_state,
         rng             = [rank['rng'] for rank in rank_states],
@@ -195,7 +196,7 @@ def restore(run, config):
         return None
     if run.ada is not None and state['ada'] is not None:
         run.ada.load_state_dict(state['ada'])
-    for name, opt in run.opts.items():
+    for name, opt in run.optimizers.items():
         opt.load_state_dict(state['optimizers'][name])
     run.loss.load_state_dict(state['loss'])
     run.progress.update(state['progress'])  # Saved at the end of a tick; this run starts the next one.
@@ -231,7 +232,7 @@ def _usable_state(run, config):
         run.log(f'Resume state not used ({", ".join(mismatch)} differ from the resumed run): loading weights only.')
         return None
     try:  # Before anything is restored from it.
-        resume_check.check_resume_state(state, run.opts)
+        resume_check.check_resume_state(state, run.optimizers)
     except resume_check.StateError as exc:
         raise ResumeError(f'--resume: {config.resume_state}: {exc}; resume from an earlier snapshot, or pass its '
                           f'.pkl alone after moving the .resume.pt away (weights only)') from None
@@ -246,7 +247,6 @@ def _load_weights(run, resume_pkl, exact):
     A transfer that leaves any tensor freshly initialised needs config.allow_transfer (--transfer), so
     resuming from another architecture by mistake stops with one line instead of training from partial weights.
     """
-    from training import export, transfer  # pylint: disable=import-outside-toplevel
     try:
         resumed = export.load_network(resume_pkl, device='cpu')
     except (OSError, ValueError) as exc:
