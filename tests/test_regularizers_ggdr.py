@@ -109,12 +109,12 @@ def test_cosine_distance_is_zero_for_parallel_and_two_for_opposite_features():
     assert torch.allclose(cosine_distance(x, -x), torch.full([2], 2.0), atol=1e-6)
 
 
-def _ggdr_loss(**kwargs):
+def _ggdr_loss(weight=10):
     G, D = helpers.tiny_G('squeeze'), helpers.tiny_D(decoder_res=8)
     pipe = AugmentPipe(**augpipe_specs['bgc'])
     pipe.p.fill_(0.5)
     return G, D, StyleGAN2Loss('cpu', G, D, augment_pipe=pipe, pl_weight=0,
-                               extra_terms=[dict(class_name='training.regularizers.GGDRLoss', resolution=8, **kwargs)])
+                               extra_terms=[dict(class_name='training.regularizers.GGDRLoss', resolution=8, weight=weight)])
 
 
 def test_ggdr_gradient_reaches_the_decoder_and_not_the_generator():
@@ -126,21 +126,26 @@ def test_ggdr_gradient_reaches_the_decoder_and_not_the_generator():
 
 
 def test_ggdr_term_is_reported_and_weighted(monkeypatch):
+    """The reported term is weight x the cosine distance of the same pass: ten times larger at weight 10 than at 1."""
     from torch_utils import training_stats
     seen = {}
+
     def report(name, value):
         seen[name] = value
         return value
     monkeypatch.setattr(training_stats, 'report', report)
-    G, D, loss = _ggdr_loss(weight=10)
-    torch.manual_seed(0)
-    loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=0)
-    value = seen['Loss/D/ggdr']
-    assert value.shape == (4,) and bool(((value >= 0) & (value <= 20)).all())
+    reported = {}
+    for weight in (1, 10):
+        G, D, loss = _ggdr_loss(weight=weight)
+        torch.manual_seed(0)
+        loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=0)
+        reported[weight] = seen['Loss/D/ggdr'].detach()
+    assert reported[1].shape == (4,) and bool(((reported[1] > 0) & (reported[1] <= 2)).all())
+    assert torch.allclose(reported[10], reported[1] * 10, rtol=1e-5, atol=0)
 
 
 def test_ggdr_without_a_decoder_names_what_is_missing():
     G = helpers.tiny_G('skip')
-    loss = StyleGAN2Loss('cpu', G, helpers.tiny_D(decoder_res=None), extra_terms=[GGDRLoss(resolution=8)])
+    loss = StyleGAN2Loss('cpu', G, helpers.tiny_D(decoder_res=None), extra_terms=[GGDRLoss(resolution=8, weight=10)])
     with pytest.raises(ValueError, match=r'GGDR needs a discriminator with the feature decoder'):
         loss.accumulate_gradients('Dmain', *helpers.batch(G), gain=1, cur_nimg=0)

@@ -43,7 +43,7 @@ def _networks(reg_type):
 def _loss(G, D, reg_type, lpips_dir=None, pl_weight=0):
     terms = []
     if reg_type == 'ggdr':
-        terms = [dict(class_name='training.regularizers.GGDRLoss', resolution=8)]
+        terms = [dict(class_name='training.regularizers.GGDRLoss', resolution=8, weight=10)]
     if reg_type == 'glead':
         common = dict(class_name='training.regularizers.GLeaDLoss', feature_res=8, detector_dir=lpips_dir)
         terms = [dict(common, branch='real', weight=10), dict(common, branch='image', weight=3)]

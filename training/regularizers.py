@@ -44,7 +44,7 @@ class GGDRLoss(LossTerm):
 
     def __init__(self,
         resolution,         # Resolution of G's features the decoder predicts (--ggdr-res).
-        weight      = 10,   # Loss weight (--ggdr-weight).
+        weight,             # Loss weight (--ggdr-weight).
         device      = None, # Unused; every term is built with the loss's device.
     ):
         del device
