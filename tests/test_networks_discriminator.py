@@ -69,7 +69,7 @@ def test_fp16_blocks_run_in_half_unless_force_fp32():
     full = D(_images(), None, force_fp32=True)
     assert set(dtypes.values()) == {torch.float32}
     assert half.dtype == full.dtype == torch.float32
-    assert (half - full).abs().max() < 0.05
+    assert (half - full).abs().max() < 6e-4  # Measured 2.1e-4 (logits up to 0.28), CPU, 2026-12-03: 3x margin.
 
 
 def test_freeze_layers_turns_first_layers_into_buffers():

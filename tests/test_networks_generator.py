@@ -112,7 +112,7 @@ def test_fp16_blocks_run_in_half_and_force_fp32_restores_float(arch):
     for hook in hooks:
         hook.remove()
     assert img16.dtype == img32.dtype == torch.float32
-    assert (img16 - img32).abs().max() < 0.05
+    assert (img16 - img32).abs().max() < 1e-2  # Measured 3.3e-3 (pixels up to 4.6), CPU, 2026-12-03: 3x margin.
 
 
 def test_conv_clamp_bounds_every_synthesis_layer_output():
@@ -131,7 +131,8 @@ def test_channels_last_fp16_generator_matches_contiguous_one():
     G_plain = tiny_generator('skip', num_fp16_res=2, conv_clamp=256).eval()
     assert G.synthesis.b16.conv1.weight.is_contiguous(memory_format=torch.channels_last)
     z, c = latents()
-    assert torch.allclose(G(z, c, noise_mode='const'), G_plain(z, c, noise_mode='const'), atol=1e-2)
+    # Measured 3.8e-3 (fp16 sums in another order), CPU, 2026-12-03: the bound is about 3x that.
+    assert torch.allclose(G(z, c, noise_mode='const'), G_plain(z, c, noise_mode='const'), atol=1.2e-2, rtol=0)
 
 
 def test_unknown_architecture_error_lists_the_registry():

@@ -4,7 +4,8 @@
 
 Runs the reference's own training/networks.py and training/loss.py (CPU, its plain-PyTorch op paths) on the
 constructions in SPECS, with every tensor filled by `fill_deterministically`, and writes
-stylegan2_ada_recorded.json beside this file: network outputs (orig, skip, resnet; fp32 and fp16 layers) and,
+stylegan2_ada_recorded.json beside this file: network outputs (orig, skip, resnet; fp32 and fp16 layers; every value
+of conditional 8x8 networks) and,
 for each of the four loss phases, two numbers per gradient tensor (its L2 norm and its dot product with a fixed
 random direction). tests/test_reference_parity.py computes the same with our classes, from the same functions
 below, and compares. Nothing from the reference is committed or read at test time: only these numbers.
@@ -66,6 +67,22 @@ def network_outputs(G, D):
     return dict(img=[round(float(v), 7) for v in img.flatten()[::17]], logits=[round(float(v), 7) for v in logits.flatten()])
 
 
+def conditional_outputs(networks_module, arch):
+    """Every image value and the logits of a conditional 8x8 G and D (projection conditioning, truncation with a
+    cutoff) of architecture `arch`, weights filled deterministically."""
+    G = networks_module.Generator(8, 2, 8, 8, 3, mapping_kwargs=dict(num_layers=2),
+                                  synthesis_kwargs=dict(channel_base=64, channel_max=8, architecture=arch))
+    D = networks_module.Discriminator(2, 8, 3, architecture=arch, channel_base=64, channel_max=8,
+                                      epilogue_kwargs=dict(mbstd_group_size=2))
+    fill_deterministically(G, 1)
+    fill_deterministically(D, 2)
+    z = torch.randn([2, 8], generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        img = G.eval()(z, torch.eye(2), truncation_psi=0.5, truncation_cutoff=2, noise_mode='const')
+        logits = D.eval()(img, torch.eye(2))
+    return dict(img=[float(v) for v in img.flatten()], logits=[float(v) for v in logits.flatten()])
+
+
 def phase_inputs():
     generator = torch.Generator().manual_seed(4)
     real = torch.rand([4, 3, 16, 16], generator=generator) * 2 - 1
@@ -120,8 +137,9 @@ def record(reference_dir):
     from training import networks as reference_networks  # pylint: disable=import-outside-toplevel
     outputs = {name: network_outputs(*build(reference_networks, spec)) for name, spec in OUTPUT_SPECS.items()}
     gradients = phase_gradients(_reference_loss(reference_loss), reference_networks, OUTPUT_SPECS['resnet'])
+    conditional = {arch: conditional_outputs(reference_networks, arch) for arch in ('skip', 'resnet')}
     return dict(source='NVlabs/stylegan2-ada-pytorch', torch=torch.__version__, numpy=np.__version__,
-                outputs=outputs, loss_kwargs=LOSS_KWARGS, gradients=gradients)
+                outputs=outputs, loss_kwargs=LOSS_KWARGS, gradients=gradients, conditional=conditional)
 
 
 if __name__ == '__main__':
