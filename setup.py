@@ -27,7 +27,9 @@ setuptools.setup(
     package_data={'torch_utils.ops': ['*.cu', '*.cpp', '*.h']},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require={
-        'test': ['pytest>=7.0', 'scikit-learn>=1.0'],  # sklearn: the demo dataset is tested too.
+        # sklearn: the demo dataset is tested too; lmdb: reading LSUN (three of the paper's datasets) is tested too.
+        'test': ['pytest>=7.0', 'scikit-learn>=1.0', 'lmdb>=1.0'],
         'demo': ['scikit-learn>=1.0'],  # Ships the 1,797 handwritten digits the demo trains on, offline.
+        'lsun': ['lmdb>=1.0'],  # dataset_tool.py --source=<LSUN lmdb folder>.
     },
 )
