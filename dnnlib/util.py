@@ -170,14 +170,22 @@ def format_time(seconds):
 # Tee of stdout/stderr into a log file.
 
 class Logger:
-    """Copy everything written to stdout and stderr into `file_name` as well; use as a context manager."""
+    """Copy everything written to stdout and stderr into `file_name` as well; use as a context manager.
+
+    A log file that cannot be written (a full disk, a read-only place) raises one WriteError naming it, once:
+    the file is dropped first, so the message itself and everything after it still reach the console.
+    """
 
     def __init__(self,
         file_name    = None,    # Log file, or None to only pass output through.
         file_mode    = 'w',     # 'w' starts a new log, 'a' appends to an existing one.
         should_flush = True,    # Flush after every write, so the log is current if the run dies.
     ):
-        self.file = open(file_name, file_mode) if file_name is not None else None
+        self.file_name = file_name
+        try:
+            self.file = open(file_name, file_mode) if file_name is not None else None
+        except OSError as exc:
+            raise write_error(exc, file_name) or exc from None
         self.should_flush = should_flush
         self.stdout = sys.stdout
         self.stderr = sys.stderr
@@ -196,15 +204,30 @@ class Logger:
         if len(text) == 0:
             return
         if self.file is not None:
-            self.file.write(text)
+            try:
+                self.file.write(text)
+            except OSError as exc:
+                self._drop_file(exc)
         self.stdout.write(text)
         if self.should_flush:
             self.flush()
 
     def flush(self):
         if self.file is not None:
-            self.file.flush()
+            try:
+                self.file.flush()
+            except OSError as exc:
+                self._drop_file(exc)
         self.stdout.flush()
+
+    def _drop_file(self, exc):
+        """Stop writing the log file, then raise the one line that says why (a WriteError where it can name it)."""
+        broken, self.file = self.file, None
+        try:
+            broken.close()
+        except OSError:
+            pass  # Its buffer cannot reach the disk either.
+        raise write_error(exc, self.file_name) or exc
 
     def isatty(self):
         return False

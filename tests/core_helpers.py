@@ -9,6 +9,7 @@ import textwrap
 import uuid
 
 import torch
+from tests import limits
 
 # A module that only exists in a temporary folder, so a fresh process cannot import it.
 TOY_MODULE_SOURCE = textwrap.dedent('''
@@ -61,7 +62,7 @@ def start_python(script, cwd, env=None):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def finish_python(proc, timeout=120):
+def finish_python(proc, timeout=limits.seconds(120)):
     """Wait for a start_python() process; return the JSON on the last line of its stdout."""
     stdout, stderr = proc.communicate(timeout=timeout)
     if proc.returncode != 0:
@@ -69,7 +70,7 @@ def finish_python(proc, timeout=120):
     return json.loads(stdout.strip().splitlines()[-1])
 
 
-def run_python(script, cwd, env=None, timeout=120):
+def run_python(script, cwd, env=None, timeout=limits.seconds(120)):
     """Run `script` in a fresh interpreter in `cwd`; return the JSON on the last line of its stdout."""
     return finish_python(start_python(script, cwd, env), timeout)
 

@@ -1,12 +1,15 @@
-"""Run a tool as if its disk filled up: `python tests/full_disk.py N[:TEXT] SCRIPT.py|-m MODULE [ARGS...]`.
+"""Run a tool as if its disk filled up: `python tests/full_disk.py N[:TEXT]|open:PREFIX SCRIPT.py|-m MODULE [ARGS...]`.
 
 The first N files written through dnnlib.util.atomic_write are written normally; every later one is
 written to /dev/full, so the operating system itself answers ENOSPC, as it does on a full disk. With
 N:TEXT only files whose name contains TEXT count and fail (e.g. 1:network-snapshot lets the first
 snapshot through and fails the later ones). The temporary file each write creates is real, so the
-tool's clean-up is exercised too.
+tool's clean-up is exercised too. With open:PREFIX, every file whose name starts with PREFIX that is opened for
+writing or appending (log.txt, TensorBoard's events.out.tfevents.*) goes to /dev/full instead.
 """
 
+import builtins
+import io
 import os
 import runpy
 import sys
@@ -31,9 +34,25 @@ def fill_disk_after(allowed_files, name_part=''):
     tempfile.mkstemp = mkstemp
 
 
+def fill_disk_for(prefix):
+    """Every open() for writing of a file whose name starts with `prefix` writes to /dev/full (ENOSPC at the flush)."""
+    real_open = builtins.open
+
+    def open_full(file, mode='r', *args, **kwargs):
+        if isinstance(file, (str, bytes, os.PathLike)) and os.path.basename(os.fsdecode(file)).startswith(prefix) and \
+                any(flag in mode for flag in 'wax'):
+            file = '/dev/full'
+            mode = mode.replace('x', 'w')
+        return real_open(file, mode, *args, **kwargs)
+    builtins.open = io.open = open_full
+
+
 def main(argv):
     allowed, _, name_part = argv[0].partition(':')
-    fill_disk_after(int(allowed), name_part)
+    if allowed == 'open':
+        fill_disk_for(name_part)
+    else:
+        fill_disk_after(int(allowed), name_part)
     target = argv[1:]
     repo_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     sys.path.insert(0, repo_root)

@@ -7,6 +7,7 @@ import subprocess
 
 import numpy as np
 import torch
+from tests import limits
 
 #----------------------------------------------------------------------------
 # The cases every kernel test runs (CPU wiring, host-compiled kernels, GPU): one table, so they cannot drift.
@@ -161,7 +162,7 @@ def build_host_bindings(nvcc='nvcc'):
     if not os.path.isfile(library):
         subprocess.run([nvcc, '-shared', *flags['nvcc'], '-O1', '-Xcompiler', '-fPIC', '-DSQUEEZEGAN_HOST_KERNELS',
                         f'-I{OPS_DIR}', os.path.join(OPS_DIR, 'bias_act.cu'), os.path.join(OPS_DIR, 'upfirdn2d.cu'),
-                        '-o', library + '.tmp'], check=True, capture_output=True, text=True, timeout=600)
+                        '-o', library + '.tmp'], check=True, capture_output=True, text=True, timeout=limits.seconds(600))
         os.replace(library + '.tmp', library)
     modules = {}
     for name in ('bias_act', 'upfirdn2d'):

@@ -10,6 +10,7 @@ import sys
 import torch
 
 from torch_utils import persistence
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,16 +73,21 @@ def network_pickle(path, payload, protocol=pickle.DEFAULT_PROTOCOL):
     return str(path)
 
 
-def run_entry_point(args, cwd, timeout=300):
+def run_entry_point(args, cwd, timeout=limits.seconds(300)):
     """Run `python ARGS` from the repository root as a user would; returns the CompletedProcess."""
     env = dict(os.environ, OMP_NUM_THREADS='1', MKL_NUM_THREADS='1', PYTHONPATH=REPO_ROOT)
     return subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def run_with_full_disk(args, cwd, allowed_files=0, timeout=300, name_part=''):
+def run_with_full_disk(args, cwd, allowed_files=0, timeout=limits.seconds(300), name_part=''):
     """Run `python ARGS` as run_entry_point does, but every atomic write after the first `allowed_files` hits ENOSPC.
 
     name_part: only writes of files whose name contains it count and fail.
     """
     spec = f'{allowed_files}:{name_part}' if name_part else str(allowed_files)
     return run_entry_point([os.path.join(REPO_ROOT, 'tests', 'full_disk.py'), spec, *args], cwd, timeout)
+
+
+def run_with_full_file(args, cwd, prefix, timeout=limits.seconds(300)):
+    """Run `python ARGS`, every file whose name starts with `prefix` opened for writing on a full disk (ENOSPC)."""
+    return run_entry_point([os.path.join(REPO_ROOT, 'tests', 'full_disk.py'), f'open:{prefix}', *args], cwd, timeout)

@@ -3,6 +3,7 @@
 import importlib.util
 import json
 import os
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location('acceptance_report', os.path.join(REPO_ROOT, 'bench', 'acceptance_report.py'))
@@ -79,7 +80,7 @@ def test_acceptance_script_without_a_gpu_exits_non_zero_with_one_line(tmp_path):
     if torch.cuda.is_available():
         return  # On a GPU machine this would start the real run.
     result = subprocess.run(['bash', os.path.join(REPO_ROOT, 'bench', 'gpu_acceptance.sh')], capture_output=True, text=True,
-                            env=dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path)), timeout=120, check=False)
+                            env=dict(os.environ, PYTHON=sys.executable, OUT=str(tmp_path)), timeout=limits.seconds(120), check=False)
     assert result.returncode == 1
     problems = [line for line in result.stderr.splitlines() if not line.startswith('[acceptance]')]
     assert problems == [f'gpu_acceptance: {sys.executable} finds no CUDA device here (no torch, or '

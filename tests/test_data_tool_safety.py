@@ -11,6 +11,7 @@ import pytest
 
 from tests import data_helpers as dh
 from tests.safety_helpers import run_with_full_disk
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -244,7 +245,7 @@ def test_read_only_destination_is_one_line_and_leaves_nothing(tmp_path, source, 
 
 def test_command_line_error_exits_nonzero_without_traceback(tmp_path):
     proc = subprocess.run([sys.executable, os.path.join(REPO_ROOT, 'dataset_tool.py'), '--source', str(tmp_path / 'nope'),
-                           '--dest', str(tmp_path / 'out')], capture_output=True, text=True, cwd=str(tmp_path), timeout=120)
+                           '--dest', str(tmp_path / 'out')], capture_output=True, text=True, cwd=str(tmp_path), timeout=limits.seconds(120))
     assert proc.returncode != 0
     assert 'Traceback' not in proc.stderr
     assert proc.stderr.strip().splitlines() == [f'Error: --source {tmp_path / "nope"} does not exist; accepted: '

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from tests import legacy_helpers as helpers
 from training import legacy
+from tests import limits
 
 
 def run(*args):
@@ -41,7 +42,7 @@ def test_converted_pickle_loads_with_plain_pickle_in_a_fresh_process(tmp_path):
               f'assert diff <= 1e-4, float(diff)\n'
               f'assert not helpers.source_was_executed()\n')
     root = pathlib.Path(__file__).parent.parent
-    subprocess.run([sys.executable, '-c', script], check=True, cwd=root, timeout=120)
+    subprocess.run([sys.executable, '-c', script], check=True, cwd=root, timeout=limits.seconds(120))
 
 
 def test_existing_destination_is_kept_without_overwrite(tmp_path):

@@ -8,6 +8,7 @@ import torch
 
 from tests import legacy_helpers as helpers
 from training import legacy
+from tests import limits
 
 
 @pytest.fixture(autouse=True)
@@ -222,5 +223,5 @@ def test_official_pickle_loads_with_plain_pickle_load_in_a_fresh_process(tmp_pat
         'print("plain-load-ok")\n')
     root = str(__import__('pathlib').Path(__file__).resolve().parents[1])
     result = subprocess.run([sys.executable, '-c', script, str(tmp_path / 'official.pkl'), str(tmp_path / 'expected.pt')],
-                            cwd=root, capture_output=True, text=True, timeout=120)
+                            cwd=root, capture_output=True, text=True, timeout=limits.seconds(120))
     assert result.returncode == 0 and 'plain-load-ok' in result.stdout, result.stderr[-2000:]

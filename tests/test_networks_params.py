@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from training.networks import Discriminator, Generator
 from training.cli import summary as networks_cli
+from tests import limits
 
 # stylegan2-ada-pytorch at --cfg=paper256 (channel_base 16384, channel_max 512, 8 mapping layers),
 # worked out from its layer shapes (w_dim 512; channels 512 at 4..32, 256, 128, 64 at 64..256):
@@ -56,7 +57,7 @@ def test_skip_generator_at_paper256_projects_2496_channels_to_rgb():
 
 def _summary(*args):
     return subprocess.run([sys.executable, '-m', 'training.cli.summary', *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=limits.seconds(120))
 
 
 @pytest.mark.slow

@@ -6,13 +6,14 @@ import subprocess
 import sys
 
 import pytest
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO_ROOT, '.ci', 'compile_cuda.sh')
 needs_nvcc = pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
 
 
-def _run_script(script=SCRIPT, timeout=300, **env):
+def _run_script(script=SCRIPT, timeout=limits.seconds(300), **env):
     env = {**os.environ, 'PYTHON': sys.executable, **env}  # The bindings compile against this interpreter's torch.
     return subprocess.run(['bash', script], capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
@@ -76,6 +77,6 @@ def test_bindings_without_torch_are_a_clear_skip(tmp_path):
 
 
 def test_missing_nvcc_is_a_clear_skip_not_a_failure():
-    result = _run_script(timeout=60, NVCC='no-such-nvcc')
+    result = _run_script(timeout=limits.seconds(60), NVCC='no-such-nvcc')
     assert result.returncode == 0
     assert 'SKIPPED, nvcc not found' in result.stdout

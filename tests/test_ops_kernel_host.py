@@ -14,6 +14,7 @@ import torch
 
 from torch_utils.ops import bias_act, bias_act_cuda, upfirdn2d, upfirdn2d_cuda
 from tests.ops_helpers import BIAS_ACT_CASES, UPFIRDN2D_CASES, build_host_bindings, randn
+from tests import limits
 
 pytestmark = pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc is not installed')
 
@@ -194,5 +195,5 @@ def test_a_build_killed_halfway_does_not_block_the_next_one(plugin):
             pass
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     result = subprocess.run([sys.executable, '-c', 'from tests.ops_helpers import build_host_bindings; build_host_bindings()'],
-                            cwd=repo, capture_output=True, text=True, timeout=300, check=False)
+                            cwd=repo, capture_output=True, text=True, timeout=limits.seconds(300), check=False)
     assert result.returncode == 0, result.stderr[-2000:]

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, write_image_folder
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,7 +29,7 @@ def test_two_process_gloo_run_under_torchrun(tmp_path):
     '''))
     env = dict(os.environ, OMP_NUM_THREADS='1')
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
-                             str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+                             str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=limits.seconds(300))
     assert result.returncode == 0, result.stderr[-3000:]
     runs = os.listdir(tmp_path / 'runs')
     assert len(runs) == 1 and runs[0].startswith('00000-tiny16-auto2-skip')  # Rank 0 alone made a run directory.
@@ -52,7 +53,7 @@ def test_two_process_run_resumes_bit_exactly_with_each_ranks_own_state(tmp_path)
     def train(outdir, kimg, *extra):
         command = [sys.executable, 'train.py', f'--outdir={outdir}', f'--data={data}', *TINY_ARGS, '--aug=ada', '--augpipe=bgc', '--gpus=2',
                    '--tick=0.008', f'--kimg={kimg}', *extra]
-        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+        result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=limits.seconds(300),
                                 env=dict(os.environ, OMP_NUM_THREADS='1'))
         assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
         return result.stdout

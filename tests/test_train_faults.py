@@ -1,5 +1,6 @@
 """Faults a cluster run meets: bad images in --data, a disk that fills up mid-run, a --resume of another architecture."""
 
+import errno
 import os
 import pickle
 
@@ -76,6 +77,37 @@ def test_corrupt_pixels_found_by_a_spawned_rank_end_the_run_with_one_line(tmp_pa
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
     errors = _error_lines(result.stderr)
     assert len(errors) == 1 and f'cannot decode image {data}:img00001.png' in errors[0]
+
+
+@pytest.mark.parametrize('prefix, named', [('log.txt', 'log.txt'), ('events.out.tfevents', 'events.out.tfevents.*')])
+def test_a_log_or_tensorboard_file_on_a_full_disk_stops_the_run_with_one_line(tmp_path, prefix, named):
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    outdir = tmp_path / 'runs'
+    result = safety_helpers.run_with_full_file(['train.py', f'--outdir={outdir}', f'--data={data}', *TINY_ARGS],
+                                               cwd=safety_helpers.REPO_ROOT, prefix=prefix)
+    assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-3000:]
+    errors = _error_lines(result.stderr)
+    assert len(errors) == 1, result.stderr[-3000:]
+    assert errors[0].startswith('Error: cannot write ') and f'{named}: the disk is full (' in errors[0], errors[0]
+
+
+@pytest.mark.parametrize('code, said', [(errno.ENOSPC, 'the disk is full'), (errno.EROFS, 'read-only file system')])
+def test_a_run_folder_that_cannot_be_created_is_one_line(tmp_path, monkeypatch, code, said):
+    from click.testing import CliRunner  # pylint: disable=import-outside-toplevel
+    import train  # pylint: disable=import-outside-toplevel
+    from training.cli import run_dir as run_dirs  # pylint: disable=import-outside-toplevel
+    data = write_image_folder(tmp_path / 'data', num_images=4, resolution=16)
+    real_makedirs = os.makedirs
+
+    def makedirs(path, *args, **kwargs):
+        if run_dirs.RUN_DIR_RE.match(os.path.basename(os.fspath(path))):
+            raise OSError(code, os.strerror(code), os.fspath(path))
+        return real_makedirs(path, *args, **kwargs)
+    monkeypatch.setattr(run_dirs.os, 'makedirs', makedirs)
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS])
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    errors = [line for line in result.output.splitlines() if line.startswith('Error:')]
+    assert len(errors) == 1 and errors[0].startswith(f'Error: cannot write {tmp_path / "runs"}/00000-') and said in errors[0]
 
 
 @pytest.mark.slow

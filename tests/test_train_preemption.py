@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, write_image_folder
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # ADA with bgc so that augmentation draws and p are part of what must survive; 12 steps of 4 images.
@@ -54,8 +55,8 @@ def _children(pid):
     return found
 
 
-def _alive(pids, grace=5.0):
-    deadline = time.time() + grace
+def _alive(pids, grace=15.0):
+    deadline = time.time() + limits.seconds(grace)
     while time.time() < deadline:
         living = [pid for pid in pids if os.path.exists(f'/proc/{pid}') and
                   open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()[0] != 'Z']
@@ -72,13 +73,13 @@ def _final_tensors(outdir):
 def test_sigterm_writes_a_snapshot_exits_0_and_resume_continues_bit_exactly(tmp_path, data16):
     signum = signal.SIGTERM
     reference = subprocess.run(_train_command(tmp_path / 'a', data16), cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                               timeout=limits.seconds(300), env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert reference.returncode == 0, reference.stdout[-2000:] + reference.stderr[-2000:]
 
     proc = _start(tmp_path / 'b', data16)
     _wait_for_first_tick(proc)
     proc.send_signal(signum)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=limits.seconds(60))
     assert proc.returncode == 0, out[-3000:]
     assert f'Preempted ({signal.Signals(signum).name}) at kimg' in out and 'Training done.' not in out
     run_dir = tmp_path / 'b' / os.listdir(tmp_path / 'b')[0]
@@ -86,7 +87,7 @@ def test_sigterm_writes_a_snapshot_exits_0_and_resume_continues_bit_exactly(tmp_
     assert not any(f.endswith('.tmp') for f in os.listdir(run_dir))
 
     resumed = subprocess.run(_train_command(tmp_path / 'b', data16, '--resume=latest'), cwd=REPO_ROOT,
-                             capture_output=True, text=True, timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                             capture_output=True, text=True, timeout=limits.seconds(300), env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     assert 'exact resume' in resumed.stdout and 'Training done.' in resumed.stdout
     expected, actual = _final_tensors(tmp_path / 'a'), _final_tensors(tmp_path / 'b')
@@ -99,7 +100,7 @@ def test_preempt_exit_code_is_what_the_cluster_asked_for(tmp_path, data16):
     proc = _start(tmp_path / 'runs', data16, '--preempt-exit-code=3')
     _wait_for_first_tick(proc)
     proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=limits.seconds(60))
     assert proc.returncode == 3, out[-3000:]
     assert 'Preempted (SIGINT)' in out
 
@@ -113,7 +114,7 @@ def test_dataloader_workers_end_with_the_main_process(tmp_path, data16, second):
     proc.send_signal(signal.SIGUSR1)
     if second:  # A different signal, so that the two are not merged into one while pending.
         proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=limits.seconds(60))
     assert proc.returncode == (128 + signal.SIGTERM if second else 0), out[-3000:]
     assert _alive(workers) == []
 
@@ -123,7 +124,7 @@ def test_spawned_ranks_receive_the_signal_agree_and_exit_with_the_parent(tmp_pat
     _wait_for_first_tick(proc)
     ranks = _children(proc.pid)
     proc.send_signal(signal.SIGTERM)  # Only the parent gets it, as with `sbatch --signal=B:...`.
-    out, _ = proc.communicate(timeout=120)
+    out, _ = proc.communicate(timeout=limits.seconds(120))
     assert proc.returncode == 0, out[-3000:]
     assert 'Preempted (SIGTERM) at kimg' in out
     assert _alive(ranks) == []
@@ -137,7 +138,7 @@ def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(
     ranks = _children(proc.pid)
     proc.send_signal(signal.SIGUSR1)
     proc.send_signal(signal.SIGTERM)  # A different signal, so that the two are not merged into one while pending.
-    out, _ = proc.communicate(timeout=60)
+    out, _ = proc.communicate(timeout=limits.seconds(60))
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert 'Traceback' not in out
     assert _alive(ranks) == []

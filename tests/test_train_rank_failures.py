@@ -14,6 +14,7 @@ from tests.test_train_preemption import _alive
 from tests.train_helpers import TINY_ARGS, write_image_folder
 from training.cli import resume_source
 from training.run import resume as run_resume
+from tests import limits
 
 
 @pytest.fixture(scope='module')
@@ -34,7 +35,7 @@ def _train_with_fault(tmp_path, data, fault, *extra):
                **{rank_faults.FAULT_ENV: fault, rank_faults.PID_DIR_ENV: str(pid_dir)})
     command = [sys.executable, 'train.py', f'--outdir={tmp_path / "runs"}', f'--data={data}', *TINY_ARGS, '--gpus=2',
                '--dist-timeout=3600', *extra]
-    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    result = subprocess.run(command, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=limits.seconds(600), check=False)
     ranks = [int((pid_dir / name).read_text()) for name in sorted(os.listdir(pid_dir))]
     return result.returncode, result.stdout, result.stderr, ranks
 

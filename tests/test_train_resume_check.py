@@ -19,6 +19,7 @@ from training.cli import launch as train_launch
 from training.cli import resume_source
 from training.run import resume as run_resume
 from training.run.resume_check import StateError, check_resume_state
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -118,7 +119,7 @@ def test_train_refuses_a_bad_state_in_one_line_and_changes_nothing(tmp_path, dat
     state_file = _write_bad_state(run_dir, path, value)
     before = {name: open(os.path.join(run_dir, name), 'rb').read() for name in os.listdir(run_dir)}
     result = subprocess.run([sys.executable, 'train.py', f'--outdir={outdir}', f'--data={data16}', *TINY_ARGS,
-                             '--resume=latest'], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                             '--resume=latest'], cwd=REPO_ROOT, capture_output=True, text=True, timeout=limits.seconds(120),
                             env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode == 1 and 'Traceback' not in result.stderr, result.stderr[-2000:]
     errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]

@@ -11,6 +11,7 @@ from tests.train_helpers import TINY_ARGS, tiny_config, write_image_folder
 from training.cli import launch as train_launch
 from training.cli import resume_source
 from training.run import resume as run_resume
+from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,7 +63,7 @@ def test_tampered_resume_state_is_refused_in_one_line_and_runs_nothing(finished_
     value = pkl if resume == 'path' else 'latest'
     result = subprocess.run([sys.executable, 'train.py', f'--outdir={tmp_path / "runs"}', f'--data={data16}',
                              *TINY_ARGS, f'--resume={value}'], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            timeout=limits.seconds(300), env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode != 0
     assert 'Traceback' not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
@@ -93,7 +94,7 @@ def test_resume_path_of_a_half_replaced_pair_is_refused_in_one_line(tmp_path, da
     _outdir, _older, newer = _half_replaced_pair(tmp_path, data16)
     result = subprocess.run([sys.executable, 'train.py', f'--outdir={tmp_path / "runs"}', f'--data={data16}',
                              *TINY_ARGS, f'--resume={newer}'], cwd=REPO_ROOT, capture_output=True, text=True,
-                            timeout=300, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            timeout=limits.seconds(300), env=dict(os.environ, OMP_NUM_THREADS='1'))
     assert result.returncode != 0 and 'Traceback' not in result.stderr
     errors = [line for line in result.stderr.splitlines() if line.startswith('Error:')]
     assert len(errors) == 1 and 'written for another version of the pickle' in errors[0]

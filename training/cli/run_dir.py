@@ -48,6 +48,8 @@ def create_run_dir(outdir, desc):
             return run_dir
         except FileExistsError:
             run_id += 1
+        except OSError as exc:  # A full disk or a read-only --outdir: one line naming the folder.
+            raise dnnlib.util.write_error(exc, run_dir) or exc from None
 
 
 def write_json(path, obj):

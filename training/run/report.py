@@ -1,5 +1,6 @@
 """What a run reports: the per-tick status line, stats.jsonl, TensorBoard scalars and images, best.json, image grids."""
 
+import contextlib
 import json
 import os
 import resource
@@ -127,13 +128,25 @@ class StatsWriter:
         run_dir,                    # Run directory; None on ranks other than 0 (nothing is written).
     ):
         self.path = os.path.join(run_dir, 'stats.jsonl') if run_dir else None
+        self.events = os.path.join(run_dir, 'events.out.tfevents.*') if run_dir else None  # TensorBoard's files.
         self.tensorboard = None
         if run_dir:
             try:
                 from torch.utils import tensorboard  # pylint: disable=import-outside-toplevel  # Slow to import; rank 0 only.
-                self.tensorboard = tensorboard.SummaryWriter(run_dir)
             except ImportError as exc:
                 print(f'Skipping TensorBoard export: {exc}')
+                return
+            with self._events_written():
+                self.tensorboard = tensorboard.SummaryWriter(run_dir)
+
+    @contextlib.contextmanager
+    def _events_written(self):
+        """A full disk or read-only place under TensorBoard's writer (its thread reports at the next write or flush)
+        is one WriteError naming the event files."""
+        try:
+            yield
+        except OSError as exc:
+            raise dnnlib.util.write_error(exc, self.events) or exc from None
 
     def write(self, stats, metrics, cur_nimg):
         if self.path is None:
@@ -144,21 +157,24 @@ class StatsWriter:
         with dnnlib.util.atomic_write(self.path, 'w') as f:
             f.write(previous + line)
         if self.tensorboard is not None:
-            for name, value in stats.items():
-                self.tensorboard.add_scalar(name, value.mean, global_step=int(cur_nimg), walltime=timestamp)
-            for name, value in metrics.items():
-                self.tensorboard.add_scalar(f'Metrics/{name}', value, global_step=int(cur_nimg), walltime=timestamp)
-            self.tensorboard.flush()
+            with self._events_written():
+                for name, value in stats.items():
+                    self.tensorboard.add_scalar(name, value.mean, global_step=int(cur_nimg), walltime=timestamp)
+                for name, value in metrics.items():
+                    self.tensorboard.add_scalar(f'Metrics/{name}', value, global_step=int(cur_nimg), walltime=timestamp)
+                self.tensorboard.flush()
 
     def write_image(self, tag, image, cur_nimg):
         """An HWC uint8 image (a fakes grid) at step cur_nimg."""
         if self.tensorboard is not None:
-            self.tensorboard.add_image(tag, image, global_step=int(cur_nimg), walltime=time.time(), dataformats='HWC')
-            self.tensorboard.flush()
+            with self._events_written():
+                self.tensorboard.add_image(tag, image, global_step=int(cur_nimg), walltime=time.time(), dataformats='HWC')
+                self.tensorboard.flush()
 
     def close(self):
         if self.tensorboard is not None:
-            self.tensorboard.close()
+            with self._events_written():
+                self.tensorboard.close()
 
 #----------------------------------------------------------------------------
 # best.json: the best value of each metric so far and the snapshot that reached it.
