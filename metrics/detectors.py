@@ -1,4 +1,5 @@
-"""The public TorchScript feature detectors (Inception, VGG16): where they are found and how they are loaded."""
+"""The public feature detectors (Inception, VGG16 TorchScript files; DINOv2 checkpoints): where they are found and
+how they are loaded."""
 
 # Our numbers are comparable with published ones only when they come from the same detector files that
 # stylegan2-ada-pytorch uses. A detector is looked up by its published file name, in this order:
@@ -13,6 +14,7 @@ import warnings
 import torch
 
 import dnnlib
+from metrics import dinov2
 
 DETECTOR_DIR_ENV = 'SQUEEZEGAN_DETECTOR_DIR'
 _URL_ROOT = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/metrics'
@@ -24,6 +26,10 @@ _URL_ROOT = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/m
 #   vgg16(float NCHW in [0, 255], resize_images=False, return_lpips=True) -> LPIPS embedding (PPL).
 INCEPTION = dnnlib.EasyDict(file_name='inception-2015-12-05.pt', url=f'{_URL_ROOT}/inception-2015-12-05.pt')
 VGG16 = dnnlib.EasyDict(file_name='vgg16.pt', url=f'{_URL_ROOT}/vgg16.pt')
+# DINOv2 ViT-L/14 (FD-DINOv2): the official checkpoint, a plain state dict that metrics/dinov2.py loads weights-only;
+#   dinov2(uint8 NCHW) -> [N, 1024] final-norm class tokens (EDM2's preprocessing inside).
+DINOV2 = dnnlib.EasyDict(file_name='dinov2_vitl14_pretrain.pth', loader='dinov2',
+                         url='https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth')
 
 
 class DetectorUnavailableError(OSError):
@@ -111,9 +117,15 @@ def detector_digest(path):
     return _file_digests[version]
 
 
-def load_detector_file(path, device):
-    """The TorchScript module in `path`, in eval mode on `device`."""
+def load_detector_file(path, device, loader=None):
+    """The detector in `path` in eval mode on `device`: a TorchScript module, or (loader='dinov2') our DINOv2 network
+    with the checkpoint's weights."""
     key = (_file_version(path), str(torch.device(device)))
+    if key not in _loaded_detectors and loader == 'dinov2':
+        try:
+            _loaded_detectors[key] = dinov2.load_detector(path, device)
+        except ValueError as error:
+            raise DetectorUnavailableError(str(error)) from None
     if key not in _loaded_detectors:
         try:
             with warnings.catch_warnings():  # torch 2.x deprecates TorchScript; the public detector files are TorchScript.
@@ -135,7 +147,7 @@ def get_detector(detector, device, detector_dir=None, num_gpus=1, rank=0, verbos
         torch.distributed.barrier()
     try:
         path = resolve_detector_file(detector, detector_dir=detector_dir, verbose=verbose and rank == 0)
-        module = load_detector_file(path, device)
+        module = load_detector_file(path, device, loader=detector.get('loader'))
         digest = detector_digest(path)
     finally:
         if num_gpus > 1 and rank == 0:

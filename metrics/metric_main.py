@@ -9,6 +9,7 @@ import torch
 
 import dnnlib
 from metrics import detectors
+from metrics import fd_dinov2
 from metrics import frechet_inception_distance
 from metrics import inception_score
 from metrics import kernel_inception_distance
@@ -36,6 +37,11 @@ def _fid(opts, name, num_gen, full):
     _real_images(opts, full)
     fid = frechet_inception_distance.compute_fid(opts, max_real=None if full else num_gen, num_gen=num_gen)
     return {name: fid}
+
+
+def _fd_dinov2(opts, name, num_gen, full):
+    _real_images(opts, full)
+    return {name: fd_dinov2.compute_fd_dinov2(opts, max_real=None if full else num_gen, num_gen=num_gen)}
 
 
 def _kid(opts, name, num_gen, full):
@@ -78,6 +84,7 @@ _KILO = r'(?P<num_gen>[1-9]\d*)k'
 _REGISTRY = [
     (re.compile(rf'fid{_KILO}(?P<full>_full)?'),                         _fid),
     (re.compile(rf'kid{_KILO}(?P<full>_full)?'),                         _kid),
+    (re.compile(rf'fd_dinov2_{_KILO}(?P<full>_full)?'),                  _fd_dinov2),
     (re.compile(rf'pr{_KILO}(?P<nhood_size>[1-9])(?P<full>_full)?'),     _pr),
     (re.compile(rf'is{_KILO}'),                                          _is),
     (re.compile(r'ppl_(?P<space>[zw])(?P<sampling>full|end)'),           _ppl_face_crop),
@@ -86,7 +93,8 @@ _REGISTRY = [
 
 # The names stylegan2-ada-pytorch documents; any other sample count (fid3k_full, kid10k_full, pr10k3_full,
 # is10k, ...) is accepted too.
-PRIMARY_METRICS = ['fid50k_full', 'kid50k_full', 'pr50k3_full', 'is50k', 'ppl2_wend']
+PRIMARY_METRICS = ['fid50k_full', 'kid50k_full', 'pr50k3_full', 'is50k', 'ppl2_wend', 'fd_dinov2_50k_full',
+                   'fd_dinov2_10k_full']
 LEGACY_METRICS = ['fid50k', 'kid50k', 'pr50k3', 'ppl_zfull', 'ppl_wfull', 'ppl_zend', 'ppl_wend']
 
 
@@ -113,8 +121,9 @@ def _parse(metric):
 
 
 # The detector files each family reads (metrics/detectors.py): Inception for FID, KID and IS; VGG16 for
-# precision/recall and the LPIPS distance of PPL.
+# precision/recall and the LPIPS distance of PPL; DINOv2 ViT-L/14 for FD-DINOv2.
 _FAMILY_DETECTORS = {_fid: ('INCEPTION',), _kid: ('INCEPTION',), _is: ('INCEPTION',), _pr: ('VGG16',),
+                     _fd_dinov2: ('DINOV2',),
                      _ppl_face_crop: ('VGG16',), _ppl_whole_image: ('VGG16',)}
 
 
