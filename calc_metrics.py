@@ -1,15 +1,19 @@
-"""Evaluate quality metrics (FID, KID, precision/recall, IS, PPL) of a saved network snapshot."""
+"""Evaluate quality metrics (FID, FD-DINOv2, KID, precision/recall, IS, PPL) of a network snapshot or an image folder."""
 
 import json
 import os
 import tempfile
 
 import click
+import numpy as np
 import torch
 
 import dnnlib
+from metrics import detectors
+from metrics import frechet_inception_distance
 from metrics import metric_main
 from metrics import metric_utils
+from metrics import reference_stats
 from metrics.detectors import DETECTOR_DIR_ENV, DetectorUnavailableError
 from training import export
 
@@ -65,7 +69,7 @@ def recorded_dataset_kwargs(run_dir, network_kwargs, network_path):
 
 def build_dataset(kwargs, source):
     """The dataset, built only from an allowed class (a file can name any callable); bad input is one line."""
-    recorded = source != '--data'
+    recorded = not source.startswith('--')  # Read from a run's or network file's records, not given as a flag.
     try:
         return metric_utils.construct_dataset(kwargs, source=source, key='training_set_kwargs.class_name')
     except dnnlib.util.NotAllowedError as error:
@@ -115,6 +119,20 @@ def load_generator(network_path):
 # Evaluation, in this process or in one process per GPU.
 
 
+def repeated(metric, results):
+    """One result from `results` of the same metric under different seeds: the mean of each value, and each value's
+    mean, std and min under 'repeats' (papers report the mean or, as EDM2, the minimum of three)."""
+    combined = dnnlib.EasyDict(results[0], total_time=sum(r.total_time for r in results))
+    combined.total_time_str = dnnlib.util.format_time(combined.total_time)
+    combined.repeats = {}
+    for key in results[0].results:
+        values = np.array([r.results[key] for r in results], dtype=np.float64)
+        combined.repeats[key] = dict(mean=float(values.mean()), std=float(values.std()), min=float(values.min()),
+                                     values=[float(v) for v in values])
+    combined.results = dnnlib.EasyDict({key: stats['mean'] for key, stats in combined.repeats.items()})
+    return combined
+
+
 def evaluate(rank, args):
     """Compute and report every metric on one rank; rank 0 prints and writes the results."""
     if args.num_gpus > 1:
@@ -129,8 +147,12 @@ def evaluate(rank, args):
         progress = None
         if rank == 0:
             progress = metric_utils.ProgressMonitor(verbose=args.verbose, show=not args.quiet, prefix=f'{metric}: ')
-        result = metric_main.calc_metric(metric, G=args.G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
-                                         rank=rank, device=device, detector_dir=args.detector_dir, progress=progress)
+        results = [metric_main.calc_metric(metric, G=args.G, dataset_kwargs=args.dataset_kwargs, num_gpus=args.num_gpus,
+                                           rank=rank, device=device, detector_dir=args.detector_dir, progress=progress,
+                                           seed=seed, gen_dataset_kwargs=args.gen_dataset_kwargs,
+                                           reference=args.reference, reference_path=args.reference_path)
+                   for seed in range(args.repeats)]
+        result = results[0] if args.repeats == 1 else repeated(metric, results)
         if rank == 0:
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_path)
 
@@ -156,26 +178,95 @@ def resolve_device(device, gpus):
 #----------------------------------------------------------------------------
 
 
+# Metrics that compare distributions of images, and so can score a folder; PPL needs a network to walk through.
+FOLDER_METRICS = ('fid', 'fd_dinov2', 'kid', 'pr', 'is')
+REFERENCE_METRICS = ('fid', 'fd_dinov2', 'is')  # Means and covariances suffice (IS reads no real images).
+
+
+def _family(metric):
+    """'fid' of fid50k_full, 'fd_dinov2' of fd_dinov2_10k_full, 'ppl' of ppl2_wend, ..."""
+    return next(family for family in ('fd_dinov2', 'fid', 'kid', 'pr', 'is', 'ppl') if metric.startswith(family))
+
+
+def check_inputs(metric_names, network_path, gen_path, data, ref_path, repeats):
+    """One line for every combination of inputs that cannot work."""
+    if (network_path is None) == (gen_path is None):
+        raise click.UsageError('give either --network (a snapshot to generate images with) or --gen (a folder or zip '
+                               'of generated images), not both' if network_path else
+                               'nothing to evaluate: give --network=PKL, --gen=FOLDER_OR_ZIP, or --data with --ref-out')
+    if gen_path is not None:
+        needs_network = [m for m in metric_names if _family(m) not in FOLDER_METRICS]
+        if needs_network:
+            raise click.UsageError(f'--metrics={needs_network[0]} needs a network to generate with; --gen scores '
+                                   f'images only ({", ".join(FOLDER_METRICS)})')
+        if repeats > 1:
+            raise click.UsageError(f'--repeats={repeats} with --gen: a folder gives the same images every time')
+        if data is None and ref_path is None and any(_family(m) != 'is' for m in metric_names):
+            raise click.UsageError('--gen compares with real images: give --data=FOLDER_OR_ZIP or --ref=STATS')
+    if ref_path is not None:
+        if data is not None:
+            raise click.UsageError('give either --data or --ref for the real images, not both')
+        needs_images = [m for m in metric_names if _family(m) not in REFERENCE_METRICS]
+        if needs_images:
+            raise click.UsageError(f'--metrics={needs_images[0]} compares every image\'s features; --ref holds means '
+                                   f'and covariances only ({", ".join(REFERENCE_METRICS)} can use it): pass --data')
+
+
+def image_set_kwargs(path, flag):
+    """Dataset kwargs of a folder or zip of images, checked readable now (one line naming the flag otherwise)."""
+    if not os.path.exists(path):
+        raise click.BadParameter(f'{path}: not found; accepted: a folder or zip of images', param_hint=flag)
+    kwargs = dnnlib.EasyDict(class_name=DATASET_CLASS, path=path, use_labels=False, max_size=None, xflip=False)
+    build_dataset(kwargs, flag).close()  # An empty or unreadable set is one line naming it.
+    return kwargs
+
+
+def write_reference(data, ref_out, device, detector_dir, quiet):
+    """--ref-out: FID's and FD-DINOv2's real-set statistics of --data, saved to an .npz."""
+    kwargs = image_set_kwargs(data, '--data')
+    opts = metric_utils.MetricOptions(dataset_kwargs=kwargs, device=device, detector_dir=detector_dir,
+                                      progress=metric_utils.ProgressMonitor(show=not quiet, prefix='reference: '))
+    moments = {}
+    for family, detector, detector_kwargs in (('fid', detectors.INCEPTION, frechet_inception_distance.DETECTOR_KWARGS),
+                                              ('fd_dinov2', detectors.DINOV2, {})):
+        stats = metric_utils.compute_feature_stats_for_dataset(opts, detector=detector, detector_kwargs=detector_kwargs,
+                                                               capture_mean_cov=True)
+        moments[family] = stats.get_mean_cov()
+    reference_stats.save_reference(ref_out, moments, opts.report.num_real)
+    click.echo(json.dumps(dict(ref_out=ref_out, data=data, num_images=opts.report.num_real,
+                               detectors=dict(opts.report.detectors))))
+
+
 @click.command()
-@click.option('--network', 'network_path', help='Network snapshot (.pkl), official pickle or weights-only file; path or URL', required=True, metavar='PATH')
+@click.option('--network', 'network_path', help='Network snapshot (.pkl), official pickle or weights-only file; path or URL', metavar='PATH')
+@click.option('--gen', 'gen_path', help='Generated images to score instead of a network: a folder or zip (all of them are used)', metavar='PATH')
 @click.option('--metrics',      help='Comma-separated metric names', default='fid50k_full', show_default=True, metavar='LIST')
-@click.option('--data',         help='Dataset (folder or zip) [default: from the run directory]', metavar='PATH')
+@click.option('--data',         help='Real images (folder or zip) [default: from the run directory]', metavar='PATH')
+@click.option('--ref', 'ref_path', help='Real-set statistics instead of --data: an .npz from --ref-out or an EDM2 reference .pkl (FID, FD-DINOv2)', metavar='FILE')
+@click.option('--ref-out',      help='Save the statistics of --data for FID and FD-DINOv2 to this .npz and exit', metavar='FILE')
+@click.option('--repeats',      help='Compute each metric N times with different seeds; report the mean, std and min', type=click.IntRange(min=1), default=1, show_default=True)
 @click.option('--mirror',       help='Mirror the dataset horizontally [default: as in training]', type=bool, metavar='BOOL')
 @click.option('--gpus',         help='Number of GPUs to split the work over', type=int, default=1, show_default=True, metavar='INT')
 @click.option('--device',       help='Device with --gpus=1 [default: cuda when available, else cpu]', metavar='DEVICE')
-@click.option('--detector-dir', help=f'Folder holding inception-2015-12-05.pt and vgg16.pt (no download) [default: ${DETECTOR_DIR_ENV}]', metavar='DIR')
+@click.option('--detector-dir', help=f'Folder holding the detector files (no download) [default: ${DETECTOR_DIR_ENV}]', metavar='DIR')
 @click.option('--verbose',      help='Also report detector downloads', is_flag=True)
 @click.option('--quiet',        help='No progress lines on stderr', is_flag=True)
-def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbose, quiet):
-    """Compute metrics of a network snapshot; print one JSON line per metric.
+def main(network_path, gen_path, metrics, data, ref_path, ref_out, repeats, mirror, gpus, device, detector_dir, verbose,
+         quiet):
+    """Compute metrics of a network snapshot or a folder of generated images; print one JSON line per metric.
 
     For a snapshot inside a training run directory, each result is also appended to
     metric-<name>.jsonl there. Progress (images of the real and generated sets, with the expected
-    total) goes to stderr: one updating line on a terminal, a line per tenth of the work or per 30 s otherwise.
+    total and the rate) goes to stderr: one updating line on a terminal, a line per tenth of the work or per 30 s
+    otherwise. Each result names the images used and the detector files (sha256 prefix), so two results can be
+    seen to be comparable.
 
     \b
     python calc_metrics.py --metrics=fid50k_full,pr50k3_full --network=runs/00000-digits/network-snapshot-000100.pkl
     python calc_metrics.py --metrics=fid3k_full --network=model.pt --data=digits.zip --detector-dir=~/detectors
+    python calc_metrics.py --metrics=fid50k_full,fd_dinov2_50k_full --gen=samples/ --data=ffhq.zip
+    python calc_metrics.py --data=ffhq.zip --ref-out=ffhq-ref.npz
+    python calc_metrics.py --metrics=fd_dinov2_50k_full --network=model.pt --ref=ffhq-ref.npz --repeats=3
     """
     metric_names = parse_metric_list(metrics)
     device = resolve_device(device, gpus)
@@ -183,14 +274,38 @@ def main(network_path, metrics, data, mirror, gpus, device, detector_dir, verbos
         detector_dir = os.path.expanduser(detector_dir)
         if not os.path.isdir(detector_dir):
             raise click.BadParameter(f'{detector_dir} is not a folder', param_hint='--detector-dir')
-    G, network_dataset_kwargs = load_generator(network_path)
-    run_dir = run_dir_of(network_path)
-    dataset_kwargs = {}
-    if data is not None or needs_dataset(metric_names, G):
-        dataset_kwargs = resolve_dataset_kwargs(data, mirror, G, run_dir, network_dataset_kwargs, network_path)
+    if ref_out is not None:
+        if network_path is not None or gen_path is not None or data is None:
+            raise click.UsageError('--ref-out saves the statistics of --data alone: give --data, without --network or --gen')
+        try:
+            return write_reference(data, ref_out, device, detector_dir, quiet)
+        except DetectorUnavailableError as error:
+            raise click.ClickException(str(error)) from error
+        except dnnlib.util.WriteError as error:
+            raise click.ClickException(str(error)) from None
+    check_inputs(metric_names, network_path, gen_path, data, ref_path, repeats)
+    reference = None
+    if ref_path is not None:
+        try:
+            reference = reference_stats.load_reference(ref_path)
+        except reference_stats.ReferenceStatsError as error:
+            raise click.ClickException(str(error)) from None
+
+    G, run_dir, gen_dataset_kwargs, dataset_kwargs = None, None, None, {}
+    if gen_path is not None:
+        gen_dataset_kwargs = image_set_kwargs(gen_path, '--gen')
+        if data is not None:
+            dataset_kwargs = image_set_kwargs(data, '--data')
+    else:
+        G, network_dataset_kwargs = load_generator(network_path)
+        run_dir = run_dir_of(network_path)
+        if data is not None or (needs_dataset(metric_names, G) and reference is None):
+            dataset_kwargs = resolve_dataset_kwargs(data, mirror, G, run_dir, network_dataset_kwargs, network_path)
 
     args = dnnlib.EasyDict(G=G, metrics=metric_names, dataset_kwargs=dataset_kwargs, num_gpus=gpus, device=device,
-                           detector_dir=detector_dir, verbose=verbose, quiet=quiet, run_dir=run_dir, network_path=network_path)
+                           detector_dir=detector_dir, verbose=verbose, quiet=quiet, run_dir=run_dir, network_path=network_path,
+                           gen_dataset_kwargs=gen_dataset_kwargs, reference=reference, reference_path=ref_path,
+                           repeats=repeats)
     try:
         if gpus == 1:
             evaluate(0, args)

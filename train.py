@@ -33,8 +33,9 @@ def _check_lpips(config):
         raise click.ClickException(f'--reg-type=glead: {exc}') from None
 
 
-def _check_detectors(config):
-    """The detector files that --metrics needs are found locally or downloadable now, not at the first evaluation."""
+def _check_detectors(config, dry_run=False):
+    """The detector files that --metrics needs are found locally or downloadable now, not at the first evaluation.
+    A dry run (perhaps on a login node without internet) only warns."""
     if not config.metrics:
         return
     from metrics import detectors, metric_main  # pylint: disable=import-outside-toplevel  # Heavy (scipy): only with --metrics.
@@ -42,6 +43,9 @@ def _check_detectors(config):
     try:
         detectors.check_detectors(needed, detector_dir=config.detector_dir)
     except detectors.DetectorUnavailableError as exc:
+        if dry_run:
+            click.echo(f'Warning: --metrics={",".join(config.metrics)} will lack a detector: {exc}', err=True)
+            return
         raise click.ClickException(f'--metrics={",".join(config.metrics)}: {exc}; or train without metrics: '
                                    f'--metrics=none') from None
 
@@ -108,7 +112,7 @@ def main(**options):
         _check_ops(config)
         _check_training_data(config.training_set_kwargs)
         _check_lpips(config)
-        _check_detectors(config)
+        _check_detectors(config, dry_run=dry_run)
         _check_output_room(config)
 
     if dry_run:

@@ -24,12 +24,16 @@ _URL_ROOT = 'https://nvlabs-fi-cdn.nvidia.com/stylegan2-ada-pytorch/pretrained/m
 #   inception(uint8 NCHW, no_output_bias=True)  -> [N, 1008] class probabilities (IS);
 #   vgg16(uint8 NCHW, return_features=True)     -> [N, 4096] features (precision/recall);
 #   vgg16(float NCHW in [0, 255], resize_images=False, return_lpips=True) -> LPIPS embedding (PPL).
-INCEPTION = dnnlib.EasyDict(file_name='inception-2015-12-05.pt', url=f'{_URL_ROOT}/inception-2015-12-05.pt')
-VGG16 = dnnlib.EasyDict(file_name='vgg16.pt', url=f'{_URL_ROOT}/vgg16.pt')
+# `size` is approximate (from the parameter counts), for the message that lists missing files.
+INCEPTION = dnnlib.EasyDict(file_name='inception-2015-12-05.pt', url=f'{_URL_ROOT}/inception-2015-12-05.pt',
+                            size='about 95 MB')
+VGG16 = dnnlib.EasyDict(file_name='vgg16.pt', url=f'{_URL_ROOT}/vgg16.pt', size='about 530 MB')
 # DINOv2 ViT-L/14 (FD-DINOv2): the official checkpoint, a plain state dict that metrics/dinov2.py loads weights-only;
 #   dinov2(uint8 NCHW) -> [N, 1024] final-norm class tokens (EDM2's preprocessing inside).
-DINOV2 = dnnlib.EasyDict(file_name='dinov2_vitl14_pretrain.pth', loader='dinov2',
+DINOV2 = dnnlib.EasyDict(file_name='dinov2_vitl14_pretrain.pth', loader='dinov2', size='about 1.2 GB',
                          url='https://dl.fbaipublicfiles.com/dinov2/dinov2_vitl14/dinov2_vitl14_pretrain.pth')
+ALL_DETECTORS = (INCEPTION, VGG16, DINOV2)
+FETCH_COMMAND = 'python -m metrics.detectors fetch DIR'
 
 
 class DetectorUnavailableError(OSError):
@@ -64,8 +68,10 @@ def resolve_detector_file(detector, detector_dir=None, verbose=False):
         if os.path.isfile(cached):
             return cached
         raise DetectorUnavailableError(
-            f'feature detector {detector.file_name} is not in --detector-dir {os.fspath(detector_dir)} (nothing is '
-            f'downloaded when a folder is given); get it from {detector.url} into that folder (or ${DETECTOR_DIR_ENV})')
+            f'feature detector {detector.file_name}{f" ({detector.size})" if detector.get("size") else ""} is not in '
+            f'--detector-dir {os.fspath(detector_dir)} '
+            f'(nothing is downloaded when a folder is given); get it from {detector.url} into that folder (or '
+            f'${DETECTOR_DIR_ENV}), or all of them where there is internet: {FETCH_COMMAND}')
     try:
         return dnnlib.util.open_url(detector.url, verbose=verbose, return_filename=True)
     except OSError as error:
@@ -153,3 +159,49 @@ def get_detector(detector, device, detector_dir=None, num_gpus=1, rank=0, verbos
         if num_gpus > 1 and rank == 0:
             torch.distributed.barrier()
     return module, digest
+
+#----------------------------------------------------------------------------
+# python -m metrics.detectors fetch DIR: every detector file into a folder, for machines without internet.
+
+
+def fetch(folder, names=None, log=print):
+    """Download the detector files (all, or those in `names`) into `folder`; a file already there is kept."""
+    os.makedirs(folder, exist_ok=True)
+    for detector in ALL_DETECTORS:
+        if names and detector.file_name not in names:
+            continue
+        path = os.path.join(folder, detector.file_name)
+        if os.path.isfile(path):
+            log(f'{path}: already there')
+            continue
+        log(f'{detector.file_name} ({detector.size}) from {detector.url}')
+        with dnnlib.util.open_url(detector.url, cache=False) as source, dnnlib.util.atomic_write(path, 'wb') as f:
+            for chunk in iter(lambda: source.read(1 << 20), b''):
+                f.write(chunk)
+        log(f'{path}: sha256 {detector_digest(path)[:12]}')
+
+
+def main(argv=None):
+    """`fetch DIR [FILE ...]`; a failure is one line and exit code 1."""
+    import sys  # pylint: disable=import-outside-toplevel  # Only the command line needs it.
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) < 2 or argv[0] != 'fetch':
+        print(f'usage: {FETCH_COMMAND} [FILE ...]; files: {", ".join(d.file_name for d in ALL_DETECTORS)}',
+              file=sys.stderr)
+        return 2
+    unknown = [name for name in argv[2:] if name not in {d.file_name for d in ALL_DETECTORS}]
+    if unknown:
+        print(f'Error: {unknown[0]} is not a detector file; accepted: {", ".join(d.file_name for d in ALL_DETECTORS)}',
+              file=sys.stderr)
+        return 2
+    try:
+        fetch(argv[1], names=argv[2:])
+    except OSError as error:
+        print(f'Error: {str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__}',
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())

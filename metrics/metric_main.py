@@ -151,8 +151,9 @@ def describe_valid_metrics():
 
 
 def calc_metric(metric, G=None, dataset_kwargs={}, num_gpus=1, rank=0, device=None, cache=True, detector_dir=None,
-                progress=None, G_kwargs={}, seed=0):
-    """Evaluate `metric` on generator G against the dataset; arguments as metric_utils.MetricOptions.
+                progress=None, G_kwargs={}, seed=0, gen_dataset_kwargs=None, reference=None, reference_path=None):
+    """Evaluate `metric` on generator G (or the images of gen_dataset_kwargs) against the dataset (or the reference
+    statistics); arguments as metric_utils.MetricOptions.
 
     Every rank gets rank 0's results. Raises ValueError for an unknown name (listing accepted ones) and
     metrics.detectors.DetectorUnavailableError when a detector file can be neither found nor downloaded.
@@ -162,7 +163,9 @@ def calc_metric(metric, G=None, dataset_kwargs={}, num_gpus=1, rank=0, device=No
         raise ValueError(f'unknown metric {metric!r}; accepted: {describe_valid_metrics()}')
     family, family_kwargs = parsed
     opts = metric_utils.MetricOptions(G=G, G_kwargs=G_kwargs, dataset_kwargs=dataset_kwargs, num_gpus=num_gpus, rank=rank,
-                                      device=device, progress=progress, cache=cache, detector_dir=detector_dir, seed=seed)
+                                      device=device, progress=progress, cache=cache, detector_dir=detector_dir, seed=seed,
+                                      gen_dataset_kwargs=gen_dataset_kwargs, reference=reference,
+                                      reference_path=reference_path)
 
     start_time = time.time()
     results = family(opts, metric, **family_kwargs)
@@ -179,6 +182,9 @@ def calc_metric(metric, G=None, dataset_kwargs={}, num_gpus=1, rank=0, device=No
         total_time     = total_time,
         total_time_str = dnnlib.util.format_time(total_time),
         num_gpus       = opts.num_gpus,
+        num_real       = opts.report.get('num_real'),   # Images each side used (None: from reference statistics).
+        num_gen        = opts.report.get('num_gen'),
+        detectors      = dict(opts.report.detectors),   # Detector file -> sha256 prefix: comparable results match.
     )
 
 

@@ -4,6 +4,7 @@ import copy
 import hashlib
 import json
 import os
+import sys
 import time
 
 import numpy as np
@@ -30,6 +31,9 @@ class MetricOptions:
         cache          = True,  # Read and write dataset feature statistics in the on-disk cache?
         detector_dir   = None,  # Folder holding detector files under their published names; None = $SQUEEZEGAN_DETECTOR_DIR or download.
         seed           = 0,     # Seed for latents and labels; ranks derive their own streams from it.
+        gen_dataset_kwargs = None,  # Generated images read from a folder or zip (all of them) instead of made by G.
+        reference      = None,  # {family: (mu, sigma)} of the real images (metrics/reference_stats.py), used instead.
+        reference_path = None,  # Where `reference` was read, for messages.
     ):
         if not 0 <= rank < num_gpus:
             raise ValueError(f'rank={rank} is outside [0, num_gpus={num_gpus})')
@@ -45,11 +49,24 @@ class MetricOptions:
         self.cache = cache
         self.detector_dir = detector_dir
         self.seed = seed
+        self.gen_dataset_kwargs = dnnlib.EasyDict(gen_dataset_kwargs) if gen_dataset_kwargs is not None else None
+        self.reference = reference
+        self.reference_path = reference_path
+        self.report = dnnlib.EasyDict(detectors={})  # What the result line says it used: detector files, image counts.
 
     def get_detector(self, detector):
-        """(TorchScript module, file digest) for detectors.INCEPTION or detectors.VGG16, on this device."""
-        return detectors.get_detector(detector, device=self.device, detector_dir=self.detector_dir,
-                                      num_gpus=self.num_gpus, rank=self.rank, verbose=self.progress.verbose)
+        """(module, file digest) of a detector (metrics.detectors.INCEPTION, VGG16, DINOV2), on this device."""
+        module, digest = detectors.get_detector(detector, device=self.device, detector_dir=self.detector_dir,
+                                                num_gpus=self.num_gpus, rank=self.rank, verbose=self.progress.verbose)
+        self.report.detectors[detector.file_name] = digest[:12]
+        return module, digest
+
+    def real_moments(self, family):
+        """(mu, sigma) of the real images from the reference statistics, or None to compute them from the images."""
+        if self.reference is None:
+            return None
+        from metrics import reference_stats  # pylint: disable=import-outside-toplevel  # A cycle: it loads options.
+        return reference_stats.moments_for(self.reference, family, self.reference_path)
 
     def random_streams(self, salt):
         """(torch.Generator on CPU, numpy RandomState) for this rank; `salt` separates uses within one metric."""
@@ -198,11 +215,25 @@ def _all_ranks_agree(flag, opts):
     return bool(flag.item() != 0)
 
 
-def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items=None, batch_size=64, **stats_kwargs):
-    """FeatureStats of the real images (at most `max_items`), from the on-disk cache when present."""
+def warn_if_biased(opts, what, num_items, num_features):
+    """One warning line (rank 0) when a covariance comes from fewer images than it has features."""
+    if opts.rank == 0 and num_items < num_features:
+        print(f'Warning: {what}: {num_items} images for {num_features} features; the covariance is rank-deficient and '
+              f'the estimate biased (published numbers use 50000)', file=sys.stderr, flush=True)
+
+
+def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items=None, batch_size=64, role='real',
+                                      **stats_kwargs):
+    """FeatureStats of the real images (at most `max_items`), from the on-disk cache when present.
+
+    role: 'real', or 'gen' for generated images read from a folder (opts.dataset_kwargs is then that folder's).
+    """
     dataset = construct_dataset(opts.dataset_kwargs)
     module, digest = opts.get_detector(detector)
     num_items = len(dataset) if max_items is None else min(len(dataset), max_items)
+    if num_items == 0:
+        raise ValueError(f'{opts.dataset_kwargs.get("path")}: no images to compute statistics of')
+    opts.report[f'num_{role}'] = num_items
 
     cache_file = None
     if opts.cache:
@@ -212,7 +243,7 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items
             return FeatureStats.load(cache_file)
 
     stats = FeatureStats(max_items=num_items, **stats_kwargs)
-    progress = opts.progress.sub(tag='real images', num_items=num_items)
+    progress = opts.progress.sub(tag='real images' if role == 'real' else 'generated images', num_items=num_items)
     # Rank r reads items r, r + num_gpus, ...; every rank reads the same count (wrapping), extras are dropped.
     item_subset = [(i * opts.num_gpus + opts.rank) % num_items for i in range((num_items - 1) // opts.num_gpus + 1)]
     on_cuda = opts.device.type == 'cuda'
@@ -236,11 +267,20 @@ def compute_feature_stats_for_dataset(opts, detector, detector_kwargs, max_items
 
 
 def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_items, batch_size=64, batch_gen=None, **stats_kwargs):
-    """FeatureStats of `max_items` generated images; each rank generates its share, features are gathered."""
+    """FeatureStats of `max_items` generated images; each rank generates its share, features are gathered.
+
+    With opts.gen_dataset_kwargs the images are every image of that folder or zip, whatever `max_items` says.
+    """
+    if opts.gen_dataset_kwargs is not None:
+        folder_opts = copy.copy(opts)
+        folder_opts.dataset_kwargs = opts.gen_dataset_kwargs
+        return compute_feature_stats_for_dataset(folder_opts, detector, detector_kwargs, max_items=None,
+                                                 batch_size=batch_size, role='gen', **stats_kwargs)
     if batch_gen is None:  # Small generator calls bound GPU memory at 1024 px; on CPU, per-call overhead dominates.
         batch_gen = min(batch_size, 4 if opts.device.type == 'cuda' else 16)
     if batch_size % batch_gen != 0:
         raise ValueError(f'batch_size={batch_size} must be a multiple of batch_gen={batch_gen}')
+    opts.report.num_gen = max_items
     G = copy.deepcopy(opts.G).eval().requires_grad_(False).to(opts.device)
     z_rng, label_rng = opts.random_streams(salt=1)
     sample_labels = make_label_sampler(opts, G.c_dim, label_rng)
@@ -265,6 +305,9 @@ def compute_feature_stats_for_generator(opts, detector, detector_kwargs, max_ite
 
 def compute_all_features(opts, detector, detector_kwargs, max_real, num_gen):
     """(real, generated) feature arrays, every row kept: what KID and precision/recall compare."""
+    if opts.reference is not None:
+        raise ValueError(f'--ref={opts.reference_path} holds means and covariances only; KID and precision/recall '
+                         f'compare every image\'s features: pass the real images with --data instead')
     real = compute_feature_stats_for_dataset(opts, detector=detector, detector_kwargs=detector_kwargs,
                                              capture_all=True, max_items=max_real).get_all()
     gen = compute_feature_stats_for_generator(opts, detector=detector, detector_kwargs=detector_kwargs,

@@ -164,24 +164,35 @@ def test_detector_check_asks_for_each_file_the_metrics_need(tmp_path, data16, ca
     from metrics import detectors
     folder = tmp_path / 'detectors'
     write_detector(folder, detectors.INCEPTION.file_name)
-    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={folder}', '--dry-run']
-    assert cli(tmp_path, data16, *args, '--metrics=fid1k_full,kid1k_full').exit_code == 0
+    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={folder}']
+    assert cli(tmp_path, data16, *args, '--metrics=fid1k_full,kid1k_full', '--dry-run').exit_code == 0
     result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,pr1k3_full')
     assert result.exit_code == 1 and len(error_lines(result)) == 1
-    assert error_lines(result)[0].startswith(f'Error: --metrics=fid1k_full,pr1k3_full: feature detector vgg16.pt is not '
-                                             f'in --detector-dir {folder} (nothing is downloaded when a folder is given); '
-                                             f'get it from {detectors.VGG16.url}')
+    assert error_lines(result)[0].startswith(f'Error: --metrics=fid1k_full,pr1k3_full: feature detector vgg16.pt (about '
+                                             f'530 MB) is not in --detector-dir {folder} (nothing is downloaded when a '
+                                             f'folder is given); get it from {detectors.VGG16.url}')
+    assert 'python -m metrics.detectors fetch DIR' in error_lines(result)[0]
+    assert not (tmp_path / 'runs').exists()  # Refused before anything started.
+
+
+def test_a_dry_run_offline_warns_which_metrics_lack_a_detector(tmp_path, data16, cache_dir, no_downloads):
+    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={tmp_path}', '--dry-run']
+    result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,fd_dinov2_1k_full')
+    assert result.exit_code == 0 and error_lines(result) == [], result.output
+    warnings = [line for line in result.stderr.splitlines() if line.startswith('Warning: --metrics=')]
+    assert len(warnings) == 1 and 'inception-2015-12-05.pt' in warnings[0] and 'dinov2_vitl14_pretrain.pth' in warnings[0]
 
 
 def test_every_missing_detector_is_named_in_one_line(tmp_path, data16, cache_dir, no_downloads):
     from metrics import detectors
-    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={tmp_path}', '--dry-run']
-    result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,pr1k3_full')
+    args = [arg for arg in TINY_ARGS if not arg.startswith('--metrics')] + [f'--detector-dir={tmp_path}']
+    result = cli(tmp_path, data16, *args, '--metrics=fid1k_full,pr1k3_full,fd_dinov2_1k_full')
     assert result.exit_code == 1 and len(error_lines(result)) == 1
     line = error_lines(result)[0]
-    assert '2 detector files are missing: ' in line
-    for detector in (detectors.INCEPTION, detectors.VGG16):
-        assert f'feature detector {detector.file_name} is not in --detector-dir' in line and detector.url in line
+    assert '3 detector files are missing: ' in line
+    for detector in (detectors.INCEPTION, detectors.VGG16, detectors.DINOV2):
+        assert f'feature detector {detector.file_name} ({detector.size}) is not in --detector-dir' in line
+        assert detector.url in line
 
 
 def test_outdir_without_room_for_a_snapshot_is_one_line_before_the_run(tmp_path, data16, monkeypatch):
@@ -304,6 +315,7 @@ def test_metric_run_reports_curves_grids_and_the_best_snapshot(tmp_path, data16,
 
 
 @pytest.mark.parametrize('result_key, direction', [('fid50k_full', 'lower'), ('kid50k_full', 'lower'),
+                                                    ('fd_dinov2_50k_full', 'lower'),
                                                     ('ppl2_wend', 'lower'), ('is50k_mean', 'higher'),
                                                     ('pr50k3_full_precision', 'higher'), ('pr50k3_full_recall', 'higher'),
                                                     ('is50k_std', None)])

@@ -182,10 +182,10 @@ class StatsWriter:
 def better_direction(result_key):
     """'lower' or 'higher' for a metric result key, or None for keys that do not rank snapshots.
 
-    Distances and path lengths (fid*, kid*, ppl*) are better lower; Inception score means (is*_mean) and
+    Distances and path lengths (fid*, kid*, fd_dinov2*, ppl*) are better lower; Inception score means (is*_mean) and
     precision and recall (pr*_precision, pr*_recall) are better higher; is*_std is a spread, not a score.
     """
-    if result_key.startswith(('fid', 'kid', 'ppl')):
+    if result_key.startswith(('fid', 'kid', 'ppl', 'fd_')):
         return 'lower'
     if result_key.startswith('is') and result_key.endswith('_mean'):
         return 'higher'
