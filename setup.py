@@ -18,12 +18,13 @@ setuptools.setup(
     name='squeezegan',
     version='0.1.0',
     description='StyleGAN2-family GAN training with skip, residual and image squeeze connections.',
+    license='Apache-2.0',  # LICENSE; third-party weights keep their owners' licences (README, "Citing and licences").
     long_description=open('README.md', encoding='utf-8').read(),
     long_description_content_type='text/markdown',
     python_requires='>=3.9',
     packages=setuptools.find_packages(include=['dnnlib', 'dnnlib.*', 'torch_utils', 'torch_utils.*',
                                                'training', 'training.*', 'metrics', 'metrics.*']),
-    py_modules=['train', 'generate', 'projector', 'calc_metrics', 'dataset_tool'],
+    py_modules=['train', 'generate', 'gen_video', 'projector', 'calc_metrics', 'dataset_tool'],
     package_data={'torch_utils.ops': ['*.cu', '*.cpp', '*.h']},
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require={
@@ -31,5 +32,6 @@ setuptools.setup(
         'test': ['pytest>=7.0', 'scikit-learn>=1.0', 'lmdb>=1.0'],
         'demo': ['scikit-learn>=1.0'],  # Ships the 1,797 handwritten digits the demo trains on, offline.
         'lsun': ['lmdb>=1.0'],  # dataset_tool.py --source=<LSUN lmdb folder>.
+        'video': ['imageio>=2.9', 'imageio-ffmpeg>=0.4'],  # gen_video.py --output=*.mp4 (GIF and WebP need nothing).
     },
 )

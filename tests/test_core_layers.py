@@ -18,7 +18,7 @@ LAYERS = (
      'training.run'),
     ('training.training_loop',),
     ('training.cli',),
-    ('train', 'generate', 'calc_metrics', 'dataset_tool', 'projector'),
+    ('train', 'generate', 'gen_video', 'calc_metrics', 'dataset_tool', 'projector'),
 )
 PACKAGES = ('dnnlib', 'torch_utils', 'metrics', 'training')
 
