@@ -39,6 +39,19 @@ def parse_int_list(text, what='seed', max_value=MAX_SEED):
     return values
 
 
+class ClassChoice(click.ParamType):
+    """--class: a class index, or 'all' for one grid row per class."""
+    name = 'class'
+
+    def convert(self, value, param, ctx):
+        if value is None or isinstance(value, int) or value == 'all':
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f'{value!r}: accepted: a class index (0, 1, ...) or all', param, ctx)
+
+
 class IntList(click.ParamType):
     """Click type for parse_int_list."""
     name = 'list'
@@ -100,6 +113,9 @@ def write_png(path, image):
 
 def make_labels(G, class_idx, batch_size, device):
     """One-hot class labels for a conditional network; an empty [N, 0] tensor otherwise."""
+    if class_idx == 'all':
+        raise click.BadParameter('all draws one grid row per class of --seeds; give a class index here',
+                                 param_hint='--class')
     labels = torch.zeros([batch_size, G.c_dim], device=device)
     if G.c_dim == 0:
         if class_idx is not None:
@@ -224,6 +240,12 @@ def render_ws(G, ws, noise_mode, batch_size):
             yield f'proj{start + offset:02d}.png', image
 
 
+def coarse_styles(num_ws):
+    """The coarse styles of a network: the first third of its ws (0-5 of the 18 at 1024 px, whose 0-6 the StyleGAN
+    papers mix; 0-1 of the demo's 8), at least one."""
+    return list(range(max(1, num_ws // 3)))
+
+
 def mixing_pairs(row_seeds, col_seeds):
     """(row_seed, col_seed) for every image a style-mixing grid needs; (seed, seed) is a seed's own image."""
     sources = [(seed, seed) for seed in dict.fromkeys(row_seeds + col_seeds)]
@@ -269,6 +291,21 @@ def style_mix_grid(images, row_seeds, col_seeds):
             cells[(row + 1, col + 1)] = images[(row_seed, col_seed)]
     height, width, channels = next(iter(images.values())).shape
     return tile(cells, len(row_seeds) + 1, len(col_seeds) + 1, height, width, channels)
+
+
+def class_grid(G, seeds, truncation_psi, truncation_cutoff, noise_mode, batch_size, device, progress):
+    """One row per class of a conditional G, one column per seed: the HWC uint8 grid."""
+    if G.c_dim == 0:
+        raise click.BadParameter('all given, but the network is unconditional (c_dim=0); drop --class', param_hint='--class')
+    cells = {}
+    for class_idx in range(G.c_dim):
+        labels = make_labels(G, class_idx, min(batch_size, len(seeds)), device)
+        for col, (_name, image) in enumerate(render_seeds(G, seeds, labels, truncation_psi, truncation_cutoff,
+                                                          noise_mode, batch_size, device)):
+            cells[(class_idx, col)] = image
+            progress.update(1)
+    height, width, channels = cells[(0, 0)].shape
+    return tile(cells, G.c_dim, len(seeds), height, width, channels)
 
 
 def seed_grid(images):
@@ -320,14 +357,14 @@ def write_images(named_images, outdir, grid):
 @click.option('--seeds',          type=IntList('seed'), help='Random seeds, e.g. 0-35, 1,5,9 or 0-3,7')
 @click.option('--trunc',          'truncation_psi', type=float, callback=finite_psi, help='Truncation psi (1 = none)', default=1, show_default=True)
 @click.option('--trunc-cutoff',   'truncation_cutoff', type=click.IntRange(min=0), help='Truncate only the first N ws [default: all]')
-@click.option('--class',          'class_idx', type=int, help='Class label (conditional networks only)')
+@click.option('--class',          'class_idx', type=ClassChoice(), help='Class label (conditional networks only); all: one grid row per class, --seeds as columns')
 @click.option('--noise-mode',     type=click.Choice(['const', 'random', 'none']), help='Noise mode', default='const', show_default=True)
 @click.option('--outdir',         help='Where to write the images', required=True, metavar='DIR')
 @click.option('--projected-w',    help='Render the ws in this .npz (key "w", shape [N, num_ws, w_dim])', metavar='FILE')
 @click.option('--grid',           help='Write one grid.png instead of one file per image', is_flag=True)
 @click.option('--rows',           'row_seeds', type=IntList('seed'), help='Style mixing: seeds of the grid rows')
 @click.option('--cols',           'col_seeds', type=IntList('seed'), help='Style mixing: seeds of the grid columns')
-@click.option('--styles',         type=IntList('layer'), help='Style mixing: ws taken from the column seed [default: 0-6, those that exist]')
+@click.option('--styles',         type=IntList('layer'), help='Style mixing: ws taken from the column seed [default: the coarse styles, the first third of the ws]')
 @click.option('--individual',     help='Style mixing: also write each image as ROW-COL.png', is_flag=True)
 @click.option('--batch',          'batch_size', type=click.IntRange(min=1), help='Images per forward pass', default=1, show_default=True)
 @click.option('--device',         'device_name', type=click.Choice(['cuda', 'cpu']), help='Device [default: cuda when available]')
@@ -341,11 +378,12 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
     python generate.py --outdir=out --trunc=0.7 --seeds=600-605 --network=network-snapshot-001000.pkl
 
     \b
-    # A class-conditional network, all images in one grid:
+    # A class-conditional network, all images in one grid; or one row per class:
     python generate.py --outdir=out --seeds=0-35 --class=1 --grid --network=model.pt
+    python generate.py --outdir=out --seeds=0-7 --class=all --network=model.pt
 
     \b
-    # Style mixing: coarse styles (ws 0-6) of the column seeds over the row seeds, in grid.png:
+    # Style mixing: coarse styles (the first third of the ws) of the column seeds over the row seeds, in grid.png:
     python generate.py --outdir=out --rows=85,100,75 --cols=55,821,1789 --styles=0-6 --network=model.pt
 
     \b
@@ -383,6 +421,13 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
             plan(['grid.png'] if grid else [f'proj{i:02d}.png' for i in range(len(ws))])
             with progress_bar(len(ws)) as progress:
                 write_images(counted(render_ws(G, ws, noise_mode, batch_size), progress), outdir, grid)
+        elif mode == 'seeds' and class_idx == 'all':
+            seeds = list(dict.fromkeys(seeds))
+            plan(['grid.png'])
+            with progress_bar(len(seeds) * max(G.c_dim, 1)) as progress:
+                image = class_grid(G, seeds, truncation_psi, truncation_cutoff, noise_mode, batch_size, device, progress)
+            write_png(os.path.join(outdir, 'grid.png'), image)
+            click.echo(f'grid.png: {G.c_dim} rows, class 0 at the top; {len(seeds)} columns, seeds {seeds[0]}..{seeds[-1]}')
         elif mode == 'seeds':
             seeds = list(dict.fromkeys(seeds))
             labels = make_labels(G, class_idx, min(batch_size, len(seeds)), device)
@@ -391,7 +436,7 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
             with progress_bar(len(seeds)) as progress:
                 write_images(counted(rendered, progress), outdir, grid)
         else:
-            styles = list(range(min(7, G.num_ws))) if styles is None else styles
+            styles = coarse_styles(G.num_ws) if styles is None else styles
             bad = [layer for layer in styles if layer >= G.num_ws]
             if bad:
                 raise click.BadParameter(f'layer {bad[0]} does not exist; this network has ws 0..{G.num_ws - 1}',

@@ -181,6 +181,46 @@ def test_style_mixing_takes_chosen_layers_from_the_column_seed(snapshot, tmp_pat
     assert not np.array_equal(expected, helpers.read_png(tmp_path / '1-1.png'))
 
 
+@pytest.mark.parametrize('num_ws, coarse', [(18, [0, 1, 2, 3, 4, 5]), (8, [0, 1]), (6, [0, 1]), (2, [0])])
+def test_default_styles_are_the_first_third_of_the_ws(num_ws, coarse):
+    assert generate.coarse_styles(num_ws) == coarse
+
+
+def test_style_mixing_without_styles_mixes_the_networks_coarse_styles(snapshot, tmp_path):
+    G, pkl = snapshot
+    assert run(pkl, tmp_path / 'default', '--rows=1', '--cols=3').exit_code == 0
+    assert run(pkl, tmp_path / 'coarse', '--rows=1', '--cols=3', f'--styles=0-{G.num_ws // 3 - 1}').exit_code == 0
+    assert run(pkl, tmp_path / 'more', '--rows=1', '--cols=3', f'--styles=0-{G.num_ws // 3}').exit_code == 0
+    default = helpers.read_png(tmp_path / 'default' / 'grid.png')
+    assert np.array_equal(default, helpers.read_png(tmp_path / 'coarse' / 'grid.png'))
+    assert not np.array_equal(default, helpers.read_png(tmp_path / 'more' / 'grid.png'))
+
+
+def test_class_all_draws_one_row_per_class_with_the_seeds_as_columns(conditional_snapshot, tmp_path):
+    G, pkl = conditional_snapshot
+    result = run(pkl, tmp_path / 'all', '--seeds=5,9', '--class=all')
+    assert result.exit_code == 0, result.output
+    grid = helpers.read_png(tmp_path / 'all' / 'grid.png')
+    size = G.img_resolution
+    assert grid.shape == (G.c_dim * size, 2 * size, 3)
+    for class_idx in range(G.c_dim):
+        assert run(pkl, tmp_path / f'c{class_idx}', '--seeds=9', f'--class={class_idx}').exit_code == 0
+        single = helpers.read_png(tmp_path / f'c{class_idx}' / 'seed0009.png')
+        assert np.array_equal(grid[class_idx * size:(class_idx + 1) * size, size:], single)
+
+
+@pytest.mark.parametrize('args, message', [(['--seeds=1', '--class=some'], "'some': accepted: a class index"),
+                                           (['--rows=1', '--cols=2', '--class=all'], 'all draws one grid row per class')])
+def test_class_values_other_than_an_index_or_all_are_one_line(conditional_snapshot, tmp_path, args, message):
+    _G, pkl = conditional_snapshot
+    assert message in helpers.error_line(run(pkl, tmp_path, *args))
+
+
+def test_class_all_on_an_unconditional_network_is_one_line(snapshot, tmp_path):
+    _G, pkl = snapshot
+    assert 'the network is unconditional' in helpers.error_line(run(pkl, tmp_path, '--seeds=1', '--class=all'))
+
+
 def test_style_mixing_layer_out_of_range_fails(snapshot, tmp_path):
     G, pkl = snapshot
     line = helpers.error_line(run(pkl, tmp_path, '--rows=1', '--cols=2', f'--styles=0-{G.num_ws}'))

@@ -360,10 +360,27 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     return run
 
 
+PROGRESS_INTERVAL_SEC = 30  # A line at least this often between ticks, so a slow tick never looks like a hang.
+
+
 def training_loop(config, rank=0, device=torch.device('cpu')):
     """Train according to `config` (training/cli/config.py's resolve_config, plus run_dir) in this process."""
-    run = build_run(config, rank, device)
-    run.timing.tick_start = time.time()
+    threads = torch.get_num_threads()
+    try:
+        if config.get('num_threads'):
+            torch.set_num_threads(config['num_threads'])
+        run = build_run(config, rank, device)
+        run.log(f'CPU threads: {torch.get_num_threads()} (--threads; {os.cpu_count()} cores on this machine)')
+        _train(run)
+    finally:
+        torch.set_num_threads(threads)  # The caller's own count: a test process trains more than once.
+    run.log(run.end_message())  # After the last grid, snapshot, metrics and TensorBoard events are written.
+    return run
+
+
+def _train(run):
+    """Steps until the total is reached or a preemption is agreed, with a tick's work when one is due."""
+    run.timing.tick_start = last_line = time.time()
     run.log(f'Training for {run.config.total_kimg:g} kimg...')
     run.preemption.install()
     try:
@@ -372,13 +389,16 @@ def training_loop(config, rank=0, device=torch.device('cpu')):
             done = run.progress.cur_nimg >= run.config.total_kimg * 1000 or run.preemption.requested()
             if run.tick_due(done):
                 run.end_tick(done)
+                last_line = time.time()
+            elif time.time() - last_line >= PROGRESS_INTERVAL_SEC:
+                run.log(run_report.progress_line(run.progress, run.timing, time.time(), run.config.total_kimg,
+                                                 run.config.kimg_per_tick))
+                last_line = time.time()
             if done:
                 break
     finally:
         run.preemption.uninstall()
         run.stats_writer.close()
-    run.log(run.end_message())  # After the last grid, snapshot, metrics and TensorBoard events are written.
-    return run
 
 
 def setup_grids(run, training_set):

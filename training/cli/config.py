@@ -104,6 +104,14 @@ def default_workers(cores, num_processes):
     return max(0, min(3, cores // max(num_processes, 1) - 1))
 
 
+def default_threads(cores, num_processes, workers):
+    """PyTorch's CPU threads per process: the cores this process may use, less one per DataLoader worker.
+
+    More threads than free cores make every thread wait for the others (a busy core made CPU training 4x slower).
+    """
+    return max(1, cores // max(num_processes, 1) - workers)
+
+
 def parse_grid(grid):
     """(columns, rows) of --grid=COLSxROWS, or ConfigError."""
     parts = str(grid).lower().split('x')
@@ -188,6 +196,7 @@ def resolve_general(c, opts, env, cuda_available, cuda_devices=None):
     _check_gpus_have_devices(opts, env, c.device, cuda_devices)
     opts.fp32 = _use_fp32(opts, c.device)
     opts.workers = default_workers(available_cores(), c.num_processes) if opts.workers is None else opts.workers
+    c.num_threads = opts.threads or default_threads(available_cores(), c.num_processes, opts.workers)
     c.random_seed = int(opts.seed)
     c.metrics = _metric_list(opts.metrics)
     c.detector_dir = opts.detector_dir  # Metric detectors and LPIPS weights; None = $SQUEEZEGAN_DETECTOR_DIR, cache, download.

@@ -225,6 +225,8 @@ OPTIONS = (
          'stylegan2-ada-pytorch does)', 'Performance', default=True, config_keys=('loss_kwargs',)),
     _opt('workers', whole(0), 'DataLoader worker processes', 'Performance',
          default_text='cores / processes - 1, at most 3', resume='free', config_keys=('data_loader_kwargs',)),
+    _opt('threads', whole(1), "PyTorch's CPU threads per process", 'Performance',
+         default_text='cores / processes - workers, at least 1', resume='free', config_keys=('num_threads',)),
     # Clusters.
     _opt('preempt_exit_code', whole(0, 255), 'Exit code after SIGTERM/SIGUSR1/SIGINT wrote a snapshot', 'Clusters',
          default=0, resume='free', config_keys=('preempt_exit_code',)),

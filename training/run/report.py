@@ -92,6 +92,16 @@ def eta_seconds(progress, timing, total_kimg):
     return (timing.tick_end - timing.start) / done * left
 
 
+def progress_line(progress, timing, now, total_kimg, kimg_per_tick):
+    """A line between ticks: images done in this tick, the rate since it began and the ETA (host counters only)."""
+    done = progress.cur_nimg - progress.tick_start_nimg
+    rate = done / max(now - timing.tick_start, 1e-9)
+    eta = eta_seconds(progress, dnnlib.EasyDict(timing, tick_end=now), total_kimg)
+    return (f'  ... kimg {progress.cur_nimg / 1e3:.3f}: {done} images into tick {progress.cur_tick} (ends at kimg '
+            f'{(progress.tick_start_nimg + kimg_per_tick * 1000) / 1e3:.3f}), {rate:.1f} img/s, eta '
+            f'{dnnlib.util.format_time(eta)}')
+
+
 def status_line(progress, timing, device, augment_p, total_kimg):
     """One line per tick with the standard fields and the ETA; each value is also reported to training_stats (rank 0)."""
     tick_sec = timing.tick_end - timing.tick_start
