@@ -203,9 +203,12 @@ class Logger:
             text = text.decode()
         if len(text) == 0:
             return
-        if self.file is not None:
+        file = self.file
+        if file is not None:
             try:
-                self.file.write(text)
+                file.write(text)
+            except ValueError:
+                pass  # Closed by close() in another thread meanwhile: the console still gets the text.
             except OSError as exc:
                 self._drop_file(exc)
         self.stdout.write(text)
@@ -213,9 +216,12 @@ class Logger:
             self.flush()
 
     def flush(self):
-        if self.file is not None:
+        file = self.file
+        if file is not None:
             try:
-                self.file.flush()
+                file.flush()
+            except ValueError:
+                pass  # Closed by close() in another thread meanwhile.
             except OSError as exc:
                 self._drop_file(exc)
         self.stdout.flush()
@@ -224,8 +230,9 @@ class Logger:
         """Stop writing the log file, then raise the one line that says why (a WriteError where it can name it)."""
         broken, self.file = self.file, None
         try:
-            broken.close()
-        except OSError:
+            if broken is not None:
+                broken.close()
+        except (OSError, ValueError):
             pass  # Its buffer cannot reach the disk either.
         raise write_error(exc, self.file_name) or exc
 
@@ -238,9 +245,12 @@ class Logger:
             sys.stdout = self.stdout
         if sys.stderr is self:
             sys.stderr = self.stderr
-        if self.file is not None:
-            self.file.close()
-            self.file = None
+        file, self.file = self.file, None  # Other threads stop writing to it before it closes.
+        if file is not None:
+            try:
+                file.close()
+            except OSError:
+                pass  # Its last buffer cannot reach the disk either; the run already said why.
 
 #----------------------------------------------------------------------------
 # Objects built from dicts of kwargs, so configs can name a class and its arguments.

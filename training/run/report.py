@@ -5,6 +5,7 @@ import json
 import os
 import resource
 import sys
+import threading
 import time
 
 import numpy as np
@@ -148,6 +149,15 @@ class StatsWriter:
                 return
             with self._events_written():
                 self.tensorboard = tensorboard.SummaryWriter(run_dir)
+            self._previous_hook = threading.excepthook
+            threading.excepthook = self._writer_thread_hook
+
+    def _writer_thread_hook(self, args):
+        """TensorBoard's writer thread dies on a full disk and the next write in the training thread raises the same
+        error, which becomes our one line: the thread's own traceback would only repeat it."""
+        if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == '_AsyncWriterThread':
+            return
+        self._previous_hook(args)
 
     @contextlib.contextmanager
     def _events_written(self):
@@ -183,8 +193,12 @@ class StatsWriter:
 
     def close(self):
         if self.tensorboard is not None:
-            with self._events_written():
-                self.tensorboard.close()
+            try:
+                with self._events_written():
+                    self.tensorboard.close()  # Joins the writer thread.
+            finally:
+                if threading.excepthook == self._writer_thread_hook:
+                    threading.excepthook = self._previous_hook
 
 #----------------------------------------------------------------------------
 # best.json: the best value of each metric so far and the snapshot that reached it.
