@@ -122,10 +122,12 @@ def w_noise_scale(t, w_std, initial_factor=INITIAL_NOISE_FACTOR, ramp=NOISE_RAMP
 
 
 @torch.no_grad()
-def w_statistics(G, num_samples=W_AVG_SAMPLES, device='cpu'):
-    """(mean w as [1, 1, w_dim], spread of W = sqrt(E||w - mean||^2)) from `num_samples` random z."""
+def w_statistics(G, num_samples=W_AVG_SAMPLES, device='cpu', label=None):
+    """(mean w as [1, 1, w_dim], spread of W = sqrt(E||w - mean||^2)) from `num_samples` random z; a conditional G
+    maps them with `label` ([1, c_dim], the class projected into)."""
     z = torch.from_numpy(np.random.RandomState(W_AVG_SEED).randn(num_samples, G.z_dim)).to(device)
-    w = G.mapping(z, torch.zeros([num_samples, G.c_dim], device=device))[:, :1, :].to(torch.float32)
+    c = torch.zeros([num_samples, G.c_dim], device=device) if label is None else label.to(device).expand(num_samples, -1)
+    w = G.mapping(z, c)[:, :1, :].to(torch.float32)
     w_avg = w.mean(dim=0, keepdim=True)
     w_std = ((w - w_avg).square().sum() / num_samples).sqrt().item()
     return w_avg, w_std
@@ -152,6 +154,7 @@ def project(G, target, vgg16, *,
     regularize_noise_weight = REGULARIZE_NOISE_WEIGHT,  # Weight of noise_regularization().
     seed                    = 0,                        # Seeds the noise maps and the noise added to w.
     report                  = None,                     # Called as report(step, distance, loss) after each step.
+    label                   = None,                     # [1, c_dim] class of a conditional G (starting w, spread).
 ):
     """Optimise one w (broadcast to every layer) and the noise maps so that G's image matches `target`.
 
@@ -162,7 +165,7 @@ def project(G, target, vgg16, *,
     device = target.device
     G = copy.deepcopy(G).eval().requires_grad_(False).to(device)
     generator = torch.Generator(device=device).manual_seed(seed)
-    w_avg, w_std = w_statistics(G, w_avg_samples, device)
+    w_avg, w_std = w_statistics(G, w_avg_samples, device, label)
     target_features = lpips_features(vgg16, target.unsqueeze(0).to(torch.float32))
 
     noise_maps = noise_buffers(G.synthesis)
@@ -209,7 +212,7 @@ def video_writer():
         import imageio_ffmpeg  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     except ImportError:
         raise click.UsageError('--save-video needs an optional video writer; install it with '
-                               'pip install imageio imageio-ffmpeg, or drop --save-video') from None
+                               'pip install .[video] (imageio and imageio-ffmpeg), or drop --save-video') from None
     return imageio
 
 
@@ -222,15 +225,6 @@ def check_detector_dir(detector_dir):
         raise click.BadParameter(f'{detector_dir} is not a folder; give the folder holding vgg16.pt',
                                  param_hint='--detector-dir')
     return detector_dir
-
-
-def load_generator(network_path, device):
-    """G_ema of a snapshot, official pickle or model.pt, unconditional; anything else is one line."""
-    G = generate.load_generator(network_path, device)
-    if G.c_dim != 0:
-        raise click.ClickException(f'{network_path} is class-conditional (c_dim={G.c_dim}); '
-                                   f'projector.py projects with unconditional networks only')
-    return G
 
 
 def load_vgg16(device, detector_dir):
@@ -292,8 +286,9 @@ def video_frames(G, w_steps, target_image):
 @click.option('--save-video',     help='Also write proj.mp4, target beside each step (needs imageio and imageio-ffmpeg)', is_flag=True)
 @click.option('--device',         'device_name', type=click.Choice(['cuda', 'cpu']), help='Device [default: cuda when available]')
 @click.option('--detector-dir',   help=f'Folder holding vgg16.pt (no download) [default: ${detectors.DETECTOR_DIR_ENV}]', metavar='DIR')
+@click.option('--class',          'class_idx', type=int, help='Class to project into (conditional networks only)')
 @click.option('--overwrite',      help='Replace existing outputs in --outdir', is_flag=True)
-def main(network_path, target_path, outdir, num_steps, seed, save_video, device_name, detector_dir, overwrite):
+def main(network_path, target_path, outdir, num_steps, seed, save_video, device_name, detector_dir, class_idx, overwrite):
     """Project a target image into the W space of a trained generator.
 
     \b
@@ -307,7 +302,8 @@ def main(network_path, target_path, outdir, num_steps, seed, save_video, device_
     image = read_image(target_path)
 
     click.echo(f'Loading networks from "{network_path}"...')
-    G = load_generator(network_path, device)
+    G = generate.load_generator(network_path, device)
+    label = generate.make_labels(G, class_idx, 1, device)  # [1, 0] for an unconditional G.
     names = ['projected_w.npz', 'proj.png', 'target.png'] + (['proj.mp4'] if save_video else [])
     paths = {name: os.path.join(outdir, name) for name in names}
     generate.make_outdir(outdir)
@@ -317,7 +313,8 @@ def main(network_path, target_path, outdir, num_steps, seed, save_video, device_
     target_image = fit_target(image, G.img_resolution, G.img_channels)
     target = torch.from_numpy(target_image.copy()).permute(2, 0, 1).to(device)
     click.echo(f'Projecting {target_path} in {num_steps} steps...')
-    result = project(G, target, vgg16, num_steps=num_steps, seed=seed, report=print_progress(num_steps))
+    result = project(G, target, vgg16, num_steps=num_steps, seed=seed, report=print_progress(num_steps),
+                     label=label if G.c_dim else None)
 
     projected_w = result.w_steps[-1:]  # [1, num_ws, w_dim], what generate.py --projected-w reads.
     with torch.no_grad():

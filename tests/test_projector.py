@@ -164,7 +164,7 @@ def test_save_video_without_a_writer_says_what_to_install(snapshot, target, dete
     _G, pkl = snapshot
     monkeypatch.setitem(sys.modules, 'imageio', None)  # None in sys.modules makes the import fail.
     line = helpers.error_line(run(pkl, target[1], tmp_path, '--save-video', detector_dir=detector_dir))
-    assert '--save-video' in line and 'pip install imageio imageio-ffmpeg' in line
+    assert '--save-video' in line and 'pip install .[video]' in line
     assert not os.listdir(tmp_path)
 
 
@@ -198,9 +198,22 @@ def test_network_without_g_ema_is_one_line_error(target, detector_dir, tmp_path)
     assert 'holds no G_ema' in helpers.error_line(run(pkl, target[1], tmp_path / 'out', detector_dir=detector_dir))
 
 
-def test_conditional_network_is_one_line_error(target, detector_dir, tmp_path):
-    pkl = helpers.write_snapshot(tmp_path / 'conditional.pkl', helpers.make_networks(c_dim=3))
-    assert 'class-conditional' in helpers.error_line(run(pkl, target[1], tmp_path / 'out', detector_dir=detector_dir))
+def test_a_conditional_network_projects_into_the_class_it_is_given(target, detector_dir, tmp_path):
+    networks = helpers.make_networks(c_dim=3)
+    pkl = helpers.write_snapshot(tmp_path / 'conditional.pkl', networks)
+    assert '--class=0..2' in helpers.error_line(run(pkl, target[1], tmp_path / 'none', detector_dir=detector_dir))
+    result = run(pkl, target[1], tmp_path / 'out', '--class=2', detector_dir=detector_dir)
+    assert result.exit_code == 0, result.output
+    assert sorted(os.listdir(tmp_path / 'out')) == ['proj.png', 'projected_w.npz', 'target.png']
+    G = networks['G_ema']
+    starts = [projector.w_statistics(G, 64, 'cpu', torch.eye(3)[[k]])[0] for k in range(3)]
+    assert not torch.allclose(starts[0], starts[2])  # The class moves the starting w.
+
+
+def test_class_on_an_unconditional_network_is_one_line(snapshot, target, detector_dir, tmp_path):
+    _G, pkl = snapshot
+    assert 'unconditional' in helpers.error_line(run(pkl, target[1], tmp_path / 'out', '--class=1',
+                                                     detector_dir=detector_dir))
 
 
 def test_non_square_target_is_center_cropped_and_resized():
