@@ -151,3 +151,18 @@ def test_a_flag_value_is_converted_by_the_table_kind(text, value):
     assert option_table.TableValue(option).convert(text, None, None) == value
     with pytest.raises(click.UsageError, match=f'^{option.flag_name}=four: must be'):
         option_table.TableValue(option).convert('four', None, None)
+
+
+def test_help_lists_every_preset_and_names_the_squeeze_papers():
+    text = ' '.join(CliRunner().invoke(train.main, ['--help'], terminal_width=200).output.split())
+    for name in run_config.list_presets():
+        assert f'{name}: ' in text
+    assert 'paper256: 256x256 (FFHQ, LSUN, AFHQ); the squeeze-connection paper, Table I' in text
+    assert "squeeze-cifar: CIFAR-10 32x32 as the squeeze paper's Table I lists it" in text
+
+
+def test_detector_dir_help_names_every_file_it_holds():
+    from metrics import detectors, lpips  # pylint: disable=import-outside-toplevel
+    help_text = option_table.BY_NAME['detector_dir'].help
+    for file_name in [d.file_name for d in detectors.ALL_DETECTORS] + [lpips.ALEXNET.file_name, lpips.LPIPS_ALEX.file_name]:
+        assert file_name in help_text

@@ -12,10 +12,13 @@ import dataclasses
 import json
 import math
 import numbers
+import os
 import typing
 
 import click
 
+from metrics import detectors
+from metrics import lpips
 from training.augment import augpipe_specs
 from training.networks.generator import SYNTHESIS_BLOCKS
 from training.networks.squeeze import SQUEEZE_ABLATIONS
@@ -119,6 +122,21 @@ def _opt(name, accepted, help, group, **kwargs):  # pylint: disable=redefined-bu
 
 
 FROM_CFG = 'from --cfg'
+PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
+
+
+def _preset_lines():
+    """'name: first sentence of its description' for every configs/<name>.json, read when the table is built."""
+    lines = []
+    for file_name in sorted(f for f in os.listdir(PRESET_DIR) if f.endswith('.json')):
+        with open(os.path.join(PRESET_DIR, file_name), encoding='utf-8') as f:
+            description = json.load(f).get('description', '')
+        lines.append(f'{file_name[:-5]}: {description.split(". ")[0].rstrip(".")}')
+    return lines
+
+
+_DETECTOR_FILES = ', '.join([d.file_name for d in detectors.ALL_DETECTORS] +
+                            [lpips.ALEXNET.file_name, lpips.LPIPS_ALEX.file_name])
 AUG_MODES = ('ada', 'noaug', 'fixed')
 D_ARCHS = ('orig', 'skip', 'resnet')
 REG_TYPES = ('none', 'ggdr', 'glead')
@@ -154,8 +172,8 @@ OPTIONS = (
     _opt('mirror', BOOL, 'Add x-flipped copies of the images', 'Dataset', default=False,
          config_keys=('training_set_kwargs',)),
     # Base config and the preset values a flag may override.
-    _opt('cfg', text('NAME|FILE'), 'Preset name (configs/<name>.json) or JSON path', 'Base config', default='auto',
-         config_keys=('cfg',)),
+    _opt('cfg', text('NAME|FILE'), 'Preset name (configs/<name>.json) or JSON path. ' + '; '.join(_preset_lines()),
+         'Base config', default='auto', config_keys=('cfg',)),
     _opt('gamma', number(minimum=0), 'R1 regularisation weight', 'Base config', default_text=FROM_CFG, preset=True,
          auto=True, config_keys=('loss_kwargs',)),
     _opt('kimg', number(above=0), 'Training length: the total in kimg the run trains to, counting what a resumed run '
@@ -204,7 +222,8 @@ OPTIONS = (
          'Regularisers', default='image', config_keys=('loss_kwargs',)),
     _opt('glead_real_in_r1', BOOL, 'GLeaD: also apply the real term in the lazy R1 phase', 'Regularisers',
          default=True, config_keys=('loss_kwargs',)),
-    _opt('detector_dir', text('DIR'), 'Folder with detector/LPIPS weight files (offline use)', 'Regularisers',
+    _opt('detector_dir', text('DIR'), f'Folder with the metrics\' detector files and GLeaD\'s LPIPS weights ({_DETECTOR_FILES}); '
+         f'nothing is downloaded when it is given ({detectors.FETCH_COMMAND} fills one)', 'Regularisers',
          default_text='cache or download', resume='free', config_keys=('detector_dir',)),
     # Transfer learning and resume.
     _opt('resume', text('PKL'), 'Snapshot to resume from, "latest", a URL, a model name, or "noresume"', 'Resume',

@@ -10,9 +10,7 @@ import os
 
 import dnnlib
 from training.cli import options
-from training.cli.options import AUTO_KEYS, PRESET_KEYS
-
-PRESET_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), 'configs')
+from training.cli.options import AUTO_KEYS, PRESET_DIR, PRESET_KEYS  # noqa: F401  (PRESET_DIR: the presets' folder)
 
 # The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
 PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper512': 512, 'paper1024': 1024,
