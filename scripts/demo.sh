@@ -33,7 +33,7 @@ python train.py --outdir="$RUNS" --data="$DATA" --device=cpu --cfg=auto --g-arch
 # The run directory train.py just made is named in its first line of output.
 RUN_DIR="$(sed -n 's/^Training in //p' "$TRAIN_LOG" | head -n 1)"
 SNAPSHOT="$(ls "$RUN_DIR"/network-snapshot-*.pkl | sort | tail -n 1)"
-python scripts/progress_image.py "$RUN_DIR" --rows=10 --scale=2
+python scripts/progress_image.py "$RUN_DIR"
 echo "[demo] sampling 36 sevens from $SNAPSHOT"
 python generate.py --network="$SNAPSHOT" --seeds=0-35 --class=7 --grid --device=cpu --outdir="$RUN_DIR/generated"
 
