@@ -32,6 +32,7 @@ setuptools.setup(
         'test': ['pytest>=7.0', 'scikit-learn>=1.0', 'lmdb>=1.0'],
         'demo': ['scikit-learn>=1.0'],  # Ships the 1,797 handwritten digits the demo trains on, offline.
         'lsun': ['lmdb>=1.0'],  # dataset_tool.py --source=<LSUN lmdb folder>.
-        'video': ['imageio>=2.9', 'imageio-ffmpeg>=0.4'],  # gen_video.py --output=*.mp4 (GIF and WebP need nothing).
+        'video': ['imageio>=2.9', 'imageio-ffmpeg>=0.4'],
+        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],  # python -m training.export --dest=G.onnx, and its parity test.  # gen_video.py --output=*.mp4 (GIF and WebP need nothing).
     },
 )

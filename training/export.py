@@ -20,6 +20,7 @@ from torch_utils import persistence
 from training import augment
 from training import legacy
 from training import networks
+from training import onnx_export
 
 FORMAT_NAME = 'squeezegan-weights-only'
 FORMAT_VERSION = 1
@@ -236,21 +237,38 @@ def load_network(path_or_url, device='cpu'):
 
 @click.command()
 @click.option('--network', 'network_path', help='Snapshot or official pickle (path or URL)', required=True, metavar='PATH')
-@click.option('--dest',                    help='Weights-only file to write', required=True, metavar='FILE')
+@click.option('--dest',                    help='File to write: .onnx for the generator as ONNX, else weights-only', required=True, metavar='FILE')
+@click.option('--trunc', 'truncation_psi', help='ONNX: truncation psi baked into the graph [default: 1, none]', type=float)
 @click.option('--overwrite',               help='Replace --dest if it exists', is_flag=True)
-def main(network_path, dest, overwrite):
-    """Convert a network pickle to the weights-only format, which loads with torch.load(weights_only=True).
+def main(network_path, dest, truncation_psi, overwrite):
+    """Convert a network pickle to the weights-only format, which loads with torch.load(weights_only=True), or write
+    its generator as ONNX (mapping + synthesis, constant noise; inputs z and c, dynamic batch; images in [-1, 1]).
 
     \b
     python -m training.export --network=network-snapshot-001000.pkl --dest=model.pt
+    python -m training.export --network=network-snapshot-001000.pkl --dest=G.onnx --trunc=0.7
     """
-    legacy.check_dest(network_path, dest, overwrite, example='model.pt')
+    to_onnx = dest.lower().endswith('.onnx')
+    if truncation_psi is not None and not to_onnx:
+        raise click.BadParameter(f'{truncation_psi}: --trunc applies to ONNX export (--dest=*.onnx) only',
+                                 param_hint='--trunc')
+    legacy.check_dest(network_path, dest, overwrite, example='G.onnx' if to_onnx else 'model.pt')
     try:
         networks = load_network(network_path, device='cpu')
         with legacy.writing_dest(dest):
-            save_weights_only(networks, dest, source=network_path)
+            if to_onnx:
+                G = networks['G_ema'] if networks['G_ema'] is not None else networks['G']
+                onnx_export.export_generator(G, dest, truncation_psi=1.0 if truncation_psi is None else truncation_psi)
+            else:
+                save_weights_only(networks, dest, source=network_path)
     except NetworkFileError as error:
         raise click.ClickException(str(error)) from error
+    except ImportError as error:  # The optional [onnx] extra.
+        raise click.ClickException(f'--dest={dest}: {error}') from None
+    if to_onnx:
+        click.echo(f'Wrote {dest} (the generator as ONNX, opset {onnx_export.OPSET}; '
+                   f'{os.path.getsize(dest) / 2**20:.1f} MiB)')
+        return
     stored = [key for key in NETWORK_KEYS if networks[key] is not None]
     click.echo(f'Wrote {dest} ({", ".join(stored)}; {os.path.getsize(dest) / 2**20:.1f} MiB)')
 

@@ -38,6 +38,8 @@ def _pair(value, name):
 
 def _parse_padding(padding):
     """An int, [x, y] or [x0, x1, y0, y1] as (x0, x1, y0, y1)."""
+    if torch.jit.is_tracing() and isinstance(padding, (list, tuple)):  # Sizes read off tensors are tensors there.
+        padding = [int(p) for p in padding]
     if isinstance(padding, int):
         return padding, padding, padding, padding
     if isinstance(padding, (list, tuple)) and all(isinstance(p, int) for p in padding):
@@ -130,7 +132,7 @@ def upfirdn2d_ref(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1):
     if f is None:
         f = torch.ones([1, 1], dtype=torch.float32, device=x.device)
     assert isinstance(f, torch.Tensor) and f.ndim in (1, 2) and f.dtype == torch.float32
-    num_channels = x.shape[1]
+    num_channels = int(x.shape[1])  # Sizes are plain ints also while tracing (ONNX export): filter shapes are known.
     upx, upy = _pair(up, 'up')
     downx, downy = _pair(down, 'down')
     padx0, padx1, pady0, pady1 = _parse_padding(padding)
@@ -166,7 +168,7 @@ def _upsample_by_transposed_conv(x, f, upx, upy, padx0, padx1, pady0, pady1, fli
     of size (H-1)*up + K; the upfirdn2d output is its window starting at K-1-pad0, zero-extended where
     the padding reaches past it. That is up*up times fewer multiply-adds than filtering the zeros.
     """
-    num_channels, in_height, in_width = x.shape[1:]
+    num_channels, in_height, in_width = (int(size) for size in x.shape[1:])  # Plain ints also while tracing.
     f = f * (gain ** (f.ndim / 2))
     f = f.to(x.dtype)
     if flip_filter:  # conv_transpose2d already convolves (flips); flip_filter asks for correlation.
