@@ -24,11 +24,12 @@ else
 fi
 
 # Labels (--cond=1) keep a generator this small from collapsing onto a few digits; one grid row per digit.
+# --workers=0: the 16x16 digits load in no time, so both cores train (a DataLoader worker would take one).
 # Settings and their cost are in docs/benchmarks.md (about 6 sec/kimg on 2 idle cores).
 echo "[demo] training a conditional squeeze generator on CPU for $KIMG kimg (about 6 seconds per kimg on 2 cores)"
 python train.py --outdir="$RUNS" --data="$DATA" --device=cpu --cfg=auto --g-arch=squeeze --cond=1 \
     --cbase=1024 --cmax=64 --map=2 --batch=32 --gamma=0.05 --kimg="$KIMG" --tick=5 --snap=2 --grid=8x10 \
-    --aug=noaug --metrics=none | tee "$TRAIN_LOG"
+    --aug=noaug --metrics=none --workers=0 | tee "$TRAIN_LOG"
 
 # The run directory train.py just made is named in its first line of output.
 RUN_DIR="$(sed -n 's/^Training in //p' "$TRAIN_LOG" | head -n 1)"
