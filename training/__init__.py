@@ -1,4 +1,5 @@
-"""What is trained and how: networks/, dataset/, augment/, the loss, the training loop and run/ (what a run is made of)."""
+"""What is trained and how: networks/, dataset/, augment/, the loss, the training loop and its parts (run/), and the
+command-line layer above the loop (cli/)."""
 
 from torch_utils import persistence
 
