@@ -16,7 +16,7 @@ with open(recording.OUT, encoding='utf-8') as _f:
 @pytest.fixture
 def options(tmp_path):
     detector_dir = helpers.write_detector_dir(tmp_path / 'detectors')
-    assert recording.file_sha256(f'{detector_dir}/inception-2015-12-05.pt') == RECORDED['detector_sha256']
+    assert recording.weights_sha256(f'{detector_dir}/inception-2015-12-05.pt') == RECORDED['detector_weights_sha256']
     reals, fakes = recording.image_sets()
     dataset_kwargs = helpers.dataset_kwargs_for(recording.write_png_folder(str(tmp_path / 'reals'), reals))
     return lambda: metric_utils.MetricOptions(G=recording.ReplayGenerator(fakes), dataset_kwargs=dataset_kwargs,

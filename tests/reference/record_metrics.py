@@ -4,8 +4,8 @@
         --detector=/path/to/inception-2015-12-05.pt
 
 --detector is the stand-in Inception file that tests/metrics_helpers.py writes (write_detector, seed 0: a TorchScript
-module with the public calling convention and fixed random weights); its sha256 is recorded, and the test writes it
-again and checks the hash before comparing. Two fixed sets of 24 pictures (IMAGE_SETS below) are the reals (a PNG
+module with the public calling convention and fixed random weights); the sha256 of its weights is recorded (the
+file's own bytes name the folder it was scripted in), and the test writes it again and checks that before comparing. Two fixed sets of 24 pictures (IMAGE_SETS below) are the reals (a PNG
 folder read by the reference's ImageFolderDataset) and the fakes (served by ReplayGenerator through the reference's
 generator path). Writes metrics_recorded.json beside this file. Nothing of the reference is committed or read at
 test time: only these numbers.
@@ -15,6 +15,7 @@ import hashlib
 import os
 import sys
 import tempfile
+import warnings
 
 import numpy as np
 import PIL.Image
@@ -65,9 +66,16 @@ class ReplayGenerator(torch.nn.Module):
         return self.images[index]
 
 
-def file_sha256(path):
-    with open(path, 'rb') as f:
-        return hashlib.sha256(f.read()).hexdigest()
+def weights_sha256(path):
+    """sha256 of a TorchScript detector's tensors, by sorted name: the same wherever the file was written."""
+    digest = hashlib.sha256()
+    with warnings.catch_warnings():  # torch 2.x deprecates TorchScript; the public detector files are TorchScript.
+        warnings.simplefilter('ignore', DeprecationWarning)
+        module = torch.jit.load(path)
+    for name, tensor in sorted(module.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 #----------------------------------------------------------------------------
 
@@ -90,7 +98,7 @@ def record(reference_dir, detector_path):
         kid = kernel_inception_distance.compute_kid(options(), max_real=None, num_gen=NUM_IMAGES,
                                                     num_subsets=KID_SUBSETS, max_subset_size=NUM_IMAGES)
     return dict(source='NVlabs/stylegan2-ada-pytorch metrics/', torch=torch.__version__,
-                detector_sha256=file_sha256(detector_path), fid=float(fid), kid=float(kid))
+                detector_weights_sha256=weights_sha256(detector_path), fid=float(fid), kid=float(kid))
 
 
 def main():
