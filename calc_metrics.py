@@ -119,7 +119,7 @@ def load_generator(network_path):
 # Evaluation, in this process or in one process per GPU.
 
 
-def repeated(metric, results):
+def repeated(results):
     """One result from `results` of the same metric under different seeds: the mean of each value, and each value's
     mean, std and min under 'repeats' (papers report the mean or, as EDM2, the minimum of three)."""
     combined = dnnlib.EasyDict(results[0], total_time=sum(r.total_time for r in results))
@@ -152,7 +152,7 @@ def evaluate(rank, args):
                                            seed=seed, gen_dataset_kwargs=args.gen_dataset_kwargs,
                                            reference=args.reference, reference_path=args.reference_path)
                    for seed in range(args.repeats)]
-        result = results[0] if args.repeats == 1 else repeated(metric, results)
+        result = results[0] if args.repeats == 1 else repeated(results)
         if rank == 0:
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_path)
 

@@ -9,6 +9,7 @@ how they are loaded."""
 
 import hashlib
 import os
+import sys
 import warnings
 
 import torch
@@ -183,7 +184,6 @@ def fetch(folder, names=None, log=print):
 
 def main(argv=None):
     """`fetch DIR [FILE ...]`; a failure is one line and exit code 1."""
-    import sys  # pylint: disable=import-outside-toplevel  # Only the command line needs it.
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) < 2 or argv[0] != 'fetch':
         print(f'usage: {FETCH_COMMAND} [FILE ...]; files: {", ".join(d.file_name for d in ALL_DETECTORS)}',

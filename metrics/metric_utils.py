@@ -12,6 +12,7 @@ import torch
 
 import dnnlib
 from metrics import detectors
+from metrics import reference_stats
 from metrics.feature_stats import FeatureStats
 
 #----------------------------------------------------------------------------
@@ -65,7 +66,6 @@ class MetricOptions:
         """(mu, sigma) of the real images from the reference statistics, or None to compute them from the images."""
         if self.reference is None:
             return None
-        from metrics import reference_stats  # pylint: disable=import-outside-toplevel  # A cycle: it loads options.
         return reference_stats.moments_for(self.reference, family, self.reference_path)
 
     def random_streams(self, salt):
