@@ -145,11 +145,23 @@ def write_dataset(reader, writer, transform, channels, max_images, skip_bad):
             if tally.written == 0:
                 return tally  # Nothing to commit; the caller says why.
             labels = tally.labels if not tally.unlabelled else None
-            writer.write('dataset.json', json.dumps({'labels': labels}))
+            content = {'labels': labels}
+            class_names = source_class_names(reader, labels)
+            if class_names is not None:
+                content['class_names'] = class_names
+            writer.write('dataset.json', json.dumps(content))
             writer.commit()
     except (WriteError, DestinationError) as exc:
         raise click.ClickException(f'{exc}; --dest {writer.dest} is unchanged') from None
     return tally
+
+
+def source_class_names(reader, labels):
+    """The source's class names (the readers check that they name every class), kept when the written labels are
+    class indices."""
+    if not labels or not isinstance(labels[0][1], int):
+        return None
+    return reader.class_names
 
 
 def check_size(size, expected, name):

@@ -8,6 +8,8 @@ import re
 import click
 import numpy as np
 import PIL.Image
+import PIL.ImageDraw
+import PIL.ImageFont
 import torch
 
 import dnnlib
@@ -159,13 +161,18 @@ def make_outdir(outdir):
 
 def load_generator(network_path, device):
     """G_ema of a snapshot, official pickle or model.pt (read without running code); anything else is one line."""
+    return load_generator_and_class_names(network_path, device)[0]
+
+
+def load_generator_and_class_names(network_path, device):
+    """(G_ema, the class names the file carries or None); see load_generator."""
     try:
-        G = export.load_network(network_path, device=device)['G_ema']
+        networks = export.load_network(network_path, device=device)
     except export.NetworkFileError as error:
         raise click.ClickException(str(error)) from error
-    if G is None:
+    if networks['G_ema'] is None:
         raise click.ClickException(f'{network_path} holds no G_ema generator')
-    return G
+    return networks['G_ema'], networks['class_names']
 
 
 def choose_device(name):
@@ -308,6 +315,19 @@ def class_grid(G, seeds, truncation_psi, truncation_cutoff, noise_mode, batch_si
     return tile(cells, G.c_dim, len(seeds), height, width, channels)
 
 
+def name_rows(grid, names, row_height):
+    """`grid` (HWC uint8) with a black strip on its left holding names[i] beside row i (light text)."""
+    font = PIL.ImageFont.load_default()
+    probe = PIL.ImageDraw.Draw(PIL.Image.new('L', (1, 1)))
+    boxes = [probe.textbbox((0, 0), name, font=font) for name in names]
+    strip = PIL.Image.new('L', (max(box[2] for box in boxes) + 6, grid.shape[0]), 0)
+    draw = PIL.ImageDraw.Draw(strip)
+    for row, (name, box) in enumerate(zip(names, boxes)):
+        draw.text((3, row * row_height + (row_height - box[3]) // 2), name, fill=230, font=font)
+    strip = np.repeat(np.asarray(strip)[:, :, np.newaxis], grid.shape[2], axis=2)
+    return np.concatenate([strip, grid], axis=1)
+
+
 def seed_grid(images):
     """A near-square grid of images in order, filled row by row."""
     images = list(images)
@@ -409,7 +429,7 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
     device = choose_device(device_name)
 
     click.echo(f'Loading networks from "{network_path}"...')
-    G = load_generator(network_path, device)
+    G, class_names = load_generator_and_class_names(network_path, device)
 
     def plan(names):
         make_outdir(outdir)
@@ -426,8 +446,12 @@ def generate_images(ctx, network_path, seeds, truncation_psi, truncation_cutoff,
             plan(['grid.png'])
             with progress_bar(len(seeds) * max(G.c_dim, 1)) as progress:
                 image = class_grid(G, seeds, truncation_psi, truncation_cutoff, noise_mode, batch_size, device, progress)
+            names = class_names[:G.c_dim] if class_names is not None and len(class_names) >= G.c_dim else None
+            if names is not None:
+                image = name_rows(image, names, image.shape[0] // G.c_dim)
             write_png(os.path.join(outdir, 'grid.png'), image)
-            click.echo(f'grid.png: {G.c_dim} rows, class 0 at the top; {len(seeds)} columns, seeds {seeds[0]}..{seeds[-1]}')
+            rows = 'class 0 at the top' if names is None else f'named on the left ({", ".join(names)})'
+            click.echo(f'grid.png: {G.c_dim} rows, {rows}; {len(seeds)} columns, seeds {seeds[0]}..{seeds[-1]}')
         elif mode == 'seeds':
             seeds = list(dict.fromkeys(seeds))
             labels = make_labels(G, class_idx, min(batch_size, len(seeds)), device)

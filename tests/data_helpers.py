@@ -120,6 +120,9 @@ def pickle_cifar_batch(batch, python2=True):
     return buffer.getvalue().replace(b'numpy._core.multiarray', b'numpy.core.multiarray')
 
 
+CIFAR10_NAMES = ['airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck']
+
+
 def make_cifar_tarball(path, num_batches=2, per_batch=3, side=8, python2=True):
     """A cifar-10-python.tar.gz layout; returns (NHWC images, labels) in file order."""
     rng = np.random.RandomState(1)
@@ -134,7 +137,7 @@ def make_cifar_tarball(path, num_batches=2, per_batch=3, side=8, python2=True):
         all_labels += labels
     test = {b'data': np.zeros([1, 3 * side * side], np.uint8), b'labels': [0]}  # Must be ignored.
     members['cifar-10-batches-py/test_batch'] = pickle_cifar_batch(test, python2)
-    members['cifar-10-batches-py/batches.meta'] = pickle_cifar_batch({b'label_names': [b'airplane']}, python2)
+    members['cifar-10-batches-py/batches.meta'] = pickle_cifar_batch({b'label_names': [name.encode() for name in CIFAR10_NAMES]}, python2)
     with tarfile.open(path, 'w:gz') as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)

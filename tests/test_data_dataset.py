@@ -1,5 +1,6 @@
 """Tests for training.dataset: items, labels, x-flip, max_size, worker safety and validation errors."""
 
+import json
 import os
 import pickle
 
@@ -51,6 +52,23 @@ def test_float_vector_labels_are_returned_as_given(tmp_path):
     ds = ImageFolderDataset(folder, use_labels=True)
     assert not ds.has_onehot_labels and ds.label_shape == [2]
     np.testing.assert_array_equal(ds[1][1], np.array([1.0, 2.0], np.float32))
+
+
+def test_class_names_of_dataset_json_are_read_and_checked(labelled_folder):
+    folder = labelled_folder[0]
+    assert ImageFolderDataset(folder, use_labels=True).class_names is None  # Optional.
+    path = os.path.join(folder, 'dataset.json')
+    content = json.load(open(path, encoding='utf-8'))
+    for names, error in [(['a', 'b', 'c'], None), (['a', 'b', 'c', 'd'], None),
+                         (['a', 'b'], '"class_names" names 2 classes, but the labels use 3'),
+                         (['a', '', 'c'], '"class_names" is'), ('abc', '"class_names" is')]:
+        json.dump(dict(content, class_names=names), open(path, 'w', encoding='utf-8'))
+        dataset = ImageFolderDataset(folder, use_labels=True)
+        if error is None:
+            assert dataset.class_names == names
+        else:
+            with pytest.raises(DatasetError, match=error):
+                dataset.class_names  # pylint: disable=pointless-statement
 
 
 def test_labels_not_requested_gives_zero_length_labels(labelled_folder):

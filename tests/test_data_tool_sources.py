@@ -1,5 +1,6 @@
 """Tests for dataset_tool.py reading each source type, from tiny fixtures in the real formats."""
 
+import json
 import os
 import sys
 
@@ -24,6 +25,22 @@ def test_cifar10_tarball_converts_all_data_batches_with_labels(tmp_path, python2
     for i in range(6):
         np.testing.assert_array_equal(written[f'00000/img{i:08d}.png'], images[i])
     assert dh.read_labels(dest) == [[f'00000/img{i:08d}.png', labels[i]] for i in range(6)]
+    assert ImageFolderDataset(dest).class_names == dh.CIFAR10_NAMES  # From batches.meta.
+
+
+def test_class_names_of_a_source_dataset_json_are_kept_and_checked(tmp_path):
+    source = str(tmp_path / 'src')
+    dh.make_image_folder(source, count=3, labels=[0, 1, 1])
+    content = {'labels': [[f'img{i}.png', label] for i, label in enumerate([0, 1, 1])]}
+    with open(os.path.join(source, 'dataset.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(content, class_names=['cat', 'dog']), f)
+    assert dh.run_tool('--source', source, '--dest', str(tmp_path / 'ok.zip')).exit_code == 0
+    assert ImageFolderDataset(str(tmp_path / 'ok.zip')).class_names == ['cat', 'dog']
+    with open(os.path.join(source, 'dataset.json'), 'w', encoding='utf-8') as f:
+        json.dump(dict(content, class_names=['cat']), f)
+    result = dh.run_tool('--source', source, '--dest', str(tmp_path / 'bad.zip'))
+    dh.assert_clean_failure(result, '"class_names" names 1 classes, but the labels use class 1')
+    assert not os.path.exists(tmp_path / 'bad.zip')
 
 
 def test_cifar10_labels_round_trip_into_the_training_dataset(tmp_path):

@@ -209,6 +209,32 @@ def test_class_all_draws_one_row_per_class_with_the_seeds_as_columns(conditional
         assert np.array_equal(grid[class_idx * size:(class_idx + 1) * size, size:], single)
 
 
+def test_class_all_names_the_rows_when_the_network_file_carries_class_names(conditional_snapshot, tmp_path):
+    G, pkl = conditional_snapshot
+    networks = helpers.make_networks(c_dim=4)
+    named = helpers.write_snapshot(tmp_path / 'named.pkl', dict(networks, class_names=['cat', 'dog', 'bird', 'fish']))
+    unnamed = helpers.write_snapshot(tmp_path / 'unnamed.pkl', networks)
+    result = run(named, tmp_path / 'named', '--seeds=5,9', '--class=all')
+    assert result.exit_code == 0, result.output
+    assert 'named on the left (cat, dog, bird, fish)' in result.output
+    assert run(unnamed, tmp_path / 'unnamed', '--seeds=5,9', '--class=all').exit_code == 0
+    plain = helpers.read_png(tmp_path / 'unnamed' / 'grid.png')
+    grid = helpers.read_png(tmp_path / 'named' / 'grid.png')
+    strip = grid.shape[1] - plain.shape[1]
+    assert grid.shape[0] == plain.shape[0] and strip > 10       # A strip of names on the left...
+    assert np.array_equal(grid[:, strip:], plain)                # ... beside the same images.
+    size = G.img_resolution
+    for row in range(G.c_dim):                                   # Each row's part of the strip holds its name.
+        assert grid[row * size:(row + 1) * size, :strip].max() > 100
+    rows = [grid[row * size:(row + 1) * size, :strip] for row in range(G.c_dim)]
+    assert not any(np.array_equal(rows[a], rows[b]) for a in range(4) for b in range(a + 1, 4))
+
+
+def test_a_network_file_with_malformed_class_names_is_one_line(tmp_path):
+    pkl = helpers.write_snapshot(tmp_path / 'bad.pkl', dict(helpers.make_networks(c_dim=2), class_names=['a', 3]))
+    assert '"class_names" is' in helpers.error_line(run(pkl, tmp_path / 'out', '--seeds=1', '--class=all'))
+
+
 @pytest.mark.parametrize('args, message', [(['--seeds=1', '--class=some'], "'some': accepted: a class index"),
                                            (['--rows=1', '--cols=2', '--class=all'], 'all draws one grid row per class')])
 def test_class_values_other_than_an_index_or_all_are_one_line(conditional_snapshot, tmp_path, args, message):

@@ -161,3 +161,12 @@ def test_garbage_file_error_is_one_line(tmp_path):
     with pytest.raises(export.NetworkFileError) as info:
         export.load_network(path)
     assert str(info.value).startswith(f'{path}: cannot read network pickle') and '\n' not in str(info.value)
+
+
+def test_class_names_travel_through_the_weights_only_file(tmp_path):
+    networks = dict(helpers.make_networks(c_dim=2), class_names=['cat', 'dog'])
+    pkl = helpers.write_snapshot(tmp_path / 'named.pkl', networks)
+    assert export.load_network(pkl)['class_names'] == ['cat', 'dog']
+    assert helpers.run_cli(export.main, [f'--network={pkl}', f'--dest={tmp_path / "named.pt"}']).exit_code == 0
+    assert export.load_network(tmp_path / 'named.pt')['class_names'] == ['cat', 'dog']
+    assert export.load_network(helpers.write_snapshot(tmp_path / 'plain.pkl', helpers.make_networks()))['class_names'] is None

@@ -41,6 +41,14 @@ def test_tiny_run_writes_the_whole_run_directory(tmp_path, data16):
     assert 'tick 1 ' in log and 'sec/kimg' in log and 'augment' in log
 
 
+def test_a_dataset_that_names_its_classes_passes_the_names_to_the_snapshot(tmp_path):
+    data = write_image_folder(tmp_path / 'named', num_images=4, labels=[0, 1], class_names=['zero', 'one'])
+    run_dir = train_launch.start(tiny_config(tmp_path / 'runs', data, kimg=0.004, cond=True), env={})
+    with open(os.path.join(run_dir, 'network-snapshot-000000.pkl'), 'rb') as f:
+        snapshot = pickle.load(f)
+    assert snapshot['class_names'] == ['zero', 'one'] and snapshot['G_ema'].c_dim == 2
+
+
 def test_second_run_gets_a_new_directory(tmp_path, data16):
     config = tiny_config(tmp_path / 'runs', data16, kimg=0.004)
     first = train_launch.start(config, env={})

@@ -12,8 +12,9 @@ TINY_ARGS = ['--cfg=auto', '--cbase=512', '--cmax=32', '--map=2', '--batch=4', '
              '--device=cpu', '--workers=0', '--tick=0.008', '--kimg=0.024', '--snap=1', '--fp32']
 
 
-def write_image_folder(path, num_images=8, resolution=16, channels=3, labels=None, seed=0):
-    """Write `num_images` random square PNGs (and dataset.json when labels are given) into folder `path`."""
+def write_image_folder(path, num_images=8, resolution=16, channels=3, labels=None, seed=0, class_names=None):
+    """Write `num_images` random square PNGs (and dataset.json when labels are given, with `class_names` when
+    given) into folder `path`."""
     rnd = np.random.RandomState(seed)
     os.makedirs(path, exist_ok=True)
     names = []
@@ -24,7 +25,8 @@ def write_image_folder(path, num_images=8, resolution=16, channels=3, labels=Non
         names.append(name)
     if labels is not None:
         with open(os.path.join(path, 'dataset.json'), 'w', encoding='utf-8') as f:
-            json.dump({'labels': [[n, int(labels[i % len(labels)])] for i, n in enumerate(names)]}, f)
+            content = {'labels': [[n, int(labels[i % len(labels)])] for i, n in enumerate(names)]}
+            json.dump(content if class_names is None else dict(content, class_names=class_names), f)
     return str(path)
 
 

@@ -21,6 +21,7 @@ from training import augment
 from training import legacy
 from training import networks
 from training import onnx_export
+from training.dataset.labels import LabelError, check_class_names
 
 FORMAT_NAME = 'squeezegan-weights-only'
 FORMAT_VERSION = 1
@@ -117,6 +118,7 @@ def weights_only_dict(networks, source=None):
         'metadata':            metadata,
         'networks':            records,
         'training_set_kwargs': None if training_set_kwargs is None else _to_plain(dict(training_set_kwargs), 'training_set_kwargs'),
+        'class_names':         _class_names(networks.get('class_names'), source),
     }
 
 
@@ -182,6 +184,7 @@ def read_weights_only(filename):
     networks = {key: None for key in NETWORK_KEYS}
     for key, record in records.items():
         networks[key] = _rebuild(record, key, filename)
+    networks['class_names'] = _class_names(content.get('class_names'), filename)
     networks['training_set_kwargs'] = content.get('training_set_kwargs')
     if networks['training_set_kwargs'] is not None:
         networks['training_set_kwargs'] = dnnlib.EasyDict(networks['training_set_kwargs'])
@@ -212,8 +215,19 @@ def is_weights_only_file(filename):
     return zipfile.is_zipfile(filename)
 
 
+def _class_names(value, where):
+    """A file's optional class names (list of str) or None; anything else is a NetworkFileError."""
+    if value is None:
+        return None
+    try:
+        return check_class_names(value, where)
+    except LabelError as error:
+        raise NetworkFileError(str(error)) from None
+
+
 def load_network(path_or_url, device='cpu'):
-    """Dict with G, D, G_ema, augment_pipe, training_set_kwargs (absent ones None), modules on `device`.
+    """Dict with G, D, G_ema, augment_pipe, training_set_kwargs, class_names (absent ones None), modules on
+    `device`.
 
     Accepts weights-only files, snapshot pickles and official stylegan2-ada-pytorch pickles.
     Raises NetworkFileError with a one-line message for anything it cannot read.
@@ -225,6 +239,7 @@ def load_network(path_or_url, device='cpu'):
         networks = read_pickle(filename)
     result = {key: networks.get(key) for key in NETWORK_KEYS}
     result['training_set_kwargs'] = networks.get('training_set_kwargs')
+    result['class_names'] = _class_names(networks.get('class_names'), filename)
     device = torch.device(device)
     for key in NETWORK_KEYS:
         if result[key] is not None:

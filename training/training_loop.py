@@ -250,7 +250,8 @@ class Run:
     def snapshot(self, rng):
         """Write network-snapshot-NNNNNN.pkl and its .resume.pt (rank 0); returns the snapshot dict."""
         c, p = self.config, self.progress
-        data = run_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_processes)
+        data = run_snapshot.snapshot_networks(self.nets, c.training_set_kwargs, c.num_processes,
+                                              class_names=self.training_set.class_names)
         rank_states = run_snapshot.gather_rank_states(self.rank_state(rng), c.num_processes)
         ada_state = self.ada.state_dict() if self.ada is not None else None  # Collective in 'ada' mode.
         if self.run_dir is not None:

@@ -9,7 +9,7 @@ import PIL.Image
 import torch
 
 import dnnlib
-from training.dataset.labels import LabelError, labels_array
+from training.dataset.labels import LabelError, check_class_names, labels_array
 from training.dataset.sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
 from training.dataset.transforms import is_power_of_two
 
@@ -240,15 +240,39 @@ class ImageFolderDataset(Dataset):
             _check_shape([len(image.getbands()), height, width], self.image_shape, where)
         return len(self._image_names)
 
-    def _read_label_list(self):
-        """The "labels" list of dataset.json, or None when the file is missing or says null."""
+    def _read_dataset_json(self):
+        """dataset.json as a dict, or None when the file is missing."""
         if 'dataset.json' not in self._all_names:
             return None
         try:
             with self._open('dataset.json') as f:
-                return json.load(f)['labels']
+                content = json.load(f)
+            content['labels']  # pylint: disable=pointless-statement  # Required, even when null.
+            return content
         except (ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f'{self._path}:dataset.json is not valid (expected {{"labels": [[path, label], ...]}}): {exc}') from None
+
+    def _read_label_list(self):
+        """The "labels" list of dataset.json, or None when the file is missing or says null."""
+        content = self._read_dataset_json()
+        return None if content is None else content['labels']
+
+    @property
+    def class_names(self):
+        """dataset.json's optional "class_names" (entry i names class i), or None; checked to name every class of
+        class-index labels when those are in use."""
+        content = self._read_dataset_json()
+        if content is None or content.get('class_names') is None:
+            return None
+        where = f'{self._path}:dataset.json'
+        try:
+            names = check_class_names(content['class_names'], where)
+        except LabelError as exc:
+            raise DatasetError(str(exc)) from None
+        if self.has_onehot_labels and len(names) < self.label_dim:
+            raise DatasetError(f'{where}: "class_names" names {len(names)} classes, but the labels use {self.label_dim}; '
+                               f'name every class or leave "class_names" out')
+        return names
 
     @property
     def labels_available(self):

@@ -63,6 +63,16 @@ def labels_array(names_and_labels, where):
     return np.array(values, dtype=np.float32).reshape([len(values), -1])
 
 
+def check_class_names(value, where):
+    """The optional "class_names" of dataset.json: a list of non-empty strings, entry i naming class i; returned
+    as a list of str, or LabelError naming `where`."""
+    if not (isinstance(value, list) and 0 < len(value) <= MAX_CLASSES
+            and all(isinstance(name, str) and name.strip() for name in value)):
+        raise LabelError(f'{where}: "class_names" is {_short(value)}; accepted: a list of non-empty strings, entry i '
+                         f'naming class i (or leave it out)')
+    return [str(name) for name in value]
+
+
 def _short(value, limit=60):
     text = repr(value)
     return text if len(text) <= limit else text[:limit] + '...'

@@ -13,6 +13,7 @@ import zipfile
 import numpy as np
 import PIL.Image
 
+from training.dataset.labels import LabelError, check_class_names
 from training.dataset.transforms import SIXTEEN_BIT_KEY, channels_of
 
 # Extensions read as images, by folders, zips and training.dataset alike. A fixed list keeps
@@ -107,6 +108,24 @@ def parse_label_file(data, where):
     return {str(path).replace('\\', '/'): label for path, label in labels}
 
 
+def parse_class_names(data, labels, where):
+    """dataset.json bytes' optional "class_names" (entry i names class i), or None; when `labels` ({path: label})
+    are class indices, the names must cover every one."""
+    try:
+        value = json.loads(data).get('class_names')
+        names = None if value is None else check_class_names(value, where)
+    except (ValueError, AttributeError) as exc:  # LabelError is a ValueError.
+        raise SourceError(str(exc) if isinstance(exc, LabelError) else f'{where} is not a valid dataset.json: {exc}') from None
+    classes = [label for label in (labels or {}).values() if isinstance(label, int) and not isinstance(label, bool)]
+    if names is not None and classes and max(classes) >= len(names):
+        raise SourceError(f'{where}: "class_names" names {len(names)} classes, but the labels use class {max(classes)}; '
+                          f'name every class or leave "class_names" out')
+    return names
+
+
+DIGIT_NAMES = [str(digit) for digit in range(10)]
+
+
 def check_label_coverage(labels, names, where, source):
     """Raises SourceError unless dataset.json labels exactly the images found (`names`: sorted relative paths)."""
     if labels is None:
@@ -135,11 +154,13 @@ class ImageFolderSource:
         for root, _dirs, files in os.walk(path):
             names += [os.path.relpath(os.path.join(root, f), path).replace(os.sep, '/') for f in files if is_image_file(f)]
         self.names = sorted(names)
-        self.labels = None
+        self.labels = self.class_names = None
         label_path = os.path.join(path, 'dataset.json')
         if os.path.isfile(label_path):
             with open(label_path, 'rb') as f:
-                self.labels = parse_label_file(f.read(), label_path)
+                label_text = f.read()
+            self.labels = parse_label_file(label_text, label_path)
+            self.class_names = parse_class_names(label_text, self.labels, label_path)
             check_label_coverage(self.labels, self.names, label_path, path)
 
     def _open(self, name):
@@ -190,6 +211,7 @@ class ImageZipSource(ImageFolderSource):
             raise SourceError(f'--source {path} is not a readable zip archive ({exc})') from None
         self.names = sorted(m for m in members if not m.endswith('/') and is_image_file(m))
         self.labels = None if label_text is None else parse_label_file(label_text, f'{path}:dataset.json')
+        self.class_names = None if label_text is None else parse_class_names(label_text, self.labels, f'{path}:dataset.json')
         check_label_coverage(self.labels, self.names, f'{path}:dataset.json', path)
 
     def _open(self, name):
@@ -215,10 +237,12 @@ class ArraySource:
         images,         # uint8 array, [N, H, W, 3] or [N, H, W].
         labels,         # int array [N], or None.
         names,          # Callable idx -> name for messages.
+        class_names = None, # Names of the classes (entry i names class i), or None.
     ):
         self.description = description
         self.images = images
         self.labels = labels
+        self.class_names = class_names
         self._names = names
 
     def __len__(self):
@@ -266,6 +290,16 @@ def _batch_field(batch, key):
     raise KeyError(key)
 
 
+def _cifar10_class_names(tar, member, where):
+    """The label_names of the tarball's batches.meta (airplane, automobile, ...)."""
+    try:
+        meta = _ArrayUnpickler(tar.extractfile(member), encoding='latin1').load()
+        names = [name.decode('utf-8') if isinstance(name, bytes) else name for name in _batch_field(meta, 'label_names')]
+        return check_class_names(names, where)
+    except Exception as exc:  # pylint: disable=broad-except  # Whatever the file holds, it is one line.
+        raise SourceError(f'{where} is not a CIFAR-10 batches.meta (a pickled dict with label_names): {exc}') from None
+
+
 def read_cifar10(path):
     """Reads every data_batch_N pickle of a CIFAR-10 python tarball, in N order; sizes come from the data."""
     try:
@@ -273,12 +307,15 @@ def read_cifar10(path):
     except (tarfile.TarError, OSError) as exc:
         raise SourceError(f'--source {path} is not a readable tar archive ({exc})') from None
     images, labels = [], []
+    class_names = None
     with tar:
         batches = []
         for member in tar.getmembers():
             match = re.fullmatch(r'(?:.*/)?data_batch_(\d+)', member.name)
             if match and member.isfile():
                 batches.append((int(match.group(1)), member))
+            if re.fullmatch(r'(?:.*/)?batches\.meta', member.name) and member.isfile():
+                class_names = _cifar10_class_names(tar, member, f'{path}:{member.name}')
         if not batches:
             raise SourceError(f'--source {path} has no data_batch_N members; accepted: the CIFAR-10 python tarball (cifar-10-python.tar.gz)')
         for _number, member in sorted(batches, key=lambda b: b[0]):
@@ -301,7 +338,7 @@ def read_cifar10(path):
     def name_of(idx):
         b = int(np.searchsorted(offsets, idx, side='right')) - 1
         return f'{members[b]}[{idx - offsets[b]}]'
-    return ArraySource('CIFAR-10 tarball', np.concatenate(images), np.concatenate(labels), name_of)
+    return ArraySource('CIFAR-10 tarball', np.concatenate(images), np.concatenate(labels), name_of, class_names)
 
 #----------------------------------------------------------------------------
 # MNIST idx files.
@@ -352,7 +389,8 @@ def read_mnist(images_path):
     top, left = (side - height) // 2, (side - width) // 2
     images = np.pad(images, [(0, 0), (top, side - height - top), (left, side - width - left)])
     name = os.path.basename(images_path)
-    return ArraySource('MNIST idx files', images, labels, lambda idx: f'{name}[{idx}]')
+    return ArraySource('MNIST idx files', images, labels, lambda idx: f'{name}[{idx}]',
+                       class_names=None if labels is None else DIGIT_NAMES)
 
 #----------------------------------------------------------------------------
 # LSUN lmdb folders.
@@ -373,7 +411,7 @@ class LmdbSource:
                 self._count = int(txn.stat()['entries'])
         except lmdb.Error as exc:
             raise SourceError(f'--source {path} is not a readable LMDB database ({exc})') from None
-        self.labels = None
+        self.labels = self.class_names = None
 
     def __len__(self):
         return self._count
@@ -405,7 +443,8 @@ def read_builtin(name):
     gray = np.clip(np.round(digits.images * (255 / 16)), 0, 255).astype(np.uint8)  # Values are 0..16.
     upscaled = np.stack([np.asarray(PIL.Image.fromarray(g).resize((32, 32), PIL.Image.BICUBIC)) for g in gray])
     rgb = np.repeat(upscaled[..., np.newaxis], 3, axis=3)
-    return ArraySource('builtin scikit-learn digits', rgb, digits.target.astype(np.int64), lambda idx: f'digits[{idx}]')
+    return ArraySource('builtin scikit-learn digits', rgb, digits.target.astype(np.int64), lambda idx: f'digits[{idx}]',
+                       class_names=DIGIT_NAMES)
 
 #----------------------------------------------------------------------------
 

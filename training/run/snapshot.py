@@ -77,9 +77,12 @@ def restore_running_averages(networks, averages):
 #----------------------------------------------------------------------------
 # Writing.
 
-def snapshot_networks(networks, training_set_kwargs, num_processes):
-    """The official snapshot dict: CPU copies of the modules (eval, no grad) and the dataset kwargs."""
+def snapshot_networks(networks, training_set_kwargs, num_processes, class_names=None):
+    """The official snapshot dict: CPU copies of the modules (eval, no grad) and the dataset kwargs; plus, when the
+    dataset names its classes, class_names (a key official tools ignore)."""
     data = dict(training_set_kwargs=dict(training_set_kwargs))
+    if class_names is not None:
+        data['class_names'] = list(class_names)
     for name in ('G', 'D', 'G_ema', 'augment_pipe'):
         module = networks.get(name)
         if module is not None:
