@@ -34,7 +34,7 @@ def test_every_preset_file_loads_with_exactly_the_preset_keys():
     for name in training_config.list_presets():
         cfg_name, spec = training_config.load_preset(name)
         assert cfg_name == name
-        assert sorted(spec) == sorted(option_table.PRESET_KEYS)
+        assert sorted(spec) == sorted(option_table.PRESET_KEYS + option_table.OPTIONAL_PRESET_KEYS)
 
 
 def test_paper256_preset_matches_the_squeeze_paper_table_one():

@@ -95,7 +95,8 @@ def test_a_preset_value_is_checked_by_the_same_rule_as_its_flag(tmp_path):
 def test_a_preset_key_is_exactly_an_option_marked_preset():
     for name in run_config.list_presets():
         _name, spec = run_config.load_preset(name)
-        assert sorted(spec) == sorted(option.name for option in option_table.OPTIONS if option.preset)
+        assert sorted(spec) == sorted(option.name for option in option_table.OPTIONS  # Optional ones filled in.
+                                      if option.preset or option.preset_optional)
         for key, value in spec.items():
             option = option_table.BY_NAME[key]
             assert value != 'auto' or option.auto, (name, key)

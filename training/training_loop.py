@@ -26,6 +26,7 @@ from training.run import gradients as run_gradients
 from training.run import preemption as run_preemption
 from training.run import report as run_report
 from training.run import resume as run_resume
+from training.run import schedules as run_schedules
 from training.run import snapshot as run_snapshot
 
 #----------------------------------------------------------------------------
@@ -142,6 +143,7 @@ class Run:
     def train_step(self):
         """One batch over every phase that is due, then EMA, counters and the ADA update."""
         c, batch_idx = self.config, self.progress.batch_idx
+        scheduled = self.apply_schedules()
         real_img, real_c = self.next_batch()
         real_img = (real_img.to(self.device).to(torch.float32) / 127.5 - 1).split(c.batch_gpu)
         real_c = real_c.to(self.device).split(c.batch_gpu)
@@ -164,7 +166,7 @@ class Run:
             phase.reducer.finish()  # Averaged over ranks, NaN/inf replaced.
             phase.module.requires_grad_(False)
             phase.opt.step()
-        self.update_ema()
+        self.update_ema(scheduled.get('ema_kimg'))
         self.progress.cur_nimg += c.batch_size
         self.progress.batch_idx += 1
         self.update_ada()
@@ -176,10 +178,29 @@ class Run:
         except DatasetError as exc:  # From a DataLoader worker, the message holds the worker's traceback.
             raise DatasetError(str(exc).strip().splitlines()[-1].split('DatasetError: ', 1)[-1]) from None
 
-    def update_ema(self):
-        """G_ema <- lerp(G, G_ema, beta) with a half-life of ema_kimg (ramped up by ema_rampup)."""
+    def apply_schedules(self):
+        """Set what the config's cosine schedules drive (training/run/schedules.py) to its value at this step's image
+        count: the optimizers' lr and beta2, the loss's gamma, the augmentation p; returns {setting: value} (the EMA
+        half-life is used by update_ema). Host arithmetic only."""
+        values = run_schedules.values_at(self.config.get('schedules'), self.progress.cur_nimg)
+        if not values:
+            return values
+        for network, opt in self.optimizers.items():
+            opt_kwargs = self.config[f'{network}_opt_kwargs']
+            run_schedules.apply_to_optimizer(opt, values, self.config[f'{network}_reg_interval'], opt_kwargs.betas[0])
+        if 'gamma' in values:
+            self.loss.r1_gamma = values['gamma']
+        if 'aug_p' in values and self.ada is not None:
+            self.ada.set_p(values['aug_p'])
+        for name, value in values.items():
+            training_stats.report0(f'Schedule/{name}', value)
+        return values
+
+    def update_ema(self, ema_kimg=None):
+        """G_ema <- lerp(G, G_ema, beta) with a half-life of ema_kimg (ramped up by ema_rampup); `ema_kimg` given:
+        the scheduled half-life instead of the config's."""
         c = self.config
-        ema_nimg = c.ema_kimg * 1000
+        ema_nimg = (c.ema_kimg if ema_kimg is None else ema_kimg) * 1000
         if c.ema_rampup is not None:
             ema_nimg = min(ema_nimg, self.progress.cur_nimg * c.ema_rampup)
         ema_beta = 0.5 ** (c.batch_size / max(ema_nimg, 1e-8))

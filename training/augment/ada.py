@@ -89,6 +89,15 @@ class AdaController:
         self._steps = 0
         self._signs.zero_()
 
+    def set_p(self, value):
+        """'fixed' mode: p follows a schedule (set on the device, nothing read back)."""
+        if self.mode != 'fixed':
+            raise ValueError(f'only a fixed-p controller takes its p from a schedule, this one is {self.mode!r}')
+        if not 0 <= float(value) <= 1:
+            raise ValueError(f'augmentation probability p must be in [0, 1], got {value!r}')
+        self._p.fill_(float(value))
+        self._apply_p()
+
     # Resumable state -------------------------------------------------------
 
     def state_dict(self):

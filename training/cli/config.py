@@ -339,23 +339,50 @@ def check_network(G_kwargs, resolution):
         check_squeeze_ratio(synthesis.squeeze_ratio, resolution, synthesis.channel_base, synthesis.channel_max)
 
 
-def resolve_optimisation(c, spec):
-    """Optimizers, lazy-regularisation intervals, loss, training length and EMA."""
-    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=float(spec.lrate), betas=list(spec.betas),
+def resolve_optimisation(c, opts, spec):
+    """Optimizers, lazy-regularisation intervals, loss, schedules, training length and EMA."""
+    c.G_opt_kwargs = dnnlib.EasyDict(class_name='torch.optim.Adam', lr=float(spec.lrate), betas=[float(b) for b in spec.betas],
                                      eps=float(spec.eps))
     c.D_opt_kwargs = dnnlib.EasyDict(c.G_opt_kwargs)
     c.G_reg_interval = spec.g_reg_interval
-    c.D_reg_interval = spec.d_reg_interval
-    c.loss_kwargs = dnnlib.EasyDict(class_name='training.loss.StyleGAN2Loss', r1_gamma=float(spec.gamma),
+    c.D_reg_interval = spec.d_reg_interval if opts.reg_every is None else (None if opts.reg_every == 1 else opts.reg_every)
+    c.loss_kwargs = dnnlib.EasyDict(class_name=option_table.LOSS_CLASSES[spec.loss], r1_gamma=float(spec.gamma),
                                     style_mixing_prob=float(spec.style_mixing_prob), pl_weight=float(spec.pl_weight))
+    c.schedules = None if not spec.schedules else {name: dict(values) for name, values in spec.schedules.items()}
     c.total_kimg = float(spec.kimg)
     c.ema_kimg = float(spec.ema_kimg)
     c.ema_rampup = spec.ema_rampup
+    scheduled = set(c.schedules or ())
+    if 'gamma' in scheduled and opts.gamma is not None:
+        raise ConfigError(f'--gamma={opts.gamma:g}: --cfg={opts.cfg} schedules gamma ({_schedule_text(c.schedules["gamma"])}); '
+                          f'drop --gamma, or use a preset without a gamma schedule')
+    if spec.loss == 'rpgan' and opts.reg_type != 'none':
+        raise ConfigError(f'--reg-type={opts.reg_type} is defined for the non-saturating loss; it cannot be used with '
+                          f'--loss=rpgan')
+
+
+def _schedule_text(schedule):
+    return f'{schedule["start"]:g} to {schedule["end"]:g} over {schedule["kimg"]:g} kimg'
 
 
 def resolve_augmentation(c, opts):
-    """ADA pipe, its initial p and target, and the ADA controller's speed and interval."""
-    c.augment_kwargs, c.augment_p, c.ada_target = _augment_kwargs(opts)
+    """ADA pipe, its initial p and target, and the ADA controller's speed and interval; a preset's aug_p schedule
+    makes p follow it (mode fixed) unless --aug says otherwise."""
+    p_schedule = (c.schedules or {}).get('aug_p')
+    if p_schedule is not None and (opts.aug != 'ada' or 'aug' in opts.given):
+        if opts.aug != 'noaug':
+            raise ConfigError(f'--aug={opts.aug}: --cfg={opts.cfg} schedules the augmentation p '
+                              f'({_schedule_text(p_schedule)}); drop --aug (p follows the schedule) or pass --aug=noaug')
+        c.schedules = {name: value for name, value in c.schedules.items() if name != 'aug_p'} or None
+        p_schedule = None
+    if p_schedule is not None:  # p follows the schedule from its start value: a fixed-p pipe.
+        for name in ('p', 'target'):
+            if name in opts.given:
+                raise ConfigError(f'--{name}={opts[name]:g}: --cfg={opts.cfg} schedules the augmentation p; drop --{name}')
+        c.augment_kwargs = dnnlib.EasyDict(class_name='training.augment.AugmentPipe', **augment.augpipe_specs[opts.augpipe])
+        c.augment_p, c.ada_target = float(p_schedule['start']), None
+    else:
+        c.augment_kwargs, c.augment_p, c.ada_target = _augment_kwargs(opts)
     c.ada_kimg = 500
     c.ada_interval = 4
 
@@ -385,8 +412,11 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     desc += [f'cbase{spec.channel_base}'] * (opts.cbase is not None) + [f'cmax{spec.channel_max}'] * (opts.cmax is not None)
     desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
     desc += [f'batch{c.batch_size}'] * (opts.batch is not None)
+    desc += ['rpgan'] * (spec.loss == 'rpgan') + [f'reg{opts.reg_every}'] * (opts.reg_every is not None)
     if opts.aug == 'noaug':
         desc.append('noaug')
+    elif 'aug_p' in (c.schedules or {}):
+        desc.append('pschedule')
     elif opts.aug == 'fixed':
         desc.append(f'fixed-p{c.augment_p:g}')
     else:
@@ -431,7 +461,7 @@ def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_dev
     resolve_batch(c, opts, spec)
     c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
     check_network(c.G_kwargs, facts.resolution)
-    resolve_optimisation(c, spec)
+    resolve_optimisation(c, opts, spec)
     c.loss_kwargs.check_finite = bool(opts.stop_on_nonfinite)
     reg_config.resolve_regularizer(c, opts, facts.resolution, ConfigError)
     resolve_augmentation(c, opts)

@@ -22,6 +22,7 @@ from metrics import lpips
 from training.augment import augpipe_specs
 from training.networks.generator import SYNTHESIS_BLOCKS
 from training.networks.squeeze import SQUEEZE_ABLATIONS
+from training.run import schedules as run_schedules
 
 #----------------------------------------------------------------------------
 # What a value may be.
@@ -74,6 +75,8 @@ def text(metavar):
 
 
 BOOL = Accepted('bool', '0 or 1', lambda v: isinstance(v, bool))
+SCHEDULES = Accepted('schedules', 'an object {setting: {"start": a, "end": b, "kimg": k}} with settings '
+                     + ', '.join(run_schedules.SCHEDULED), lambda v: run_schedules.schedule_problem(v) is None)
 SWITCH = Accepted('switch', 'a switch', lambda v: isinstance(v, bool))
 BETAS = Accepted('list', 'a list of two numbers in [0, 1)',
                  lambda v: isinstance(v, list) and len(v) == 2 and all(_is_number(b) and 0 <= b < 1 for b in v))
@@ -96,6 +99,8 @@ class Option:
     default_text:   str = None              # Says how a None default is worked out ('from --cfg', 'all', ...).
     flag:           bool = True             # A flag of train.py.
     preset:         bool = False            # A key that presets (configs/*.json, --cfg=FILE) must give.
+    preset_optional: bool = False           # A key that presets may give...
+    preset_default: object = None           # ... and its value when a preset leaves it out.
     auto:           bool = False            # The preset value may be "auto" (worked out from resolution and GPUs).
     nullable:       bool = False            # The preset value may be null.
     required:       bool = False            # The flag must be given.
@@ -140,6 +145,8 @@ _DETECTOR_FILES = ', '.join([d.file_name for d in detectors.ALL_DETECTORS] +
 AUG_MODES = ('ada', 'noaug', 'fixed')
 D_ARCHS = ('orig', 'skip', 'resnet')
 REG_TYPES = ('none', 'ggdr', 'glead')
+LOSSES = ('ns', 'rpgan')
+LOSS_CLASSES = {'ns': 'training.loss.StyleGAN2Loss', 'rpgan': 'training.rpgan.RpGANLoss'}
 GLEAD_FAKE = ('image', 'feature')  # Pure GLeaD (the paper's GLeaD rows) or GLeaD + GGDR's cosine term.
 
 OPTIONS = (
@@ -207,6 +214,13 @@ OPTIONS = (
          config_keys=('ada_target',)),
     _opt('augpipe', choice(lambda: tuple(sorted(augpipe_specs))), 'Augmentation pipeline', 'Augmentation',
          default='bgc', config_keys=('augment_kwargs',)),
+    # Objective.
+    _opt('loss', choice(LOSSES), 'Objective: ns (non-saturating logistic, R1) or rpgan (relativistic pairing, R1 + '
+         'R2, R3GAN)', 'Objective', default_text="--cfg's, else ns", preset_optional=True, preset_default='ns',
+         config_keys=('loss_kwargs',)),
+    _opt('reg_every', whole(1), "Run D's gradient penalties (R1, and R2 under rpgan) every N steps with gain N "
+         '(lazy, rescaled optimizer); 1: every step, in the main pass', 'Objective',
+         default_text='d_reg_interval of --cfg', config_keys=('D_reg_interval', 'D_opt_kwargs')),
     # Discriminator regularisers.
     _opt('reg_type', choice(REG_TYPES), 'D regulariser', 'Regularisers', default='none',
          config_keys=('reg_type', 'D_kwargs', 'loss_kwargs')),
@@ -280,12 +294,16 @@ OPTIONS = (
          preset=True, config_keys=('G_kwargs', 'D_kwargs')),
     _opt('conv_clamp', number(above=0), 'Clamp of fp16 conv outputs (null: none)', 'Preset', flag=False, preset=True,
          nullable=True, config_keys=('G_kwargs', 'D_kwargs')),
+    _opt('schedules', SCHEDULES, 'Cosine schedules evaluated every step (training/run/schedules.py); optional, '
+         'null: none', 'Preset', flag=False, preset_optional=True, nullable=True, config_keys=('schedules',)),
 )
 BY_NAME = {option.name: option for option in OPTIONS}
 FLAGS = tuple(option for option in OPTIONS if option.flag)
-PRESET_KEYS = tuple(option.name for option in OPTIONS if option.preset)  # A preset holds exactly these.
+PRESET_KEYS = tuple(option.name for option in OPTIONS if option.preset)  # A preset holds all of these...
+OPTIONAL_PRESET_KEYS = tuple(option.name for option in OPTIONS if option.preset_optional)  # ... and may hold these.
 AUTO_KEYS = tuple(option.name for option in OPTIONS if option.auto)      # May be "auto" in a preset.
-PRESET_FLAGS = tuple(option.name for option in FLAGS if option.preset)   # Flags that override a preset value.
+PRESET_FLAGS = tuple(option.name for option in FLAGS  # Flags that override a preset value.
+                     if option.preset or option.preset_optional)
 FREE_ON_RESUME = frozenset(key for option in OPTIONS if option.resume == 'free' for key in option.config_keys)
 # Config entries that the loop's own defaults decide, no option: ADA's speed and interval, the EMA ramp-up's
 # transfer-learning override.
@@ -312,6 +330,8 @@ def problem(option, value, for_preset=False):
         return None
     if option.accepted.check(value):
         return None
+    if option.accepted.kind == 'schedules':
+        return f'must be {option.accepted.text}; {run_schedules.schedule_problem(value)}'
     if option.accepted.kind == 'number' and _is_whole(value) and option.accepted.check(float(value)):
         return None  # 4 for a number: JSON and Python write whole floats without the point.
     return f'must be {accepted_text(option.accepted)}{" or null" if for_preset and option.nullable else ""}'
@@ -407,11 +427,12 @@ def markdown():
         lines.append('')
     lines += ['## Preset keys without a flag', '',
               'A preset (`configs/<name>.json`, or `--cfg=FILE`) holds every key marked in the preset column, '
-              'and these:', '', '| key | accepted | "auto" | resume | meaning |', '| --- | --- | --- | --- | --- |']
+              'and these (those marked optional it may leave out):', '', '| key | accepted | "auto" | resume | meaning |', '| --- | --- | --- | --- | --- |']
     for option in OPTIONS:
         if not option.flag:
+            optional = 'Optional. ' if option.preset_optional else ''
             lines.append(f'| `{option.name}` | {_accepted_cell(option)} | {"yes" if option.auto else ""} | '
-                         f'{option.resume} | {option.help} |')
+                         f'{option.resume} | {optional}{option.help} |')
     return '\n'.join(lines) + '\n'
 
 
@@ -423,6 +444,7 @@ def _accepted_cell(option):
 def _row(name, option):
     default = 'required' if option.required else (option.shown_default() or '')
     preset = f'`{option.name}`' + (' (or "auto")' if option.auto else '') if option.preset else ''
+    preset = f'`{option.name}` (optional)' if option.preset_optional else preset
     return f'| `{name}` | {_accepted_cell(option)} | {default} | {preset} | {option.resume} | {option.help} |'
 
 

@@ -1,6 +1,7 @@
 """Training presets: configs/<name>.json (or a JSON path) read, checked and completed for the data."""
 
-# A preset holds exactly PRESET_KEYS (plus a description), each checked by its option's rule in options.py;
+# A preset holds every key of PRESET_KEYS, may hold those of OPTIONAL_PRESET_KEYS (absent: their option's
+# default) and a description, and nothing else, each checked by its option's rule in options.py;
 # stylegan2-ada-pytorch's values for its names (auto, stylegan2, paper256/512/1024, cifar) and the squeeze
 # paper's Table I (paper256, squeeze-cifar).
 # config.py resolves the rest of a run's configuration on top of it.
@@ -10,11 +11,11 @@ import os
 
 import dnnlib
 from training.cli import options
-from training.cli.options import AUTO_KEYS, PRESET_DIR, PRESET_KEYS  # noqa: F401  (PRESET_DIR: the presets' folder)
+from training.cli.options import AUTO_KEYS, OPTIONAL_PRESET_KEYS, PRESET_DIR, PRESET_KEYS  # noqa: F401  (PRESET_DIR: the presets' folder)
 
 # The data resolution a preset was tuned for; another resolution gets a warning (not an error) naming it.
 PRESET_RESOLUTIONS = {'cifar': 32, 'squeeze-cifar': 32, 'paper256': 256, 'paper512': 512, 'paper1024': 1024,
-                      'stylegan2': 1024}
+                      'stylegan2': 1024, 'rpgan-cifar': 32, 'rpgan-paper256': 256}
 
 
 class ConfigError(ValueError):
@@ -56,11 +57,14 @@ def load_preset(cfg):
         raise ConfigError(f'--cfg={cfg}: must hold a JSON object with keys {", ".join(PRESET_KEYS)}')
     values = {k: v for k, v in values.items() if k != 'description'}
     missing = [k for k in PRESET_KEYS if k not in values]
-    unknown = [k for k in values if k not in PRESET_KEYS]
+    unknown = [k for k in values if k not in PRESET_KEYS + OPTIONAL_PRESET_KEYS]
     if missing or unknown:
         what = f'missing {", ".join(missing)}' if missing else f'unknown key(s) {", ".join(unknown)}'
-        raise ConfigError(f'--cfg={cfg}: {what}; a preset has exactly the keys {", ".join(PRESET_KEYS)} (+ description)')
-    for key in PRESET_KEYS:
+        raise ConfigError(f'--cfg={cfg}: {what}; a preset has exactly the keys {", ".join(PRESET_KEYS)} (+ description, '
+                          f'and optionally {", ".join(OPTIONAL_PRESET_KEYS)})')
+    for key in OPTIONAL_PRESET_KEYS:
+        values.setdefault(key, options.BY_NAME[key].preset_default)
+    for key in PRESET_KEYS + OPTIONAL_PRESET_KEYS:
         value = values[key]
         if value == 'auto':
             if key not in AUTO_KEYS:
