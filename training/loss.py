@@ -233,12 +233,7 @@ class StyleGAN2Loss:
         before_last_backward: called right before the phase's last backward pass (the training loop arms
         its gradient reducer there, training/run/gradients.py).
         """
-        if phase not in PHASES:
-            raise ValueError(f'unknown loss phase {phase!r}; accepted: {", ".join(PHASES)}')
-        do_Gmain = phase in ('Gmain', 'Gboth')
-        do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
-        do_Dmain = phase in ('Dmain', 'Dboth')
-        do_Dr1 = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        do_Gmain, do_Gpl, do_Dmain, do_Dr1 = self._passes_of(phase)
         step = dnnlib.EasyDict(phase=phase, gain=gain, cur_nimg=int(cur_nimg), before_last_backward=before_last_backward,
                                backwards_left=int(do_Gmain) + int(do_Gpl) + int(do_Dmain) + int(do_Dmain or do_Dr1))
 
@@ -251,6 +246,13 @@ class StyleGAN2Loss:
             loss_Dgen = self._discriminator_fake(step, gen_z, gen_c)
         if do_Dmain or do_Dr1:
             self._discriminator_real(step, real_img, real_c, do_Dmain, do_Dr1, loss_Dgen)
+
+    def _passes_of(self, phase):
+        """(G main, G path length, D main, D penalty): which passes `phase` runs, weights of zero skipping theirs."""
+        if phase not in PHASES:
+            raise ValueError(f'unknown loss phase {phase!r}; accepted: {", ".join(PHASES)}')
+        return (phase in ('Gmain', 'Gboth'), phase in ('Greg', 'Gboth') and self.pl_weight != 0,
+                phase in ('Dmain', 'Dboth'), phase in ('Dreg', 'Dboth') and self.r1_gamma != 0)
 
     def _generator_main(self, step, gen_z, gen_c):
         """Non-saturating loss: G maximises log sigmoid(D(G(z)))."""

@@ -21,7 +21,7 @@ import torch
 import dnnlib
 from torch_utils import training_stats
 from torch_utils.ops import conv2d_gradfix
-from training.loss import PHASES, StyleGAN2Loss
+from training.loss import StyleGAN2Loss
 
 
 class RpGANLoss(StyleGAN2Loss):
@@ -34,12 +34,7 @@ class RpGANLoss(StyleGAN2Loss):
         super().__init__(device, G, D, **kwargs)
 
     def accumulate_gradients(self, phase, real_img, real_c, gen_z, gen_c, gain, cur_nimg, before_last_backward=None):
-        if phase not in PHASES:
-            raise ValueError(f'unknown loss phase {phase!r}; accepted: {", ".join(PHASES)}')
-        do_Gmain = phase in ('Gmain', 'Gboth')
-        do_Gpl = phase in ('Greg', 'Gboth') and self.pl_weight != 0
-        do_Dmain = phase in ('Dmain', 'Dboth')
-        do_Dreg = phase in ('Dreg', 'Dboth') and self.r1_gamma != 0
+        do_Gmain, do_Gpl, do_Dmain, do_Dreg = self._passes_of(phase)
         step = dnnlib.EasyDict(phase=phase, gain=gain, cur_nimg=int(cur_nimg), before_last_backward=before_last_backward,
                                backwards_left=int(do_Gmain) + int(do_Gpl) + int(do_Dmain or do_Dreg))
         if do_Gmain:
