@@ -1,4 +1,5 @@
-"""What is trained and how: networks/, dataset/, augment/, the loss, the training loop and its parts (run/), and the
+"""What is trained and how: networks/, dataset/, augment/, the objectives (loss.py: StyleGAN2's; rpgan.py: RpGAN +
+R1 + R2; regularizers.py: GGDR, GLeaD), the training loop and its parts (run/, with the cosine schedules), and the
 command-line layer above the loop (cli/)."""
 
 from torch_utils import persistence
