@@ -63,12 +63,11 @@ def test_class_names_of_dataset_json_are_read_and_checked(labelled_folder):
                          (['a', 'b'], '"class_names" names 2 classes, but the labels use 3'),
                          (['a', '', 'c'], '"class_names" is'), ('abc', '"class_names" is')]:
         json.dump(dict(content, class_names=names), open(path, 'w', encoding='utf-8'))
-        dataset = ImageFolderDataset(folder, use_labels=True)
         if error is None:
-            assert dataset.class_names == names
-        else:
+            assert ImageFolderDataset(folder, use_labels=True).class_names == names
+        else:  # Refused when the dataset is opened, before any training.
             with pytest.raises(DatasetError, match=error):
-                dataset.class_names  # pylint: disable=pointless-statement
+                ImageFolderDataset(folder, use_labels=True)
 
 
 def test_labels_not_requested_gives_zero_length_labels(labelled_folder):

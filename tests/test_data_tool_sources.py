@@ -25,7 +25,7 @@ def test_cifar10_tarball_converts_all_data_batches_with_labels(tmp_path, python2
     for i in range(6):
         np.testing.assert_array_equal(written[f'00000/img{i:08d}.png'], images[i])
     assert dh.read_labels(dest) == [[f'00000/img{i:08d}.png', labels[i]] for i in range(6)]
-    assert ImageFolderDataset(dest).class_names == dh.CIFAR10_NAMES  # From batches.meta.
+    assert ImageFolderDataset(dest, use_labels=True).class_names == dh.CIFAR10_NAMES  # From batches.meta.
 
 
 def test_class_names_of_a_source_dataset_json_are_kept_and_checked(tmp_path):
@@ -35,7 +35,7 @@ def test_class_names_of_a_source_dataset_json_are_kept_and_checked(tmp_path):
     with open(os.path.join(source, 'dataset.json'), 'w', encoding='utf-8') as f:
         json.dump(dict(content, class_names=['cat', 'dog']), f)
     assert dh.run_tool('--source', source, '--dest', str(tmp_path / 'ok.zip')).exit_code == 0
-    assert ImageFolderDataset(str(tmp_path / 'ok.zip')).class_names == ['cat', 'dog']
+    assert ImageFolderDataset(str(tmp_path / "ok.zip"), use_labels=True).class_names == ["cat", "dog"]
     with open(os.path.join(source, 'dataset.json'), 'w', encoding='utf-8') as f:
         json.dump(dict(content, class_names=['cat']), f)
     result = dh.run_tool('--source', source, '--dest', str(tmp_path / 'bad.zip'))

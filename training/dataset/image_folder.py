@@ -180,6 +180,8 @@ class ImageFolderDataset(Dataset):
         raw_shape = [len(self._image_names), channels, height, width]
         name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]
         super().__init__(name=name, raw_shape=raw_shape, use_labels=use_labels, max_size=max_size, xflip=xflip, random_seed=random_seed)
+        # Checked now, so a bad list fails here and not at a run's first snapshot; only labelled datasets name classes.
+        self._class_names = self._load_class_names() if use_labels else None
 
     def _get_zipfile(self):
         if self._zipfile is None or self._zip_pid != os.getpid():
@@ -247,7 +249,8 @@ class ImageFolderDataset(Dataset):
         try:
             with self._open('dataset.json') as f:
                 content = json.load(f)
-            content['labels']  # pylint: disable=pointless-statement  # Required, even when null.
+            if 'labels' not in content:  # Required, even when null.
+                raise KeyError('labels')
             return content
         except (ValueError, KeyError, TypeError) as exc:
             raise DatasetError(f'{self._path}:dataset.json is not valid (expected {{"labels": [[path, label], ...]}}): {exc}') from None
@@ -259,8 +262,11 @@ class ImageFolderDataset(Dataset):
 
     @property
     def class_names(self):
-        """dataset.json's optional "class_names" (entry i names class i), or None; checked to name every class of
-        class-index labels when those are in use."""
+        """dataset.json's optional "class_names" (entry i names class i), or None (always without use_labels)."""
+        return self._class_names
+
+    def _load_class_names(self):
+        """The "class_names" of dataset.json, checked to name every class of class-index labels in use."""
         content = self._read_dataset_json()
         if content is None or content.get('class_names') is None:
             return None
