@@ -1,7 +1,7 @@
 """Training presets: configs/<name>.json (or a JSON path) read, checked and completed for the data."""
 
 # A preset holds every key of PRESET_KEYS, may hold those of OPTIONAL_PRESET_KEYS (absent: their option's
-# default) and a description, and nothing else, each checked by its option's rule in options.py;
+# preset_default) and a description, and nothing else, each checked by its option's rule in options.py;
 # stylegan2-ada-pytorch's values for its names (auto, stylegan2, paper256/512/1024, cifar) and the squeeze
 # paper's Table I (paper256, squeeze-cifar).
 # config.py resolves the rest of a run's configuration on top of it.

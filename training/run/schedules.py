@@ -13,11 +13,11 @@ from training import loss as training_loss
 
 # Settings a schedule may drive, and the values each accepts (checked by the option table, options.py).
 SCHEDULED = {
-    'lr':       ('learning rate of G and D (Adam)', lambda v: v > 0, 'a positive number'),
-    'gamma':    ('weight of R1 (and R2 under --loss=rpgan)', lambda v: v >= 0, 'a number >= 0'),
-    'beta2':    ("Adam's beta2 of G and D", lambda v: 0 <= v < 1, 'a number in [0, 1)'),
-    'ema_kimg': ('half-life of the G_ema average in kimg', lambda v: v >= 0, 'a number >= 0'),
-    'aug_p':    ('augmentation probability p', lambda v: 0 <= v <= 1, 'a number in [0, 1]'),
+    'lr':       (lambda v: v > 0, 'a positive number'),             # Adam's learning rate of G and D.
+    'gamma':    (lambda v: v >= 0, 'a number >= 0'),                # Weight of R1 (and R2 under --loss=rpgan).
+    'beta2':    (lambda v: 0 <= v < 1, 'a number in [0, 1)'),       # Adam's beta2 of G and D.
+    'ema_kimg': (lambda v: v >= 0, 'a number >= 0'),                # Half-life of the G_ema average in kimg.
+    'aug_p':    (lambda v: 0 <= v <= 1, 'a number in [0, 1]'),      # Augmentation probability p.
 }
 FIELDS = ('start', 'end', 'kimg')
 
@@ -35,7 +35,7 @@ def schedule_problem(schedules):
                 and all(isinstance(spec[f], (int, float)) and not isinstance(spec[f], bool) and math.isfinite(spec[f])
                         for f in FIELDS)):
             return f'{name}: must be {{"start": number, "end": number, "kimg": number}}'
-        _what, fits, text = SCHEDULED[name]
+        fits, text = SCHEDULED[name]
         if not (fits(spec['start']) and fits(spec['end'])):
             return f'{name}: start and end must each be {text}'
         if spec['kimg'] <= 0:
