@@ -82,24 +82,25 @@ def convert_channels(image, channels, expected, name):
 
 class Tally:
     """What the conversion did, for the summary."""
-    def __init__(self):
+    def __init__(self, size=None):
         self.written = 0
         self.unreadable = 0
         self.too_small = 0
-        self.size = None       # (width, height) of every written image.
+        self.size = size       # (width, height) of every written image: as --width/--height ask, else the first's.
         self.labels = []       # [archive_name, label] per written image.
         self.check_label = LabelChecker('--source labels')  # One rule for every label, the first sets the kind.
         self.unlabelled = []   # Source names of written images without a label.
         self.converted = collections.Counter()  # 'grayscale images to RGB' -> how many.
 
 
-def convert_images(source, writer, transform, channels, max_images, skip_bad, progress):
+def convert_images(source, writer, transform, channels, max_images, skip_bad, progress, size=None):
     """Reads, converts, checks and writes every image; raises ClickException on the first problem.
 
     channels: (channels to write, channel count every image must have or None), from choose_channels.
     progress: dnnlib.progress.Progress, advanced once per source image handled (written or skipped).
+    size: (width, height) every output image has (--width/--height, checked by check_output_size), or None.
     """
-    tally = Tally()
+    tally = Tally(size)
     for item in source:
         if max_images is not None and tally.written >= max_images:
             break
@@ -136,12 +137,12 @@ def convert_one(item, writer, transform, channels, skip_bad, tally):
     tally.written += 1
 
 
-def write_dataset(reader, writer, transform, channels, max_images, skip_bad):
+def write_dataset(reader, writer, transform, channels, max_images, skip_bad, size=None):
     """Converts every image into `writer` and commits it; a failed write leaves --dest unchanged and says so."""
     total = len(reader) if max_images is None else min(len(reader), max_images)
     try:
         with writer, dnnlib.progress.Progress(total=total, label='Converting', unit='images') as progress:
-            tally = convert_images(reader, writer, transform, channels, max_images, skip_bad, progress)
+            tally = convert_images(reader, writer, transform, channels, max_images, skip_bad, progress, size)
             if tally.written == 0:
                 return tally  # Nothing to commit; the caller says why.
             labels = tally.labels if not tally.unlabelled else None
@@ -166,7 +167,8 @@ def source_class_names(reader, labels):
 
 def check_size(size, expected, name):
     width, height = size
-    hint = 'pass --width and --height (and --transform=center-crop for non-square images) to resize every image'
+    hint = ('pass --width and --height (and --transform=center-crop for non-square images) to resize every image, or '
+            'both, different, to keep a non-square shape (e.g. --width=512 --height=256)')
     if expected is None and (width != height or not is_power_of_two(width)):
         raise click.ClickException(f'{name} is {width}x{height}; images must be square with a power-of-two side; {hint}')
     if expected is not None and size != expected:
@@ -224,7 +226,9 @@ def main(source, dest, max_images, transform, width, height, channels, resize_fi
         raise click.ClickException(f'--source {source} holds no images (accepted extensions: {" ".join(IMAGE_EXTENSIONS)})')
     with contextlib.closing(reader):
         channels = choose_channels(reader.channel_census(limit=max_images), channels, source)
-        tally = write_dataset(reader, writer, make_transform(transform, width, height, resize_filter), channels, max_images, skip_bad)
+        size = (width, height) if width is not None and transform != 'center-crop-wide' else None  # That one letterboxes.
+        tally = write_dataset(reader, writer, make_transform(transform, width, height, resize_filter), channels,
+                              max_images, skip_bad, size)
     if tally.written == 0:
         raise click.ClickException(f'no image written: {tally.unreadable} unreadable, {tally.too_small} too small for --transform={transform}')
 

@@ -12,6 +12,7 @@ import torch
 import dnnlib
 import generate
 from metrics import detectors
+from training import networks
 
 #----------------------------------------------------------------------------
 # Defaults of stylegan2-ada-pytorch's projector.py, so that results and habits carry over.
@@ -42,14 +43,15 @@ def read_image(path):
         raise click.BadParameter(f'{path} is not a readable image ({error})', param_hint='--target') from error
 
 
-def fit_target(image, resolution, channels):
-    """Center-crop `image` to a square and resize it to resolution x resolution; returns HWC uint8."""
+def fit_target(image, shape, channels):
+    """Center-crop `image` to the aspect of `shape` (height, width) and resize it to that shape; returns HWC uint8."""
     image = image.convert('L' if channels == 1 else 'RGB')
     width, height = image.size
-    side = min(width, height)
-    left, top = (width - side) // 2, (height - side) // 2
-    image = image.crop((left, top, left + side, top + side))
-    image = image.resize((resolution, resolution), PIL.Image.LANCZOS)
+    out_height, out_width = shape
+    crop_width, crop_height = min(width, height * out_width // out_height), min(height, width * out_height // out_width)
+    left, top = (width - crop_width) // 2, (height - crop_height) // 2
+    image = image.crop((left, top, left + crop_width, top + crop_height))
+    image = image.resize((out_width, out_height), PIL.Image.LANCZOS)
     array = np.asarray(image, dtype=np.uint8)
     return array[:, :, np.newaxis] if array.ndim == 2 else array
 
@@ -58,11 +60,13 @@ def fit_target(image, resolution, channels):
 
 
 def detector_input(images):
-    """NCHW float images in [0, 255] -> what the VGG16 detector takes: RGB, at most 256x256 (area resize)."""
+    """NCHW float images in [0, 255] -> what the VGG16 detector takes: RGB, the longer side at most 256 (area resize)."""
     if images.shape[1] == 1:
         images = images.repeat([1, 3, 1, 1])
-    if images.shape[2] > DETECTOR_RESOLUTION:
-        images = torch.nn.functional.interpolate(images, size=(DETECTOR_RESOLUTION, DETECTOR_RESOLUTION), mode='area')
+    height, width = images.shape[2:]
+    if max(height, width) > DETECTOR_RESOLUTION:
+        size = (height * DETECTOR_RESOLUTION // max(height, width), width * DETECTOR_RESOLUTION // max(height, width))
+        images = torch.nn.functional.interpolate(images, size=size, mode='area')
     return images
 
 
@@ -310,7 +314,7 @@ def main(network_path, target_path, outdir, num_steps, seed, save_video, device_
     generate.check_targets(list(paths.values()), [network_path, target_path], overwrite)
     vgg16 = load_vgg16(device, detector_dir)
 
-    target_image = fit_target(image, G.img_resolution, G.img_channels)
+    target_image = fit_target(image, networks.image_shape(G), G.img_channels)
     target = torch.from_numpy(target_image.copy()).permute(2, 0, 1).to(device)
     click.echo(f'Projecting {target_path} in {num_steps} steps...')
     result = project(G, target, vgg16, num_steps=num_steps, seed=seed, report=print_progress(num_steps),

@@ -38,8 +38,8 @@ def interpolated_ws(G, z0, z1, c, t, epsilon, space):
 def images_for_lpips(img, img_resolution, crop):
     """Generator output [-1, 1] -> float [0, 255], three channels, face-cropped and at most 256 px wide."""
     if crop:  # The face region of an FFHQ-aligned image: rows 3/8..7/8, columns 2/8..6/8.
-        eighth = img.shape[2] // 8
-        img = img[:, :, eighth * 3: eighth * 7, eighth * 2: eighth * 6]
+        row, col = img.shape[2] // 8, img.shape[3] // 8  # Eighths of the height and of the width.
+        img = img[:, :, row * 3: row * 7, col * 2: col * 6]
     factor = img_resolution // 256
     if factor > 1:  # Box-filter down to the resolution LPIPS was calibrated at.
         img = img.reshape([img.shape[0], img.shape[1], img.shape[2] // factor, factor, img.shape[3] // factor, factor]).mean([3, 5])

@@ -130,9 +130,10 @@ def test_folder_without_images_is_rejected(tmp_path):
         ImageFolderDataset(str(tmp_path))
 
 
-def test_non_square_images_are_rejected(tmp_path):
-    dh.save_image(str(tmp_path / 'd' / 'a.png'), dh.pattern(8, 16, 3, 0))
-    with pytest.raises(DatasetError, match=r'a.png is 16x8; images must be square'):
+def test_non_square_images_of_no_network_shape_are_rejected(tmp_path):
+    """16x8 is a shape the networks take (tests/test_non_square.py); 36x8 is not (w0 = 36 / 2^k stays above 16)."""
+    dh.save_image(str(tmp_path / 'd' / 'a.png'), dh.pattern(8, 36, 3, 0))
+    with pytest.raises(DatasetError, match=r'a.png is 36x8; images must be square'):
         ImageFolderDataset(str(tmp_path / 'd'))
 
 

@@ -219,9 +219,9 @@ def test_class_on_an_unconditional_network_is_one_line(snapshot, target, detecto
 def test_non_square_target_is_center_cropped_and_resized():
     image = np.zeros([20, 40, 3], dtype=np.uint8)
     image[:, 10:30] = 255  # The centre square is white; the sides cropped away are black.
-    fitted = projector.fit_target(PIL.Image.fromarray(image), resolution=8, channels=3)
+    fitted = projector.fit_target(PIL.Image.fromarray(image), shape=(8, 8), channels=3)
     assert fitted.shape == (8, 8, 3) and (fitted == 255).all()
-    assert projector.fit_target(PIL.Image.fromarray(image), resolution=8, channels=1).shape == (8, 8, 1)
+    assert projector.fit_target(PIL.Image.fromarray(image), shape=(8, 8), channels=1).shape == (8, 8, 1)
 
 
 class FakeVideoWriter:

@@ -81,12 +81,13 @@ def test_features_of_the_image_size_move_exactly_as_the_image():
     assert torch.equal(augmented, pipe(images))  # Passing features changes nothing for the images.
 
 
-def test_features_of_half_the_size_move_with_translations_rescaled():
+@pytest.mark.parametrize('shape', [(4, 4), (4, 8)], ids=['square', 'non-square'])
+def test_features_of_half_the_size_move_with_translations_rescaled(shape):
     # An x-flip and integer translation only: at half size the feature map must match the half-size image
     # moved by the same draws (translations halved), up to the resampling filter.
     pipe = AugmentPipe(xflip=1, xint=1, xint_max=0.25)
     pipe.p.fill_(1)
-    images = torch.nn.functional.interpolate(torch.rand([4, 3, 4, 4]), scale_factor=8, mode='bilinear')
+    images = torch.nn.functional.interpolate(torch.rand([4, 3, *shape]), scale_factor=8, mode='bilinear')
     half = torch.nn.functional.avg_pool2d(images, 2)
     torch.manual_seed(5)
     augmented, moved = pipe(images, features=half)
@@ -97,7 +98,7 @@ def test_features_of_half_the_size_move_with_translations_rescaled():
 
 
 def test_pipe_refuses_features_of_another_batch_size():
-    with pytest.raises(ValueError, match='features must be square maps'):
+    with pytest.raises(ValueError, match='features must be maps'):
         AugmentPipe(xflip=1)(torch.zeros([2, 3, 8, 8]), features=torch.zeros([3, 5, 4, 4]))
 
 #----------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import torch
 
 from metrics import lpips
 from training.loss import LossTerm
+from training.networks.layers import block_shape
 
 #----------------------------------------------------------------------------
 
@@ -27,12 +28,12 @@ def cosine_distance(predicted, target):
     return 1 - similarity.mean(dim=[1, 2])
 
 
-def resize(x, resolution):
-    """Bilinear resize of square maps to `resolution` (antialiased when shrinking); a no-op at that size."""
-    if x.shape[-1] == resolution:
+def resize(x, shape):
+    """Bilinear resize of maps to (height, width) `shape` (antialiased when shrinking); a no-op at that size."""
+    if tuple(x.shape[-2:]) == tuple(shape):
         return x
-    return torch.nn.functional.interpolate(x, size=(resolution, resolution), mode='bilinear', align_corners=False,
-                                           antialias=x.shape[-1] > resolution)
+    return torch.nn.functional.interpolate(x, size=tuple(shape), mode='bilinear', align_corners=False,
+                                           antialias=x.shape[-1] > shape[-1])
 
 #----------------------------------------------------------------------------
 
@@ -83,24 +84,27 @@ class GLeaDLoss(LossTerm):
     def __call__(self, ctx):
         heads = _decoder_heads(ctx, 'GLeaD', keys=('img', 'feature', 'w'))
         if self.branch == 'feature':
-            return cosine_distance(resize(heads['feature'], self.resolution), ctx.features.detach()) * self.weight
+            return cosine_distance(resize(heads['feature'], ctx.features.shape[-2:]), ctx.features.detach()) * self.weight
         reconstruction = reconstruct(ctx.G, heads, self.resolution)
         target = ctx.img.detach().to(reconstruction.dtype)
         return self.perceptual_distance(reconstruction, target) * self.weight
 
     def perceptual_distance(self, x, y):
-        """LPIPS per sample; images smaller than AlexNet can take (e.g. 16x16 test runs) are upsampled first."""
-        if x.shape[-1] < lpips.MIN_RESOLUTION:
-            size = 2 ** (lpips.MIN_RESOLUTION - 1).bit_length()
-            x, y = (torch.nn.functional.interpolate(t, size=(size, size), mode='bilinear', align_corners=False)
-                    for t in (x, y))
+        """LPIPS per sample; images smaller than AlexNet can take (e.g. 16x16 test runs) are upsampled first, the
+        shorter side to the power of two above that limit."""
+        height, width = x.shape[-2:]
+        if min(height, width) < lpips.MIN_RESOLUTION:
+            side = 2 ** (lpips.MIN_RESOLUTION - 1).bit_length()
+            size = (side * height // min(height, width), side * width // min(height, width))
+            x, y = (torch.nn.functional.interpolate(t, size=size, mode='bilinear', align_corners=False) for t in (x, y))
         return self.lpips(x, y)
 
 
 def reconstruct(G, heads, feature_res):
     """GLeaD's reconstruction: G's blocks above feature_res run from the predicted feature, image and w."""
-    feature = resize(heads['feature'], feature_res)
-    img = resize(heads['img'], feature_res)
+    shape = block_shape(feature_res, getattr(G.synthesis, 'init_res', None))  # Networks of other codes: square.
+    feature = resize(heads['feature'], shape)
+    img = resize(heads['img'], shape)
     return G.synthesis.forward_from(feature_res, feature, img, heads['w'])
 
 

@@ -108,7 +108,7 @@ class AugmentPipe(torch.nn.Module):
         """Augment a batch [N, C, H, W] (C = 1 or 3). `debug_percentile` in [0, 1] forces every enabled
         augmentation on, with its parameter at that percentile of its distribution (for visual checks).
 
-        features: optional maps [N, any C, h, w] (square, e.g. G's synthesis features for GGDR) that get the
+        features: optional maps [N, any C, h, w] (the images' aspect, e.g. G's synthesis features for GGDR) that get the
         same geometric augmentation as the images, translations rescaled to their size, and nothing else;
         then (images, features) is returned.
         """
@@ -185,17 +185,19 @@ class AugmentPipe(torch.nn.Module):
         return images
 
     def _move_features(self, features, image_shape, G_blit, G_inv):
-        """The images' geometric augmentation applied to square feature maps of another size (GGDR, Sec. 3.3).
+        """The images' geometric augmentation applied to feature maps of the images' aspect at another size (GGDR,
+        Sec. 3.3).
 
         G_inv acts on centred pixel coordinates, so at k times the image's size it becomes
         S(k) G_inv S(1/k): rotations and scales stay, translations scale by k. At the image's own size the
         features take exactly the images' path (blit or resample).
         """
-        if features.ndim != 4 or features.shape[2] != features.shape[3] or features.shape[0] != image_shape[0]:
-            raise ValueError(f'AugmentPipe: features must be square maps [N, C, h, h] with N = {image_shape[0]}, '
-                             f'got {list(features.shape)}')
+        same_aspect = features.ndim == 4 and features.shape[2] * image_shape[3] == features.shape[3] * image_shape[2]
+        if not same_aspect or features.shape[0] != image_shape[0]:
+            raise ValueError(f'AugmentPipe: features must be maps [N, C, h, w] of the images\' aspect h:w = '
+                             f'{image_shape[2]}:{image_shape[3]} with N = {image_shape[0]}, got {list(features.shape)}')
         k = features.shape[3] / image_shape[3]
-        if k == 1 and image_shape[2] == image_shape[3]:
+        if k == 1:
             return self._move(features, G_blit, G_inv)
         if G_inv is None:
             return features

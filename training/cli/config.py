@@ -32,7 +32,8 @@ GRID_MAX = 64  # Columns or rows of --grid.
 # Dataset facts.
 
 def inspect_dataset(training_set_kwargs):
-    """EasyDict(name, resolution, num_channels, has_labels, num_images) of the training set, or ConfigError."""
+    """EasyDict(name, resolution, init_res, image_shape, num_channels, has_labels, num_images) of the training set,
+    or ConfigError (init_res: the networks' first block for non-square images, else None)."""
     if not training_set_kwargs.path or not os.path.exists(training_set_kwargs.path):
         raise ConfigError(f'--data={training_set_kwargs.path}: not found; accepted: a folder or .zip written by dataset_tool.py')
     try:
@@ -41,7 +42,8 @@ def inspect_dataset(training_set_kwargs):
         raise ConfigError(f'--data: {str(exc).splitlines()[0]}') from None
     try:
         labels_available = bool(getattr(dataset, 'labels_available', dataset.has_labels))  # Reads dataset.json.
-        return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, num_channels=dataset.num_channels,
+        return dnnlib.EasyDict(name=dataset.name, resolution=dataset.resolution, init_res=dataset.init_res,
+                               image_shape=list(dataset.image_shape), num_channels=dataset.num_channels,
                                has_labels=dataset.has_labels or labels_available, num_images=len(dataset))
     except (OSError, ValueError) as exc:
         raise ConfigError(f'--data: {str(exc).splitlines()[0]}') from None
@@ -224,8 +226,7 @@ def resolve_dataset(c, opts):
     c.training_set_kwargs.resolution = facts.resolution
     c.data_loader_kwargs = dnnlib.EasyDict(pin_memory=(c.device == 'cuda'), num_workers=int(opts.workers),
                                            prefetch_factor=(2 if opts.workers > 0 else None))
-    image_shape = [facts.num_channels, facts.resolution, facts.resolution]
-    c.grid_size = parse_grid(opts.grid) if opts.grid is not None else report.grid_shape(image_shape, facts.num_images)
+    c.grid_size = parse_grid(opts.grid) if opts.grid is not None else report.grid_shape(facts.image_shape, facts.num_images)
     return facts
 
 
@@ -460,6 +461,9 @@ def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_dev
     c.cfg, spec = resolve_preset(opts, facts.resolution, c.num_processes)
     resolve_batch(c, opts, spec)
     c.G_kwargs, c.D_kwargs = network_kwargs(opts, spec)
+    if facts.init_res is not None:  # Non-square data: the first block's shape (training/networks/layers.py).
+        c.G_kwargs.synthesis_kwargs.init_res = list(facts.init_res)
+        c.D_kwargs.init_res = list(facts.init_res)
     check_network(c.G_kwargs, facts.resolution)
     resolve_optimisation(c, opts, spec)
     c.loss_kwargs.check_finite = bool(opts.stop_on_nonfinite)

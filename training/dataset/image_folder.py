@@ -11,7 +11,7 @@ import torch
 import dnnlib
 from training.dataset.labels import LabelError, check_class_names, labels_array
 from training.dataset.sources import IMAGE_EXTENSIONS, describe_decode_error, is_image_file
-from training.dataset.transforms import is_power_of_two
+from training.dataset.transforms import SHAPES_TEXT, network_shape
 
 _CONVERT_HINT = 'convert the images with dataset_tool.py'
 
@@ -109,7 +109,15 @@ class Dataset(torch.utils.data.Dataset):
 
     @property
     def resolution(self):
-        return self.image_shape[1]
+        """The side of square images; for non-square ones the networks' nominal resolution (transforms.network_shape)."""
+        shape = network_shape(*self.image_shape[1:])
+        return self.image_shape[1] if shape is None else shape[0]
+
+    @property
+    def init_res(self):
+        """(h0, w0) of the networks' first block for non-square images, None for square ones."""
+        shape = network_shape(*self.image_shape[1:])
+        return None if shape is None else shape[1]
 
     @property
     def label_shape(self):
@@ -173,9 +181,9 @@ class ImageFolderDataset(Dataset):
 
         channels, height, width = self._load_raw_image(0, expected_shape=None).shape
         first = f'{path}:{self._image_names[0]}'
-        if width != height or not is_power_of_two(width):
-            raise DatasetError(f'{first} is {width}x{height}; images must be square with a power-of-two side; {_CONVERT_HINT} --width/--height')
-        if resolution is not None and width != resolution:
+        if network_shape(height, width) is None:
+            raise DatasetError(f'{first} is {width}x{height}; images must be {SHAPES_TEXT}; {_CONVERT_HINT} --width/--height')
+        if resolution is not None and network_shape(height, width)[0] != resolution:
             raise DatasetError(f'{first} is {width}x{height} but resolution={resolution} was requested; {_CONVERT_HINT} --width={resolution}')
         raw_shape = [len(self._image_names), channels, height, width]
         name = os.path.splitext(os.path.basename(os.path.normpath(path)))[0]

@@ -84,6 +84,27 @@ def is_power_of_two(n):
     return n >= 1 and (n & (n - 1)) == 0
 
 
+SHAPES_TEXT = ('square with a power-of-two side (4, 8, ..., 1024), or height x width = (h0 x 2^k) x (w0 x 2^k) with '
+               'h0 and w0 from 4 to 16 (e.g. 256x512, 512x256, 768x1280)')
+
+
+def network_shape(height, width):
+    """(resolution, init_res) of the networks for images of height x width, or None when none fits (SHAPES_TEXT).
+
+    Square images keep StyleGAN2's networks: resolution = the side, init_res None. Other shapes are (h0, w0) * 2^k
+    with k as large as leaves h0, w0 >= 4: the first block is h0 x w0, resolution (the channel rule's) is 4 * 2^k.
+    """
+    if height == width:
+        return (height, None) if height >= 4 and is_power_of_two(height) else None
+    k = 0
+    while height % (2 << k) == 0 and width % (2 << k) == 0 and min(height, width) // (2 << k) >= 4:
+        k += 1
+    h0, w0 = height >> k, width >> k
+    if min(h0, w0) < 4 or max(h0, w0) > 16:
+        return None
+    return 4 << k, (h0, w0)
+
+
 def check_output_size(transform, width, height):
     """Returns an error message for a --transform/--width/--height combination that cannot work, else None."""
     if transform == 'center-crop-wide':
@@ -92,8 +113,10 @@ def check_output_size(transform, width, height):
         if not is_power_of_two(width) or height > width:
             return f'--transform=center-crop-wide needs a power-of-two --width and --height <= --width, got {width}x{height}'
         return None
-    if width is not None and (width != height or not is_power_of_two(width)):
-        return f'--width/--height must be equal and a power of two (e.g. 256), got {width}x{height}'
+    if width is not None and width == height and not is_power_of_two(width):
+        return f'--width/--height must be equal and a power of two (e.g. 256), or form a non-square shape, got {width}x{height}'
+    if width is not None and network_shape(height, width) is None:
+        return f'--width={width} --height={height}: images must be {SHAPES_TEXT}'
     return None
 
 
@@ -113,10 +136,11 @@ def make_transform(
         return image if width is None else resize(image, width, height)
 
     def center_crop(image):
+        # The largest centred crop of the output's aspect (square without --width/--height), then resized.
         w, h = image.size
-        side = min(w, h)
-        left, top = (w - side) // 2, (h - side) // 2
-        image = image.crop((left, top, left + side, top + side))
+        crop_w, crop_h = (min(w, h), min(w, h)) if width is None else (min(w, h * width // height), min(h, w * height // width))
+        left, top = (w - crop_w) // 2, (h - crop_h) // 2
+        image = image.crop((left, top, left + crop_w, top + crop_h))
         return scale(image)
 
     def center_crop_wide(image):

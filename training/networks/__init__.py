@@ -11,6 +11,6 @@ from training.networks.discriminator import (DiscriminatorBlock, DiscriminatorEp
 from training.networks.decoder import FeatureDecoder, GLeaDHeads  # noqa: F401
 from training.networks.generator import SYNTHESIS_BLOCKS, Generator, SynthesisNetwork  # noqa: F401
 from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, SynthesisLayer,  # noqa: F401
-                                      ToRGBLayer, modulated_conv2d, normalize_2nd_moment)
+                                      ToRGBLayer, image_shape, modulated_conv2d, normalize_2nd_moment)
 from training.networks.squeeze import SQUEEZE_ABLATIONS, SqueezeBlock  # noqa: F401
 from training.networks.synthesis import SynthesisBlock  # noqa: F401

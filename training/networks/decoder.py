@@ -11,7 +11,7 @@ import torch
 
 from torch_utils import misc
 from torch_utils import persistence
-from training.networks.layers import Conv2dLayer
+from training.networks.layers import Conv2dLayer, block_shape
 
 #----------------------------------------------------------------------------
 
@@ -21,18 +21,22 @@ class FeatureDecoder(torch.nn.Module):
 
     One layer per resolution 8, 16, ..., resolution: a 1x1 convolution (equalised lr, bias, linear)
     followed by 2x FIR upsampling. The layer at 8 reads D's 4x4 features; the layer at r > 8 reads the
-    previous layer's output concatenated with D's features at r / 2.
+    previous layer's output concatenated with D's features at r / 2. Non-square when D's are (init_res).
     """
+
+    init_res = None  # The default for decoders pickled before non-square networks existed.
 
     def __init__(self,
         channels,                           # {resolution: channels} of D's features (and the output).
         resolution,                         # Output resolution, a power of two >= 8.
         resample_filter     = [1, 3, 3, 1], # FIR low-pass filter used when upsampling.
+        init_res            = None,         # D's (h0, w0) at nominal resolution 4, None: square.
     ):
         if not (isinstance(resolution, int) and resolution >= 8 and resolution & (resolution - 1) == 0):
             raise ValueError(f'FeatureDecoder: resolution must be a power of two >= 8, got {resolution!r}')
         super().__init__()
         self.resolution = resolution
+        self.init_res = None if init_res is None else tuple(init_res)
         self.resolutions = [2 ** i for i in range(3, resolution.bit_length())]
         self.out_channels = channels[resolution]
         for res in self.resolutions:
@@ -47,7 +51,7 @@ class FeatureDecoder(torch.nn.Module):
             skip = d_features[res // 2].to(dtype=torch.float32, memory_format=torch.contiguous_format)
             x = skip if x is None else torch.cat([x, skip], dim=1)
             x = getattr(self, f'dec{res}')(x)
-        misc.assert_shape(x, [None, self.out_channels, self.resolution, self.resolution])
+        misc.assert_shape(x, [None, self.out_channels, *block_shape(self.resolution, self.init_res)])
         return x
 
 #----------------------------------------------------------------------------

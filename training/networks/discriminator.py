@@ -8,6 +8,7 @@ from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
 from training.networks.decoder import FeatureDecoder, GLeaDHeads
 from training.networks.layers import (Conv2dLayer, FullyConnectedLayer, MappingNetwork, block_dtype_and_format,
+                                      block_shape, check_init_res, shape_of,
                                       channels_per_resolution, fp16_min_resolution)
 
 ARCHITECTURES = ('orig', 'skip', 'resnet')
@@ -23,6 +24,8 @@ def _check_architecture(architecture, where):
 class DiscriminatorBlock(torch.nn.Module):
     """One resolution of D: (fromrgb), conv0, conv1 with 2x downsampling, and a 1x1 shortcut for 'resnet'."""
 
+    shape = None  # Input (height, width) when not square; the default for blocks pickled before non-square networks.
+
     def __init__(self,
         in_channels,                        # Number of input channels, 0 = first block (reads the image).
         tmp_channels,                       # Number of channels inside the block.
@@ -37,6 +40,7 @@ class DiscriminatorBlock(torch.nn.Module):
         use_fp16            = False,        # Run this block in fp16?
         fp16_channels_last  = False,        # Use channels_last memory format together with fp16?
         freeze_layers       = 0,            # Freeze-D: layers with index < freeze_layers are not trained.
+        shape               = None,         # Input (height, width) when not resolution x resolution.
     ):
         if in_channels not in (0, tmp_channels):
             raise ValueError(f'DiscriminatorBlock: in_channels must be 0 or tmp_channels ({tmp_channels}), got {in_channels}')
@@ -44,6 +48,7 @@ class DiscriminatorBlock(torch.nn.Module):
         super().__init__()
         self.in_channels = in_channels
         self.resolution = resolution
+        self.shape = None if shape is None else tuple(shape)
         self.img_channels = img_channels
         self.first_layer_idx = first_layer_idx
         self.architecture = architecture
@@ -70,12 +75,13 @@ class DiscriminatorBlock(torch.nn.Module):
 
     def forward(self, x, img, force_fp32=False):
         dtype, memory_format = block_dtype_and_format(self.use_fp16, self.channels_last, force_fp32)
+        height, width = shape_of(self)
         if x is not None:
-            misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
+            misc.assert_shape(x, [None, self.in_channels, height, width])
             x = x.to(dtype=dtype, memory_format=memory_format)
 
         if self.in_channels == 0 or self.architecture == 'skip':
-            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
+            misc.assert_shape(img, [None, self.img_channels, height, width])
             img = img.to(dtype=dtype, memory_format=memory_format)
             y = self.fromrgb(img)
             x = x + y if x is not None else y
@@ -123,6 +129,8 @@ class MinibatchStdLayer(torch.nn.Module):
 class DiscriminatorEpilogue(torch.nn.Module):
     """D's 4x4 head: (fromrgb), mbstd, conv, fc, out; with labels, the projection onto the mapped label."""
 
+    shape = None  # Input (height, width) when not square; the default for heads pickled before non-square networks.
+
     def __init__(self,
         in_channels,                    # Number of input channels.
         cmap_dim,                       # Dimensionality of the mapped label, 0 = unconditional.
@@ -133,12 +141,14 @@ class DiscriminatorEpilogue(torch.nn.Module):
         mbstd_num_channels  = 1,        # Channels of the minibatch stddev layer, 0 = disable it.
         activation          = 'lrelu',  # Activation name from bias_act.activation_funcs.
         conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
+        shape               = None,     # Input (height, width) when not resolution x resolution.
     ):
         _check_architecture(architecture, 'DiscriminatorEpilogue')
         super().__init__()
         self.in_channels = in_channels
         self.cmap_dim = cmap_dim
         self.resolution = resolution
+        self.shape = None if shape is None else tuple(shape)
         self.img_channels = img_channels
         self.architecture = architecture
 
@@ -147,15 +157,17 @@ class DiscriminatorEpilogue(torch.nn.Module):
         self.mbstd = MinibatchStdLayer(mbstd_group_size, mbstd_num_channels) if mbstd_num_channels > 0 else None
         self.conv = Conv2dLayer(in_channels + mbstd_num_channels, in_channels, kernel_size=3, activation=activation,
                                 conv_clamp=conv_clamp)
-        self.fc = FullyConnectedLayer(in_channels * resolution ** 2, in_channels, activation=activation)
+        height, width = shape_of(self)
+        self.fc = FullyConnectedLayer(in_channels * height * width, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
 
     def forward(self, x, img, cmap, force_fp32=False):
         del force_fp32  # The epilogue always runs in fp32.
-        misc.assert_shape(x, [None, self.in_channels, self.resolution, self.resolution])
+        height, width = shape_of(self)
+        misc.assert_shape(x, [None, self.in_channels, height, width])
         x = x.to(dtype=torch.float32, memory_format=torch.contiguous_format)
         if self.architecture == 'skip':
-            misc.assert_shape(img, [None, self.img_channels, self.resolution, self.resolution])
+            misc.assert_shape(img, [None, self.img_channels, height, width])
             x = x + self.fromrgb(img.to(dtype=torch.float32, memory_format=torch.contiguous_format))
         if self.mbstd is not None:
             x = self.mbstd(x)
@@ -171,7 +183,10 @@ class DiscriminatorEpilogue(torch.nn.Module):
 
 @persistence.persistent_class
 class Discriminator(torch.nn.Module):
-    """image, c -> one logit per sample: blocks bN..b8, then the 4x4 epilogue b4 (label mapped by `mapping`)."""
+    """image, c -> one logit per sample: blocks bN..b8, then the 4x4 epilogue b4 (label mapped by `mapping`); images
+    are img_resolution square unless init_res makes them non-square (img_shape)."""
+
+    init_res = None  # The default for networks pickled before non-square ones existed.
 
     def __init__(self,
         c_dim,                          # Label (C) dimensionality, 0 = unconditional.
@@ -188,7 +203,9 @@ class Discriminator(torch.nn.Module):
         block_kwargs        = {},       # Arguments for DiscriminatorBlock.
         mapping_kwargs      = {},       # Arguments for the label MappingNetwork.
         epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue.
+        init_res            = None,     # (h0, w0) of the 4x4 head; images are (h0, w0) * img_resolution / 4. None: (4, 4).
     ):
+        init_res = check_init_res(init_res)
         if not (isinstance(img_resolution, int) and img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
             raise ValueError(f'img_resolution must be a power of two >= 4, got {img_resolution!r}')
         _check_architecture(architecture, 'Discriminator')
@@ -197,8 +214,10 @@ class Discriminator(torch.nn.Module):
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
+        self.init_res = init_res
         self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
         channels = channels_per_resolution(self.block_resolutions + [4], channel_base, channel_max)
+        shape = lambda res: {} if init_res is None else dict(shape=block_shape(res, init_res))  # noqa: E731
         fp16_resolution = fp16_min_resolution(img_resolution, num_fp16_res)
         if cmap_dim is None:
             cmap_dim = channels[4]
@@ -210,23 +229,29 @@ class Discriminator(torch.nn.Module):
         for res in self.block_resolutions:
             block = DiscriminatorBlock(channels[res] if res < img_resolution else 0, channels[res], channels[res // 2],
                                        resolution=res, first_layer_idx=layer_idx, use_fp16=(res >= fp16_resolution),
-                                       **block_kwargs, **common)
+                                       **shape(res), **block_kwargs, **common)
             setattr(self, f'b{res}', block)
             layer_idx += block.num_layers
         if c_dim > 0:
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **mapping_kwargs)
-        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **epilogue_kwargs, **common)
+        self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **shape(4), **epilogue_kwargs,
+                                        **common)
         self.decoder = self.glead = None
         if decoder_res is not None:
             if not (isinstance(decoder_res, int) and 8 <= decoder_res <= img_resolution):
                 raise ValueError(f'Discriminator: decoder_res must be a power of two from 8 to img_resolution '
                                  f'({img_resolution}), got {decoder_res!r}')
-            self.decoder = FeatureDecoder(channels, decoder_res)
+            self.decoder = FeatureDecoder(channels, decoder_res, **({} if init_res is None else dict(init_res=init_res)))
         if glead_kwargs is not None:
             if self.decoder is None:
                 raise ValueError('Discriminator: glead_kwargs needs the feature decoder (decoder_res)')
             self.glead = GLeaDHeads(channels[decoder_res], img_channels=img_channels, **glead_kwargs)
+
+    @property
+    def img_shape(self):
+        """(height, width) of the images it takes."""
+        return block_shape(self.img_resolution, self.init_res)
 
     def forward(self, img, c, **block_kwargs):
         """Logits [N, 1]; with a decoder, (logits, heads): heads['features'] is the decoder output and, with

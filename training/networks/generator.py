@@ -5,7 +5,8 @@ import torch
 
 from torch_utils import misc
 from torch_utils import persistence
-from training.networks.layers import MappingNetwork, channels_per_resolution, fp16_min_resolution
+from training.networks.layers import (MappingNetwork, block_shape, channels_per_resolution, check_init_res,
+                                      fp16_min_resolution)
 from training.networks.squeeze import SqueezeBlock
 from training.networks.synthesis import SynthesisBlock
 
@@ -32,7 +33,10 @@ def _check_kwargs_belong_to(block_class, architecture, block_kwargs):
 
 @persistence.persistent_class
 class SynthesisNetwork(torch.nn.Module):
-    """ws [batch, num_ws, w_dim] -> image [batch, img_channels, img_resolution, img_resolution], block b4 to bN."""
+    """ws [batch, num_ws, w_dim] -> image [batch, img_channels, H, W], block b4 to bN; H = W = img_resolution unless
+    init_res makes the blocks non-square (img_shape)."""
+
+    init_res = None  # The default for networks pickled before non-square ones existed.
 
     def __init__(self,
         w_dim,                      # Intermediate latent (W) dimensionality.
@@ -41,8 +45,10 @@ class SynthesisNetwork(torch.nn.Module):
         channel_base    = 32768,    # Channels at resolution res = min(channel_base // res, channel_max).
         channel_max     = 512,      # Maximum number of channels in any block.
         num_fp16_res    = 0,        # Run the N highest resolutions in fp16.
+        init_res        = None,     # (h0, w0) of the first block; the image is (h0, w0) * img_resolution / 4. None: (4, 4).
         **block_kwargs,             # Arguments for the blocks: architecture ('skip'), conv_clamp, squeeze_ratio, ...
     ):
+        init_res = check_init_res(init_res)
         if not (isinstance(img_resolution, int) and img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
             raise ValueError(f'img_resolution must be a power of two >= 4, got {img_resolution!r}')
         architecture = block_kwargs.get('architecture', 'skip')
@@ -53,6 +59,7 @@ class SynthesisNetwork(torch.nn.Module):
         self.img_resolution = img_resolution
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
+        self.init_res = init_res
         self.block_resolutions = [2 ** i for i in range(2, self.img_resolution_log2 + 1)]
         channels = channels_per_resolution(self.block_resolutions, channel_base, channel_max)
         fp16_resolution = fp16_min_resolution(img_resolution, num_fp16_res)
@@ -62,9 +69,10 @@ class SynthesisNetwork(torch.nn.Module):
         self.num_ws = 0
         for res in self.block_resolutions:
             is_last = (res == img_resolution)
+            shape = {} if init_res is None else dict(shape=block_shape(res, init_res))
             block = block_class(channels[res // 2] if res > 4 else 0, channels[res], w_dim=w_dim, resolution=res,
                                 img_channels=img_channels, is_last=is_last, use_fp16=(res >= fp16_resolution),
-                                **block_kwargs)
+                                **shape, **block_kwargs)
             self.num_ws += block.num_conv_ws + (block.num_torgb if is_last else 0)
             setattr(self, f'b{res}', block)
 
@@ -106,6 +114,11 @@ class SynthesisNetwork(torch.nn.Module):
         return img
 
     @property
+    def img_shape(self):
+        """(height, width) of the images."""
+        return block_shape(self.img_resolution, self.init_res)
+
+    @property
     def has_image_path(self):
         """Whether blocks below the last one add to a running image (skip, squeeze), as opposed to orig/resnet."""
         return any(getattr(self, f'b{res}').num_torgb for res in self.block_resolutions[:-1])
@@ -135,6 +148,11 @@ class Generator(torch.nn.Module):
                                           **synthesis_kwargs)
         self.num_ws = self.synthesis.num_ws
         self.mapping = MappingNetwork(z_dim=z_dim, c_dim=c_dim, w_dim=w_dim, num_ws=self.num_ws, **mapping_kwargs)
+
+    @property
+    def img_shape(self):
+        """(height, width) of the images: img_resolution x img_resolution unless synthesis_kwargs set init_res."""
+        return self.synthesis.img_shape
 
     def forward(self, z, c, truncation_psi=1, truncation_cutoff=None, **synthesis_kwargs):
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)

@@ -104,6 +104,42 @@ def fp16_min_resolution(img_resolution, num_fp16_res):
     return max(2 ** (int(np.log2(img_resolution)) + 1 - num_fp16_res), 8)
 
 
+def check_init_res(init_res):
+    """init_res as a tuple (h0, w0) of whole numbers >= 1, or None for (4, 4): the square networks of StyleGAN2."""
+    if init_res is None:
+        return None
+    if not (isinstance(init_res, (tuple, list)) and len(init_res) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in init_res)):
+        raise ValueError(f'init_res must be (height, width) of the first block, two whole numbers >= 1, got {init_res!r}')
+    return None if tuple(init_res) == (4, 4) else (int(init_res[0]), int(init_res[1]))
+
+
+def block_shape(resolution, init_res):
+    """(height, width) of the block of nominal `resolution` (4, 8, ...) when the first block is init_res (None: square)."""
+    if init_res is None:
+        return (resolution, resolution)
+    return (init_res[0] * resolution // 4, init_res[1] * resolution // 4)
+
+
+def image_shape(network):
+    """(height, width) of the images of a generator or discriminator: its img_shape, or img_resolution square for
+    networks without one (another codebase's classes, run from a pickle's source)."""
+    shape = getattr(network, 'img_shape', None)
+    return (network.img_resolution, network.img_resolution) if shape is None else tuple(shape)
+
+
+def shape_of(module):
+    """A block's or layer's (height, width): its `shape`, or resolution x resolution for square ones (which include
+    modules pickled before non-square networks existed: `shape` is then the class default None)."""
+    return tuple(module.shape) if module.shape is not None else (module.resolution, module.resolution)
+
+
+def shape_kwargs(shape):
+    """{'shape': shape} for a module of a non-square network, {} (shape None) for a square one: square networks keep
+    the constructor arguments (and pickles) they always had."""
+    return {} if shape is None else dict(shape=tuple(shape))
+
+
 def block_dtype_and_format(use_fp16, channels_last, force_fp32):
     """Compute dtype and memory format of a block: fp16 (and channels_last) only when enabled and not forced off."""
     dtype = torch.float16 if use_fp16 and not force_fp32 else torch.float32
@@ -264,6 +300,8 @@ class MappingNetwork(torch.nn.Module):
 class SynthesisLayer(torch.nn.Module):
     """Modulated, demodulated conv (optionally 2x upsampling) + per-pixel noise + bias + activation + clamp."""
 
+    shape = None  # (height, width) when not square; the default for layers pickled before non-square networks.
+
     def __init__(self,
         in_channels,                    # Number of input channels.
         out_channels,                   # Number of output channels.
@@ -276,9 +314,11 @@ class SynthesisLayer(torch.nn.Module):
         resample_filter = [1, 3, 3, 1], # FIR low-pass filter used when upsampling.
         conv_clamp      = None,         # Clamp outputs to +-conv_clamp, None = no clamping.
         channels_last   = False,        # Store the weight in channels_last memory format?
+        shape           = None,         # Output (height, width) when not resolution x resolution.
     ):
         super().__init__()
         self.resolution = resolution
+        self.shape = None if shape is None else tuple(shape)
         self.up = up
         self.use_noise = use_noise
         self.activation = activation
@@ -292,19 +332,20 @@ class SynthesisLayer(torch.nn.Module):
         weight = torch.randn([out_channels, in_channels, kernel_size, kernel_size]).to(memory_format=memory_format)
         self.weight = torch.nn.Parameter(weight)
         if use_noise:
-            self.register_buffer('noise_const', torch.randn([resolution, resolution]))
+            self.register_buffer('noise_const', torch.randn(list(shape_of(self))))
             self.noise_strength = torch.nn.Parameter(torch.zeros([]))
         self.bias = torch.nn.Parameter(torch.zeros([out_channels]))
 
     def forward(self, x, w, noise_mode='random', fused_modconv=True, gain=1):
         if noise_mode not in ('random', 'const', 'none'):
             raise ValueError(f'noise_mode must be "random", "const" or "none", got {noise_mode!r}')
-        misc.assert_shape(x, [None, self.weight.shape[1], self.resolution // self.up, self.resolution // self.up])
+        height, width = shape_of(self)
+        misc.assert_shape(x, [None, self.weight.shape[1], height // self.up, width // self.up])
         styles = self.affine(w)
 
         noise = None
         if self.use_noise and noise_mode == 'random':
-            noise = torch.randn([x.shape[0], 1, self.resolution, self.resolution], device=x.device) * self.noise_strength
+            noise = torch.randn([x.shape[0], 1, height, width], device=x.device) * self.noise_strength
         elif self.use_noise and noise_mode == 'const':
             noise = self.noise_const * self.noise_strength
 

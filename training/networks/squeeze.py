@@ -7,7 +7,7 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.networks.layers import SynthesisLayer, ToRGBLayer, block_dtype_and_format
+from training.networks.layers import SynthesisLayer, ToRGBLayer, block_dtype_and_format, shape_kwargs, shape_of
 from training.networks.synthesis import add_to_image, block_input, default_fused_modconv
 
 # Where the block's ToRGB reads from: the paper's design and the two placements of Table VII.
@@ -54,6 +54,7 @@ class SqueezeBlock(torch.nn.Module):
     """
 
     OWN_KWARGS = ('squeeze_ratio', 'squeeze_ablation')  # Arguments only this block type takes.
+    shape = None  # (height, width) when not square; the default for blocks pickled before non-square networks.
 
     def __init__(self,
         in_channels,                        # Number of input channels, 0 = first block (learned constant input).
@@ -69,6 +70,7 @@ class SqueezeBlock(torch.nn.Module):
         fp16_channels_last  = False,        # Use channels_last memory format together with fp16?
         squeeze_ratio       = 8,            # Channel squeeze ratio r: f_s has ceil(c / r) channels.
         squeeze_ablation    = 'none',       # 'none', 'no_blend', 'torgb_before_squeeze', 'torgb_after_excitation'.
+        shape               = None,         # Output (height, width) when not resolution x resolution.
         **layer_kwargs,                     # Arguments for SynthesisLayer (e.g. use_noise, activation).
     ):
         if architecture != 'squeeze':
@@ -81,6 +83,7 @@ class SqueezeBlock(torch.nn.Module):
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
+        self.shape = None if shape is None else tuple(shape)
         self.img_channels = img_channels
         self.is_last = is_last
         self.architecture = architecture
@@ -89,10 +92,11 @@ class SqueezeBlock(torch.nn.Module):
         self.channels_last = (use_fp16 and fp16_channels_last)
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
         self.squeeze_channels = max(1, math.ceil(out_channels / squeeze_ratio))
-        common = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last)
+        common = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last,
+                      **shape_kwargs(self.shape))
 
         if in_channels == 0:
-            self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            self.const = torch.nn.Parameter(torch.randn([out_channels, *shape_of(self)]))
             self.conv1 = SynthesisLayer(out_channels, out_channels, **common, **layer_kwargs)
             self.stages = ('conv1',)
             torgb_channels = out_channels

@@ -18,7 +18,8 @@ import torch
 from torch_utils import misc
 from torch_utils import persistence
 from torch_utils.ops import upfirdn2d
-from training.networks.layers import Conv2dLayer, SynthesisLayer, ToRGBLayer, block_dtype_and_format
+from training.networks.layers import (Conv2dLayer, SynthesisLayer, ToRGBLayer, block_dtype_and_format, shape_kwargs,
+                                      shape_of)
 
 #----------------------------------------------------------------------------
 # Helpers shared by block types.
@@ -34,7 +35,8 @@ def block_input(block, x, ws, dtype, memory_format):
     if block.in_channels == 0:
         x = block.const.to(dtype=dtype, memory_format=memory_format)
         return x.unsqueeze(0).repeat([ws.shape[0], 1, 1, 1])
-    misc.assert_shape(x, [None, block.in_channels, block.resolution // 2, block.resolution // 2])
+    height, width = shape_of(block)
+    misc.assert_shape(x, [None, block.in_channels, height // 2, width // 2])
     return x.to(dtype=dtype, memory_format=memory_format)
 
 
@@ -43,7 +45,8 @@ def add_to_image(block, img, y):
     y = y.to(dtype=torch.float32, memory_format=torch.contiguous_format)
     if img is None:
         return y
-    misc.assert_shape(img, [None, block.img_channels, block.resolution // 2, block.resolution // 2])
+    height, width = shape_of(block)
+    misc.assert_shape(img, [None, block.img_channels, height // 2, width // 2])
     return upfirdn2d.upsample2d(img, block.resample_filter).add_(y)
 
 #----------------------------------------------------------------------------
@@ -58,6 +61,7 @@ class SynthesisBlock(torch.nn.Module):
     """
 
     ARCHITECTURES = ('orig', 'skip', 'resnet')
+    shape = None  # (height, width) when not square; the default for blocks pickled before non-square networks.
 
     def __init__(self,
         in_channels,                        # Number of input channels, 0 = first block (learned constant input).
@@ -71,6 +75,7 @@ class SynthesisBlock(torch.nn.Module):
         conv_clamp          = None,         # Clamp conv outputs to +-conv_clamp, None = no clamping.
         use_fp16            = False,        # Run this block in fp16?
         fp16_channels_last  = False,        # Use channels_last memory format together with fp16?
+        shape               = None,         # Output (height, width) when not resolution x resolution.
         **layer_kwargs,                     # Arguments for SynthesisLayer (e.g. use_noise, activation).
     ):
         if architecture not in self.ARCHITECTURES:
@@ -80,6 +85,7 @@ class SynthesisBlock(torch.nn.Module):
         self.in_channels = in_channels
         self.w_dim = w_dim
         self.resolution = resolution
+        self.shape = None if shape is None else tuple(shape)
         self.img_channels = img_channels
         self.is_last = is_last
         self.architecture = architecture
@@ -88,10 +94,11 @@ class SynthesisBlock(torch.nn.Module):
         self.register_buffer('resample_filter', upfirdn2d.setup_filter(resample_filter))
         self.num_conv = 0
         self.num_torgb = 0
-        common = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last)
+        common = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, channels_last=self.channels_last,
+                      **shape_kwargs(self.shape))
 
         if in_channels == 0:
-            self.const = torch.nn.Parameter(torch.randn([out_channels, resolution, resolution]))
+            self.const = torch.nn.Parameter(torch.randn([out_channels, *shape_of(self)]))
         else:
             self.conv0 = SynthesisLayer(in_channels, out_channels, up=2, resample_filter=resample_filter,
                                         **common, **layer_kwargs)
