@@ -11,14 +11,16 @@ from tests import generate_helpers as helpers
 from training import export
 
 
-@pytest.fixture(scope='module', params=['skip', 'squeeze'])
+@pytest.fixture(scope='module', params=['skip', 'squeeze', 'non-square'])
 def conditional(tmp_path_factory, request):
     from training import networks as network_classes  # pylint: disable=import-outside-toplevel
     networks = helpers.make_networks(c_dim=3)
-    if request.param == 'squeeze':
+    if request.param in ('squeeze', 'non-square'):
         torch.manual_seed(1)
         kwargs = helpers.tiny_generator_kwargs(c_dim=3, architecture='squeeze')
         kwargs['synthesis_kwargs'].squeeze_ratio = 4
+        if request.param == 'non-square':  # 16x32 images.
+            kwargs['synthesis_kwargs'].init_res = (4, 8)
         networks['G_ema'] = network_classes.Generator(**kwargs).eval().requires_grad_(False)
     return networks['G_ema'], helpers.write_snapshot(tmp_path_factory.mktemp('net') / 'snap.pkl', networks)
 

@@ -9,10 +9,13 @@ import PIL.Image
 import pytest
 import torch
 
+import calc_metrics
+import gen_video
 import generate
 import projector
 from tests import data_helpers as dh
 from tests import generate_helpers
+from tests.metrics_helpers import write_detector_dir
 from tests.train_helpers import tiny_config
 from training import export
 from training import regularizers
@@ -159,3 +162,34 @@ def test_tools_read_a_non_square_snapshot(non_square_run, tmp_path):
                                                                  '--class=1', f'--outdir={tmp_path / "b"}', '--device=cpu'])
     assert result.exit_code == 0, result.output
     assert np.array_equal(generate_helpers.read_png(tmp_path / 'b' / 'seed0003.png'), image)
+
+
+def test_a_video_of_a_non_square_network_tiles_its_shape(non_square_run, tmp_path):
+    pkl = os.path.join(non_square_run, 'network-snapshot-000000.pkl')
+    output = tmp_path / 'lerp.gif'
+    result = generate_helpers.run_cli(gen_video.main, ['--network', pkl, '--seeds', '0-3', '--grid', '2x1', '--class', '1',
+                                                       '--w-frames', '2', '--output', output, '--device', 'cpu'])
+    assert result.exit_code == 0, result.output
+    with PIL.Image.open(output) as video:
+        assert video.n_frames == 2 * 2 and video.size == (2 * 32, 16)
+
+
+def test_metrics_score_a_non_square_network_against_its_data(non_square_run, tmp_path, monkeypatch):
+    """The stand-in detectors, like the public ones, take any size; the real ones stretch to their square input."""
+    monkeypatch.setenv('SQUEEZEGAN_DETECTOR_DIR', write_detector_dir(tmp_path / 'detectors'))
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'cache'))
+    pkl = os.path.join(non_square_run, 'network-snapshot-000000.pkl')
+    result = generate_helpers.run_cli(calc_metrics.main, [f'--network={pkl}', '--metrics=fid1k_full,kid1k_full',
+                                                          '--device=cpu'])
+    assert result.exit_code == 0, result.output
+    results = [json.loads(line)['results'] for line in result.output.splitlines() if line.startswith('{')]
+    assert results[0]['fid1k_full'] > 0 and np.isfinite(results[1]['kid1k_full'])
+
+
+def test_glead_upsamples_small_non_square_images_for_lpips_keeping_their_aspect():
+    seen = []
+    term = regularizers.GLeaDLoss.__new__(regularizers.GLeaDLoss)
+    term.lpips = lambda x, y: seen.append((x.shape, y.shape)) or torch.zeros([x.shape[0]])
+    term.perceptual_distance(torch.zeros([2, 3, 16, 32]), torch.zeros([2, 3, 16, 32]))
+    term.perceptual_distance(torch.zeros([2, 3, 16, 16]), torch.zeros([2, 3, 16, 16]))
+    assert [shape for shape, _ in seen] == [(2, 3, 32, 64), (2, 3, 32, 32)]  # The shorter side to 32, as square ones.
