@@ -44,7 +44,7 @@ def count(device, res, steps, warmup):
             run.train_step()
         resamples = []
         resample = run.nets.augment_pipe._resample  # pylint: disable=protected-access
-        run.nets.augment_pipe._resample = lambda *args: resamples.append(1) or resample(*args)  # pylint: disable=protected-access
+        run.nets.augment_pipe._resample = lambda *args, **kwargs: resamples.append(1) or resample(*args, **kwargs)  # pylint: disable=protected-access
         cuda_syncs = collections.Counter()
         with warnings.catch_warnings(record=True) as caught, HostReads(ignore=optimizer_step_counters(run.optimizers.values())) as reads:
             warnings.simplefilter('always')

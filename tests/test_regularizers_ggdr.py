@@ -66,17 +66,22 @@ def test_feature_resolution_must_be_a_block_below_the_last():
 #----------------------------------------------------------------------------
 # Augmentation of features.
 
-def test_features_of_the_image_size_move_exactly_as_the_image():
+def test_features_take_the_images_geometry_and_nothing_else():
+    # GGDR resamples features with bilinear 2x upsampling (tests/test_reference_parity.py holds ours to its code), so
+    # on smooth maps of the image's size they follow the geometrically augmented image closely, not exactly.
     pipe = AugmentPipe(**augpipe_specs['bgc'])
     pipe.p.fill_(1)
-    images = torch.rand([4, 3, 16, 16]) * 2 - 1
+    images = torch.nn.functional.interpolate(torch.rand([4, 3, 4, 4]), scale_factor=4, mode='bilinear') * 2 - 1
     torch.manual_seed(3)
     augmented, moved = pipe(images, features=images.clone())
     torch.manual_seed(3)
     geometric_only = AugmentPipe(**augpipe_specs['bg'])
     geometric_only.p.fill_(1)
     expected = geometric_only(images)
-    assert torch.equal(moved, expected)  # Same draws, same geometry; no colour on features.
+    relative = lambda x: float((x - expected).abs().mean() / expected.abs().mean())
+    assert relative(moved) < 0.1 and relative(images) > 0.3  # Measured 0.04 and 0.5.
+    torch.manual_seed(3)
+    assert torch.equal(geometric_only(images, features=images.clone())[1], moved)  # Same draws; no colour on features.
     torch.manual_seed(3)
     assert torch.equal(augmented, pipe(images))  # Passing features changes nothing for the images.
 
@@ -84,7 +89,7 @@ def test_features_of_the_image_size_move_exactly_as_the_image():
 @pytest.mark.parametrize('shape', [(4, 4), (4, 8)], ids=['square', 'non-square'])
 def test_features_of_half_the_size_move_with_translations_rescaled(shape):
     # An x-flip and integer translation only: at half size the feature map must match the half-size image
-    # moved by the same draws (translations halved), up to the resampling filter.
+    # moved by the same draws (translations halved, rounded at that size as GGDR does), up to the resampling filter.
     pipe = AugmentPipe(xflip=1, xint=1, xint_max=0.25)
     pipe.p.fill_(1)
     images = torch.nn.functional.interpolate(torch.rand([4, 3, *shape]), scale_factor=8, mode='bilinear')
@@ -93,7 +98,7 @@ def test_features_of_half_the_size_move_with_translations_rescaled(shape):
     augmented, moved = pipe(images, features=half)
     assert moved.shape == half.shape
     expected = torch.nn.functional.avg_pool2d(augmented, 2)
-    assert (moved - expected).abs().mean() < 0.05 * expected.abs().mean()
+    assert (moved - expected).abs().mean() < 0.15 * expected.abs().mean()  # Measured 0.07-0.10 over five draws.
     assert (moved - half).abs().mean() > 0.1 * half.abs().mean()  # It did move.
 
 

@@ -27,7 +27,7 @@ def _count_between_ticks(config, rank=0, steps=8):
     run.train_step()
     resamples = []
     original = run.nets.augment_pipe._resample  # pylint: disable=protected-access
-    run.nets.augment_pipe._resample = lambda *args: resamples.append(1) or original(*args)  # pylint: disable=protected-access
+    run.nets.augment_pipe._resample = lambda *args, **kwargs: resamples.append(1) or original(*args, **kwargs)  # pylint: disable=protected-access
     with HostReads(ignore=optimizer_step_counters(run.optimizers.values())) as counter:
         for _ in range(steps):
             run.train_step()

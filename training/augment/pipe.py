@@ -109,17 +109,16 @@ class AugmentPipe(torch.nn.Module):
         augmentation on, with its parameter at that percentile of its distribution (for visual checks).
 
         features: optional maps [N, any C, h, w] (the images' aspect, e.g. G's synthesis features for GGDR) that get the
-        same geometric augmentation as the images, translations rescaled to their size, and nothing else;
-        then (images, features) is returned.
+        images' geometric draws the way GGDR moves them (`_move_features`), and nothing else; then (images, features)
+        is returned.
         """
         if not (isinstance(images, torch.Tensor) and images.ndim == 4 and images.shape[1] in (1, 3)):
             raise ValueError(f'AugmentPipe: expected images [N, 1 or 3, H, W], got {getattr(images, "shape", type(images))}')
         draw = _Sampler(images.shape[0], images.device, self.p, debug_percentile)
-        G_blit = self._pixel_blit(draw, images.shape)
-        G_inv = self._geometric(draw, images.shape, G_blit)
+        steps = self._geometric_steps(draw)
         if features is not None:
-            features = self._move_features(features, images.shape, G_blit, G_inv)
-        images = self._move(images, G_blit, G_inv)
+            features = self._move_features(features, images.shape, steps)
+        images = self._move(images, steps)
         C = self._color(draw, images.shape[1])
         if C is not None:
             images = _apply_color_matrix(images, C)
@@ -136,77 +135,75 @@ class AugmentPipe(torch.nn.Module):
     # Geometry ---------------------------------------------------------------
     # G_inv maps centred output pixel coordinates to the input coordinates they sample from.
 
-    def _pixel_blit(self, draw, shape):
-        n, _, height, width = shape
-        G_inv = None
+    def _geometric_steps(self, draw):
+        """This batch's geometric draws, in the order they apply: [(is_blit, matrix(height, width) -> G_inv part)].
+
+        Each matrix is built for maps of the given size (translations are relative to it), so G's features for
+        GGDR get the images' draws at their own size (`_move_features`).
+        """
+        n, device = draw.batch_size, draw.device
+        steps = []
         if self.xflip > 0:
             flip = draw.gated(self.xflip, torch.floor(draw.rand() * 2), 0, forced=lambda q: torch.floor(q * 2))
-            G_inv = _compose(G_inv, mat.scale2d(1 - 2 * flip, 1, n, draw.device))
+            steps.append((True, lambda h, w, flip=flip: mat.scale2d(1 - 2 * flip, 1, n, device)))
         if self.rotate90 > 0:
             quarter = draw.gated(self.rotate90, torch.floor(draw.rand() * 4), 0, forced=lambda q: torch.floor(q * 4))
-            G_inv = _compose(G_inv, mat.rotate2d(np.pi / 2 * quarter, n, draw.device))
+            steps.append((True, lambda h, w, quarter=quarter: mat.rotate2d(np.pi / 2 * quarter, n, device)))
         if self.xint > 0:
             t = draw.gated(self.xint, (draw.rand([2]) * 2 - 1) * self.xint_max, 0,
                            forced=lambda q: (q * 2 - 1) * self.xint_max)
-            G_inv = _compose(G_inv, mat.translate2d(-torch.round(t[:, 0] * width), -torch.round(t[:, 1] * height), n, draw.device))
-        return G_inv
-
-    def _geometric(self, draw, shape, G_inv):
-        n, _, height, width = shape
+            steps.append((True, lambda h, w, t=t: mat.translate2d(-torch.round(t[:, 0] * w), -torch.round(t[:, 1] * h),
+                                                                  n, device)))
         lognormal = lambda std: (lambda q: torch.exp2(torch.erfinv(q * 2 - 1) * std))
         if self.scale > 0:
             s = draw.gated(self.scale, torch.exp2(draw.randn() * self.scale_std), 1, forced=lognormal(self.scale_std))
-            G_inv = _compose(G_inv, mat.scale2d(1 / s, 1 / s, n, draw.device))
+            steps.append((False, lambda h, w, s=s: mat.scale2d(1 / s, 1 / s, n, device)))
         # Rotation happens before and after the anisotropic scaling, each with a probability chosen so
         # that P(either) = rotate * p.
         p_rot = 1 - torch.sqrt((1 - self.rotate * self.p).clamp(0, 1))
         angle = lambda: (draw.rand() * 2 - 1) * np.pi * self.rotate_max
         if self.rotate > 0:
             theta = draw.gated(p_rot, angle(), 0, forced=lambda q: (q * 2 - 1) * np.pi * self.rotate_max, absolute=True)
-            G_inv = _compose(G_inv, mat.rotate2d(theta, n, draw.device))
+            steps.append((False, lambda h, w, theta=theta: mat.rotate2d(theta, n, device)))
         if self.aniso > 0:
             s = draw.gated(self.aniso, torch.exp2(draw.randn() * self.aniso_std), 1, forced=lognormal(self.aniso_std))
-            G_inv = _compose(G_inv, mat.scale2d(1 / s, s, n, draw.device))
+            steps.append((False, lambda h, w, s=s: mat.scale2d(1 / s, s, n, device)))
         if self.rotate > 0:
             theta = draw.gated(p_rot, angle(), 0, forced=lambda q: torch.zeros_like(q), absolute=True)
-            G_inv = _compose(G_inv, mat.rotate2d(theta, n, draw.device))
+            steps.append((False, lambda h, w, theta=theta: mat.rotate2d(theta, n, device)))
         if self.xfrac > 0:
             t = draw.gated(self.xfrac, draw.randn([2]) * self.xfrac_std, 0,
                            forced=lambda q: torch.erfinv(q * 2 - 1) * self.xfrac_std)
-            G_inv = _compose(G_inv, mat.translate2d(-t[:, 0] * width, -t[:, 1] * height, n, draw.device))
-        return G_inv
+            steps.append((False, lambda h, w, t=t: mat.translate2d(-t[:, 0] * w, -t[:, 1] * h, n, device)))
+        return steps
 
-    def _move(self, images, G_blit, G_inv):
+    def _move(self, images, steps):
         """Apply the geometric draws: an exact pixel copy when only blits were drawn, else resampling."""
+        G_blit, G_inv = _matrices(steps, *images.shape[2:])
         if G_inv is not G_blit or (G_inv is not None and images.shape[2] != images.shape[3]):
             return self._resample(images, G_inv)
         if G_blit is not None:
             return _blit(images, G_blit)  # Flips, quarter turns, integer shifts only: copy pixels exactly.
         return images
 
-    def _move_features(self, features, image_shape, G_blit, G_inv):
-        """The images' geometric augmentation applied to feature maps of the images' aspect at another size (GGDR,
-        Sec. 3.3).
-
-        G_inv acts on centred pixel coordinates, so at k times the image's size it becomes
-        S(k) G_inv S(1/k): rotations and scales stay, translations scale by k. At the image's own size the
-        features take exactly the images' path (blit or resample).
+    def _move_features(self, features, image_shape, steps):
+        """GGDR's augmentation of G's features (Lee et al. 2022, Sec. 3.3), as naver-ai/GGDR's AugmentPipeGFeat computes
+        it (tests/reference/record_ggdr_augment.py): the images' draws at the features' own size (translations
+        relative to it, integer ones rounded there), always resampled once any geometric augmentation is on (also
+        where this batch drew none, and at p = 0), with bilinear instead of wavelet 2x upsampling.
         """
         same_aspect = features.ndim == 4 and features.shape[2] * image_shape[3] == features.shape[3] * image_shape[2]
         if not same_aspect or features.shape[0] != image_shape[0]:
             raise ValueError(f'AugmentPipe: features must be maps [N, C, h, w] of the images\' aspect h:w = '
                              f'{image_shape[2]}:{image_shape[3]} with N = {image_shape[0]}, got {list(features.shape)}')
-        k = features.shape[3] / image_shape[3]
-        if k == 1:
-            return self._move(features, G_blit, G_inv)
-        if G_inv is None:
+        if not steps:
             return features
-        n, device = features.shape[0], features.device
-        G_inv = mat.scale2d(k, k, n, device) @ G_inv @ mat.scale2d(1 / k, 1 / k, n, device)
-        return self._resample(features, G_inv)
+        _G_blit, G_inv = _matrices(steps, *features.shape[2:])
+        return self._resample(features, G_inv, bilinear_upsampling=True)
 
-    def _resample(self, images, G_inv):
-        """Apply G_inv: reflect-pad, upsample 2x (wavelet filter), grid-sample, filter, downsample 2x, crop."""
+    def _resample(self, images, G_inv, bilinear_upsampling=False):
+        """Apply G_inv: reflect-pad, upsample 2x (wavelet filter, or bilinear for GGDR's features), grid-sample,
+        filter, downsample 2x, crop."""
         n, channels, height, width = images.shape
         device = images.device
         half_taps = self.Hz_geom.shape[0] // 4  # Filter support in input pixels, on each side.
@@ -225,7 +222,10 @@ class AugmentPipe(torch.nn.Module):
         G_inv = mat.translate2d((left - right) / 2, (top - bottom) / 2, n, device) @ G_inv
 
         # Upsampled pixel 2i is input pixel i: in centred coordinates u = 2x - 1/2.
-        images = upfirdn2d.upsample2d(images, self.Hz_geom, up=2)
+        if bilinear_upsampling:
+            images = torch.nn.functional.interpolate(images, scale_factor=2, mode='bilinear', align_corners=False)
+        else:
+            images = upfirdn2d.upsample2d(images, self.Hz_geom, up=2)
         to_up = mat.translate2d(-0.5, -0.5, n, device) @ mat.scale2d(2, 2, n, device)
         from_up = mat.scale2d(0.5, 0.5, n, device) @ mat.translate2d(0.5, 0.5, n, device)
         G_inv = to_up @ G_inv @ from_up
@@ -343,6 +343,17 @@ def _compose(A, B):
     if B is None:
         return A
     return A @ B
+
+
+def _matrices(steps, height, width):
+    """(G_blit, G_inv) of `steps` for maps of height x width: the product of the blit steps (which come first), and
+    of all; None stands for the identity, and G_inv is G_blit when every step is a blit."""
+    G_blit = G_inv = None
+    for is_blit, matrix in steps:
+        G_inv = _compose(G_inv, matrix(height, width))
+        if is_blit:
+            G_blit = G_inv
+    return G_blit, G_inv
 
 
 def _blit(images, G_inv):
