@@ -8,9 +8,12 @@ import types
 import pytest
 import torch
 
+from tests.reference import record_glead_training as glead_path
 from tests.reference import record_regularizers as recording
 from tests.train_helpers import tiny_options, write_image_folder
+from training import networks
 from training.cli import config as run_config
+from training.loss import StyleGAN2Loss
 from training.regularizers import GGDRLoss, GLeaDLoss
 
 with open(recording.OUT, encoding='utf-8') as _f:
@@ -147,3 +150,62 @@ def test_each_regulariser_flag_changes_exactly_its_setting(tmp_path, data32, see
     default = _regularizer_settings(tmp_path, data32, lpips_dir, reg_type=reg_type)
     flagged = _regularizer_settings(tmp_path, data32, lpips_dir, reg_type=reg_type, **{flag: value})
     assert _differences(default, flagged) == changed
+
+#----------------------------------------------------------------------------
+# GLeaD's training path: its networks and loss phases (recorded by tests/reference/record_glead_training.py).
+
+@pytest.fixture(scope='module')
+def glead_training(seeded_lpips_dir):
+    """(recorded, ours): {case: {phase: terms and D gradient summary}} for GLeaD's training path."""
+    with open(glead_path.OUT, encoding='utf-8') as f:
+        recorded = json.load(f)
+    assert recorded['weights'] == glead_path.WEIGHTS and recorded['r1_gamma'] == glead_path.R1_GAMMA
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # As the recording: with 2 threads, the image case's D gradients move by up to 7e-5.
+    try:
+        ours = {case: _our_glead_phases(seeded_lpips_dir, *spec) for case, spec in glead_path.CASES.items()}
+    finally:
+        torch.set_num_threads(threads)
+    return recorded['results'], ours
+
+
+def _our_glead_phases(lpips_dir, fake, res_d, res_g):
+    """record_glead_training.run_phases with our Generator, Discriminator (decoder and GLeaD heads) and loss."""
+    def build():
+        G = networks.Generator(**glead_path.G_KWARGS)
+        feature_channels = getattr(G.synthesis, f'b{res_g}').conv1.weight.shape[0]
+        D = networks.Discriminator(**glead_path.D_KWARGS, decoder_res=res_d,
+                                   glead_kwargs=dict(feature_channels=feature_channels, w_dim=G.w_dim))
+        glead_path.fill(G)
+        glead_path.fill(D)
+        return G, D
+    seen = {}
+
+    def accumulate(G, D, phase, gain):
+        terms = [GLeaDLoss(branch=branch, feature_res=res_g, weight=glead_path.WEIGHTS[branch], detector_dir=lpips_dir)
+                 for branch in ('real', fake)]
+        loss = StyleGAN2Loss('cpu', G, D, r1_gamma=glead_path.R1_GAMMA, style_mixing_prob=0, pl_weight=0,
+                             extra_terms=terms)
+        collect = loss._extra_terms  # pylint: disable=protected-access
+
+        def capture(pass_name, step, ctx):  # Loss/D/glead_real, Loss/D/glead_fake -> 'real', 'fake'.
+            losses = collect(pass_name, step, ctx)
+            seen.update({stat.rsplit('_', 1)[1]: float(value.detach().mean()) for stat, value in losses.items()})
+            return losses
+        loss._extra_terms = capture  # pylint: disable=protected-access
+        seen.clear()
+        loss.accumulate_gradients(phase, *glead_path.phase_inputs(), gain=gain, cur_nimg=0)
+    return glead_path.run_phases(build, accumulate, lambda: dict(seen))
+
+
+@pytest.mark.parametrize('phase', ['Dmain', 'Dreg'])
+@pytest.mark.parametrize('case', sorted(glead_path.CASES))
+def test_glead_phases_through_its_networks_match_glead(glead_training, case, phase):
+    """GLeaD's terms and every D gradient (D's blocks, the decoder, the three heads: the reconstruction runs through
+    G's blocks above the feature resolution) as its own networks and loss compute them."""
+    recorded, ours = (results[case][phase] for results in glead_training)
+    assert ours['terms'] == pytest.approx(recorded['terms'], rel=1e-5)
+    assert sorted(ours['grads']) == sorted(recorded['grads'])
+    for name, (norm, projection) in recorded['grads'].items():
+        assert ours['grads'][name][0] == pytest.approx(norm, rel=1e-5, abs=1e-12), name
+        assert ours['grads'][name][1] == pytest.approx(projection, abs=1e-5 * norm + 1e-12), name

@@ -29,11 +29,11 @@ def cosine_distance(predicted, target):
 
 
 def resize(x, shape):
-    """Bilinear resize of maps to (height, width) `shape` (antialiased when shrinking); a no-op at that size."""
+    """Bilinear resize of maps to (height, width) `shape`, no antialiasing (as GLeaD's code resizes its heads, with
+    --glead-res-d above --glead-res-g); a no-op at that size."""
     if tuple(x.shape[-2:]) == tuple(shape):
         return x
-    return torch.nn.functional.interpolate(x, size=tuple(shape), mode='bilinear', align_corners=False,
-                                           antialias=x.shape[-1] > shape[-1])
+    return torch.nn.functional.interpolate(x, size=tuple(shape), mode='bilinear', align_corners=False)
 
 #----------------------------------------------------------------------------
 

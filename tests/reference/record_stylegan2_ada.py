@@ -90,10 +90,10 @@ def phase_inputs():
     return real, torch.zeros([4, 0]), z, torch.zeros([4, 0])
 
 
-def gradient_summary(module):
-    """{name: [L2 norm, dot with a fixed direction]} of every parameter gradient of `module`."""
+def gradient_summary(module, rename=lambda name: name):
+    """{name: [L2 norm, dot with a fixed direction]} of every parameter gradient of `module`, under rename(name)."""
     summary = {}
-    for name, param in sorted(module.named_parameters()):
+    for name, param in sorted((rename(name), param) for name, param in module.named_parameters()):
         if param.grad is None:
             continue
         grad = param.grad.detach().double().flatten()
