@@ -154,6 +154,13 @@ def test_run_description_starts_with_dataset_cfg_gpus_and_generator(tmp_path, da
     assert 'mirror' in config.run_desc and 'gamma2' in config.run_desc
 
 
+def test_pl_weight_flag_overrides_the_preset(tmp_path, data16):
+    assert resolve(tmp_path, data16).loss_kwargs.pl_weight == 2  # auto's value.
+    config = resolve(tmp_path, data16, pl_weight=0)
+    assert config.loss_kwargs.pl_weight == 0 and 'pl0' in config.run_desc.split('-')
+    assert resolve(tmp_path, data16, cfg='cifar', pl_weight=0.5).loss_kwargs.pl_weight == 0.5  # cifar's is 0.
+
+
 def test_run_dirs_are_numbered_after_existing_ones_and_never_reused(tmp_path):
     (tmp_path / '00007-old').mkdir()
     (tmp_path / '00007-old' / 'training_options.json').write_text('{}')

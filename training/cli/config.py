@@ -411,7 +411,8 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     desc += ['cond'] * bool(opts.cond) + [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
     desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
     desc += [f'cbase{spec.channel_base}'] * (opts.cbase is not None) + [f'cmax{spec.channel_max}'] * (opts.cmax is not None)
-    desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
+    desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'pl{spec.pl_weight:g}'] * (opts.pl_weight is not None)
+    desc += [f'kimg{spec.kimg:g}'] * (opts.kimg is not None)
     desc += [f'batch{c.batch_size}'] * (opts.batch is not None)
     desc += ['rpgan'] * (spec.loss == 'rpgan') + [f'reg{opts.reg_every}'] * (opts.reg_every is not None)
     if opts.aug == 'noaug':

@@ -183,6 +183,8 @@ OPTIONS = (
          'Base config', default='auto', config_keys=('cfg',)),
     _opt('gamma', number(minimum=0), 'R1 regularisation weight', 'Base config', default_text=FROM_CFG, preset=True,
          auto=True, config_keys=('loss_kwargs',)),
+    _opt('pl_weight', number(minimum=0), 'Path-length regularisation weight (0: off, which also skips its G pass)',
+         'Base config', default_text=FROM_CFG, preset=True, config_keys=('loss_kwargs',)),
     _opt('kimg', number(above=0), 'Training length: the total in kimg the run trains to, counting what a resumed run '
          'already did; fractions allowed', 'Base config', default_text=FROM_CFG, preset=True, resume='free',
          config_keys=('total_kimg',)),
@@ -284,8 +286,6 @@ OPTIONS = (
          'Preset', flag=False, preset=True, nullable=True, config_keys=('ema_rampup',)),
     _opt('style_mixing_prob', number(0, 1), 'Probability of style mixing in a G step', 'Preset', flag=False,
          preset=True, config_keys=('loss_kwargs',)),
-    _opt('pl_weight', number(minimum=0), 'Path-length regularisation weight', 'Preset', flag=False, preset=True,
-         config_keys=('loss_kwargs',)),
     _opt('g_reg_interval', whole(1), 'Lazy regularisation interval of G (null: every step, not lazy)', 'Preset',
          flag=False, preset=True, nullable=True, config_keys=('G_reg_interval', 'G_opt_kwargs')),
     _opt('d_reg_interval', whole(1), 'Lazy regularisation interval of D (null: every step, not lazy)', 'Preset',
