@@ -1,9 +1,9 @@
 """How varied a conditional run's samples are within a class, against the real images of that class.
 
-    python scripts/demo_variety.py RUN_DIR [--samples=16] [--classes=all]
+    python scripts/demo_variety.py RUN_DIR [--samples=16] [--snapshot=network-snapshot-NNNNNN.pkl]
 
 For each class: the mean pairwise pixel distance (RMS over pixels, images in [0, 1]) of `--samples` generated
-images (seeds 0..N-1, the run's last snapshot, no truncation), divided by the same for `--samples` real images of
+images (seeds 0..N-1, the run's last snapshot or --snapshot, no truncation), divided by the same for `--samples` real images of
 that class (the first ones of the run's dataset). A ratio near 1 means the samples vary as much as the data; a
 collapsed generator (one shape per class) scores near 0. Prints one line per class and the mean; exits 1 when
 any class is below --min-ratio (0.5: the demo's bar).
@@ -53,11 +53,17 @@ def generated_images_of_class(G, class_idx, count):
 @click.argument('run_dir', type=click.Path(exists=True, file_okay=False))
 @click.option('--samples', type=click.IntRange(min=2), default=16, show_default=True, help='Images per class and side')
 @click.option('--min-ratio', type=float, default=0.5, show_default=True, help='Lowest acceptable ratio')
-def main(run_dir, samples, min_ratio):
+@click.option('--snapshot', metavar='FILE', help='A snapshot of RUN_DIR by file name  [default: the last]')
+def main(run_dir, samples, min_ratio, snapshot):
     """Within-class variety of a conditional run's samples, relative to its data."""
     snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-') and f.endswith('.pkl'))
     if not snapshots:
         raise click.ClickException(f'{run_dir} holds no network-snapshot-*.pkl')
+    if snapshot is not None:
+        if snapshot not in snapshots:
+            raise click.BadParameter(f'{snapshot!r} is not a snapshot of {run_dir}; it holds {", ".join(snapshots)}',
+                                     param_hint='--snapshot')
+        snapshots = [snapshot]
     G = generate.load_generator(os.path.join(run_dir, snapshots[-1]), torch.device('cpu'))
     if G.c_dim == 0:
         raise click.ClickException(f'{snapshots[-1]} is unconditional: variety within a class needs classes')
