@@ -1,7 +1,6 @@
 """Our networks and loss compute what stylegan2-ada-pytorch computes (numbers recorded from its code by tests/reference/)."""
 
 import json
-import os
 
 import numpy as np
 import pytest

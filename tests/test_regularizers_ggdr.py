@@ -6,7 +6,7 @@ import torch
 from tests import regularizer_helpers as helpers
 from training.augment import AugmentPipe, augpipe_specs
 from training.loss import StyleGAN2Loss
-from training.networks import Discriminator, Generator
+from training.networks import Discriminator
 from training.regularizers import GGDRLoss, cosine_distance
 
 #----------------------------------------------------------------------------
