@@ -3,8 +3,8 @@
     python scripts/demo_variety.py RUN_DIR [--samples=16] [--snapshot=network-snapshot-NNNNNN.pkl]
 
 For each class: the mean pairwise pixel distance (RMS over pixels, images in [0, 1]) of `--samples` generated
-images (seeds 0..N-1, the run's last snapshot or --snapshot, no truncation), divided by the same for `--samples` real images of
-that class (the first ones of the run's dataset). A ratio near 1 means the samples vary as much as the data; a
+images (seeds 0..N-1, the run's last snapshot or --snapshot, no truncation), divided by the same for `--samples`
+real images of that class (the first ones of the run's dataset). A ratio near 1 means the samples vary as much as the data; a
 collapsed generator (one shape per class) scores near 0. Prints one line per class and the mean; exits 1 when
 any class is below --min-ratio (0.5: the demo's bar).
 """
@@ -59,14 +59,13 @@ def main(run_dir, samples, min_ratio, snapshot):
     snapshots = sorted(f for f in os.listdir(run_dir) if f.startswith('network-snapshot-') and f.endswith('.pkl'))
     if not snapshots:
         raise click.ClickException(f'{run_dir} holds no network-snapshot-*.pkl')
-    if snapshot is not None:
-        if snapshot not in snapshots:
-            raise click.BadParameter(f'{snapshot!r} is not a snapshot of {run_dir}; it holds {", ".join(snapshots)}',
-                                     param_hint='--snapshot')
-        snapshots = [snapshot]
-    G = generate.load_generator(os.path.join(run_dir, snapshots[-1]), torch.device('cpu'))
+    if snapshot is not None and snapshot not in snapshots:
+        raise click.BadParameter(f'{snapshot!r} is not a snapshot of {run_dir}; it holds {", ".join(snapshots)}',
+                                 param_hint='--snapshot')
+    snapshot = snapshot or snapshots[-1]
+    G = generate.load_generator(os.path.join(run_dir, snapshot), torch.device('cpu'))
     if G.c_dim == 0:
-        raise click.ClickException(f'{snapshots[-1]} is unconditional: variety within a class needs classes')
+        raise click.ClickException(f'{snapshot} is unconditional: variety within a class needs classes')
     with open(os.path.join(run_dir, 'training_options.json'), encoding='utf-8') as f:
         data = json.load(f)['training_set_kwargs']['path']
     dataset = ImageFolderDataset(data, use_labels=True)
@@ -76,7 +75,7 @@ def main(run_dir, samples, min_ratio, snapshot):
         fake = mean_pairwise_distance(generated_images_of_class(G, class_idx, samples))
         ratios.append(fake / real)
         click.echo(f'class {class_idx}: generated {fake:.4f}, real {real:.4f}, ratio {fake / real:.2f}')
-    click.echo(f'{snapshots[-1]}: mean ratio {np.mean(ratios):.2f}, lowest {min(ratios):.2f} (bar {min_ratio})')
+    click.echo(f'{snapshot}: mean ratio {np.mean(ratios):.2f}, lowest {min(ratios):.2f} (bar {min_ratio})')
     if min(ratios) < min_ratio:
         raise SystemExit(1)
 
