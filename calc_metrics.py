@@ -15,6 +15,7 @@ from metrics import metric_main
 from metrics import metric_utils
 from metrics import reference_stats
 from metrics.detectors import DETECTOR_DIR_ENV, DetectorUnavailableError
+from torch_utils import misc
 from training import export
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
@@ -143,6 +144,9 @@ def evaluate(rank, args):
         torch.cuda.set_device(device)
     else:
         device = torch.device(args.device)
+    # Plain float32 in every process, as in training and in stylegan2-ada-pytorch's calc_metrics: cuDNN would
+    # otherwise convolve in TF32 on Ampere and newer GPUs (10-bit mantissa), and the scores would move with it.
+    misc.set_tf32(False)
     for metric in args.metrics:
         progress = None
         if rank == 0:

@@ -1,8 +1,9 @@
 """Turn the raw outputs of bench/gpu_acceptance.sh into one dated Markdown section for docs/benchmarks.md."""
 
 # Inputs: bench/ops.py's table (its first line names each op's path), bench/train_speed.py's JSON lines,
-# bench/host_syncs.py's JSON line, pytest's summary line and the device's measured copy bandwidth. The section
-# says which implementation each op ran, and states each target next to what was measured:
+# bench/host_syncs.py's JSON line, pytest's summary line, the differences the GPU tests measured (their JUnit XML)
+# and the device's measured copy bandwidth. The section lists those differences beside the tests' bounds, says
+# which implementation each op ran, and states each target next to what was measured:
 #   - both ops ran their CUDA kernels (SQUEEZEGAN_OPS=cuda);
 #   - training steps between ticks synchronise with the host only for the augmentation padding (issue 22);
 #   - every op at >= 128x128: CUDA at least 3x its reference path and at least 50% of the copy bandwidth;
@@ -10,7 +11,9 @@
 #     and that number scaled to the device by memory bandwidth (V100: 900 GB/s), a rough guide only.
 
 import json
+import os
 import re
+import xml.etree.ElementTree as ElementTree
 
 import click
 
@@ -103,10 +106,42 @@ def train_table(json_lines, copy_gbps):
     return lines
 
 
-def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lines, syncs_line=None):
+def parse_measured(junit_xml):
+    """{(test, quantity): (value, bound, case)} from the properties the GPU tests record (`measured` fixture) in
+    pytest's JUnit XML: per test function and quantity, the case that used the largest share of its bound (the
+    largest value where it has none)."""
+    rows = {}
+    for testcase in ElementTree.fromstring(junit_xml).iter('testcase'):
+        test, _, case = testcase.get('name', '').partition('[')
+        for prop in testcase.iter('property'):
+            recorded = json.loads(prop.get('value'))
+            value, bound = recorded['value'], recorded['bound']
+            key = f'{testcase.get("classname", "").rpartition(".")[2]}::{test}', prop.get('name')
+            weight = value / bound if bound else value
+            kept = rows.get(key)
+            if kept is None or weight > (kept[0] / kept[1] if kept[1] else kept[0]):
+                rows[key] = (value, bound, case.rstrip(']'))
+    return rows
+
+
+def measured_lines(rows):
+    """The table of measured differences, so the GPU tests' bounds can be set from what this device measured."""
+    if rows is None:
+        return ['Measured differences: **not recorded** (no JUnit XML from pytest)']
+    lines = ['| test | quantity | largest measured | bound | share of bound | case |', '|---|---|---|---|---|---|']
+    for (test, quantity), (value, bound, case) in sorted(rows.items()):
+        share = f'{value / bound:.1%}' if bound else '-'
+        bound_text = '-' if bound is None else f'{bound:.3g}'
+        lines.append(f'| {test} | {quantity} | {value:.3g} | {bound_text} | {share} | {case or "-"} |')
+    return lines
+
+
+def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lines, syncs_line=None, measured=None):
     out = [f'## GPU acceptance, {date}', '', f'Device: {device}; measured copy bandwidth {copy_gbps:.0f} GB/s.', '',
            f'`{command}`', '', f'GPU tests (SQUEEZEGAN_OPS=cuda): `{pytest_summary.strip() or "no summary"}`', '',
-           '### Ops (fp32, batch 32)', '']
+           '### Measured differences in the GPU tests (TF32 off)', '']
+    out += measured_lines(measured)
+    out += ['', '### Ops (fp32, batch 32)', '']
     out += op_paths_lines(ops_text) + ['']
     out += ops_table(parse_ops(ops_text), copy_gbps)
     out += ['', '### Host synchronisation in training steps', '']
@@ -126,13 +161,19 @@ def report(device, date, command, pytest_summary, copy_gbps, ops_text, train_lin
 @click.option('--ops-log', type=click.Path(exists=True), required=True)
 @click.option('--train-log', type=click.Path(exists=True), required=True)
 @click.option('--syncs-log', type=click.Path(exists=True), required=True)
-def main(device, date_, command, pytest_log, copy_gbps, ops_log, train_log, syncs_log):
+@click.option('--pytest-xml', type=click.Path(), help="pytest's --junitxml output (missing when pytest died)")
+def main(device, date_, command, pytest_log, copy_gbps, ops_log, train_log, syncs_log, pytest_xml):
     """Print the Markdown section."""
+    measured = None
+    if pytest_xml and os.path.isfile(pytest_xml):
+        with open(pytest_xml, encoding='utf-8') as f:
+            measured = parse_measured(f.read())
     summary = [line for line in open(pytest_log, encoding='utf-8').read().splitlines() if line.strip()][-1:]
     train_lines = [line for line in open(train_log, encoding='utf-8') if line.startswith('{')]
     syncs = [line for line in open(syncs_log, encoding='utf-8') if line.startswith('{')][-1:]
     click.echo(report(device, date_, command, summary[0] if summary else '', copy_gbps,
-                      open(ops_log, encoding='utf-8').read(), train_lines, syncs[0] if syncs else None), nl=False)
+                      open(ops_log, encoding='utf-8').read(), train_lines, syncs[0] if syncs else None, measured),
+               nl=False)
 
 
 if __name__ == '__main__':

@@ -34,7 +34,7 @@ step "building the CUDA ops (first use compiles with ninja) and their self-check
 timeout 300 "$PY" -c 'from torch_utils.ops import paths; print(paths.describe("cuda:0"))' 2>&1 | tee "$LOGS/build.txt"
 
 step "pytest -m gpu"
-timeout 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider 2>&1 | tee "$LOGS/pytest_gpu.txt" | tail -n 20
+timeout 240 "$PY" -m pytest -q -m gpu -p no:cacheprovider --junitxml="$LOGS/pytest_gpu.xml" 2>&1 | tee "$LOGS/pytest_gpu.txt" | tail -n 20
 
 step "op benchmarks"
 timeout 90 "$PY" bench/ops.py --device=cuda --reps=20 2>&1 | tee "$LOGS/ops.txt"
@@ -50,5 +50,5 @@ timeout 160 "$PY" bench/train_speed.py --cfg=paper256 --res=256 --g-arch=skip,sq
 step "writing docs/benchmarks.md"
 "$PY" bench/acceptance_report.py --device="$DEVICE" --date="$(date +%Y-%m-%d)" --command="bash bench/gpu_acceptance.sh" \
     --pytest-log="$LOGS/pytest_gpu.txt" --copy-gbps="$COPY_GBPS" --ops-log="$LOGS/ops.txt" --train-log="$LOGS/train.txt" \
-    --syncs-log="$LOGS/syncs.txt" \
+    --syncs-log="$LOGS/syncs.txt" --pytest-xml="$LOGS/pytest_gpu.xml" \
     > "$LOGS/section.md" && { echo; cat "$LOGS/section.md"; } >> docs/benchmarks.md && cat "$LOGS/section.md"

@@ -21,6 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from metrics import detectors  # noqa: E402
 from metrics import metric_utils  # noqa: E402
+from torch_utils import misc  # noqa: E402
 
 
 def build_generator(res, device):
@@ -59,6 +60,7 @@ def time_per_image(step, num, batch, device):
 def main(res, num, batch, device, detector_dir):
     """Time fid50k_full's per-image costs and print one JSON line."""
     device = torch.device(device or ('cuda' if torch.cuda.is_available() else 'cpu'))
+    misc.set_tf32(False)  # As calc_metrics.py computes the scores.
     G = build_generator(res, device)
     with torch.no_grad():
         def generate(n):
@@ -79,7 +81,7 @@ def main(res, num, batch, device, detector_dir):
     print(json.dumps(dict(
         benchmark='fid50k_full', res=res, images_timed=num, batch=batch, device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine(),
-        threads=torch.get_num_threads(), torch=torch.__version__,
+        threads=torch.get_num_threads(), torch=torch.__version__, tf32=False,
         generator_ms_per_image=round(generator_ms, 3),
         detector_ms_per_image=None if detector_ms is None else round(detector_ms, 3),
         fid50k_full_minutes_estimate=None if estimate is None else round(estimate, 2),

@@ -70,8 +70,10 @@ def measure(arch, resolution, batch, repeats, device):
     """One config, in this process: dict of parameter counts, times (s) and peak memory (MiB) per pass."""
     import torch  # pylint: disable=import-outside-toplevel
     from training.networks import Discriminator, Generator  # pylint: disable=import-outside-toplevel
-    from training.networks.__main__ import preset_networks_kwargs  # pylint: disable=import-outside-toplevel
+    from training.cli.summary import preset_networks_kwargs  # pylint: disable=import-outside-toplevel
+    from torch_utils import misc  # pylint: disable=import-outside-toplevel
 
+    misc.set_tf32(False)  # As training runs by default (--allow-tf32=0).
     g_arch, ratio = ARCHS[arch]
     squeeze = dict(squeeze_ratio=ratio or 8) if g_arch == 'squeeze' else {}
     g_kwargs, d_kwargs = preset_networks_kwargs(PRESET_OF_RESOLUTION[resolution], resolution, g_arch=g_arch, **squeeze)
@@ -89,7 +91,7 @@ def measure(arch, resolution, batch, repeats, device):
         'D_fwd': lambda: D(img, c, force_fp32=force_fp32),
         'D_fwd_bwd': lambda: D(img.requires_grad_(True), c, force_fp32=force_fp32).sum().backward(),
     }
-    result = dict(arch=arch, resolution=resolution, batch=batch, device=device,
+    result = dict(arch=arch, resolution=resolution, batch=batch, device=device, tf32=False,
                   G_params=sum(p.numel() for p in G.parameters()), D_params=sum(p.numel() for p in D.parameters()))
     with torch.no_grad():
         result['G_GMACs'] = conv_gmacs_per_image(G, lambda: G(z, c, force_fp32=force_fp32).shape[0])

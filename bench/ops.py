@@ -13,6 +13,7 @@ import click
 import torch
 
 from torch_utils import custom_ops
+from torch_utils import misc
 from torch_utils.ops import bias_act, conv2d_resample, upfirdn2d
 from torch_utils.ops import paths as op_paths
 
@@ -118,8 +119,9 @@ def main(device, batch, dtype, reps, max_res):
     batch = batch or (32 if device.type == 'cuda' else 2)
     dtype = getattr(torch, dtype)
     impls = ['cuda', 'ref', 'naive'] if device.type == 'cuda' else ['ref', 'naive']
+    misc.set_tf32(False)  # The reference paths' convolutions as training runs them (--allow-tf32 defaults to 0).
     print(f'device={torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"} '
-          f'torch={torch.__version__} batch={batch} dtype={dtype} threads={torch.get_num_threads()}')
+          f'torch={torch.__version__} batch={batch} dtype={dtype} threads={torch.get_num_threads()} tf32=off')
     print(op_paths.describe(device))  # What the 'cuda' rows ran (checked again below, per op).
     print(f'{"op":<24} {"shape":<14} {"impl":<6} {"fwd ms":>9} {"fwd GB/s":>9} {"f+b ms":>9} {"f+b GB/s":>9}')
     for channels, res in SHAPES:

@@ -1,5 +1,6 @@
 """Shared pytest configuration: repo root on sys.path, small thread counts, the `gpu` marker."""
 
+import json
 import os
 import sys
 
@@ -34,6 +35,20 @@ def _gpu_tests_demand_the_kernels(request, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _gpu_tests_compare_float32(request):
+    # cuDNN convolves in TF32 by default on Ampere and newer GPUs (10-bit mantissa, ~1e-3 relative): the GPU tests
+    # compare float32 results, as training and calc_metrics.py compute them with TF32 off, not TF32 noise.
+    if 'gpu' not in request.keywords:
+        yield
+        return
+    import torch
+    from torch_utils import misc
+    previous = misc.set_tf32(False)
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+@pytest.fixture(autouse=True)
 def _few_threads():
     # CI has 2 cores; tiny test tensors gain nothing from threads and lose badly to contention (a tiny
     # conv took 31 ms with 2 threads and 0.3 ms with 1 on a shared machine).
@@ -42,6 +57,17 @@ def _few_threads():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+@pytest.fixture
+def measured(record_property):
+    """measured(quantity, value, bound=None) -> value, recorded beside its bound as a property of the test, so that
+    `pytest --junitxml` carries what a GPU run measured to bench/acceptance_report.py (and tolerances can be set
+    from it)."""
+    def record(quantity, value, bound=None):
+        record_property(quantity, json.dumps(dict(value=float(value), bound=None if bound is None else float(bound))))
+        return float(value)
+    return record
 
 
 @pytest.fixture

@@ -3,6 +3,9 @@
 import importlib.util
 import json
 import os
+import subprocess
+import sys
+import textwrap
 from tests import limits
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,8 +77,6 @@ def test_host_syncs_target_allows_only_the_padding_reads():
 
 
 def test_acceptance_script_without_a_gpu_exits_non_zero_with_one_line(tmp_path):
-    import subprocess  # pylint: disable=import-outside-toplevel
-    import sys  # pylint: disable=import-outside-toplevel
     import torch  # pylint: disable=import-outside-toplevel
     if torch.cuda.is_available():
         return  # On a GPU machine this would start the real run.
@@ -85,3 +86,31 @@ def test_acceptance_script_without_a_gpu_exits_non_zero_with_one_line(tmp_path):
     problems = [line for line in result.stderr.splitlines() if not line.startswith('[acceptance]')]
     assert problems == [f'gpu_acceptance: {sys.executable} finds no CUDA device here (no torch, or '
                         f'torch.cuda.is_available() is False); run it on the GPU machine']
+
+
+def test_measured_differences_travel_from_the_tests_through_junit_xml_to_the_report(tmp_path):
+    """The `measured` fixture (tests/conftest.py) under pytest.ini's settings, pytest's --junitxml, the parser."""
+    (tmp_path / 'test_recording.py').write_text(textwrap.dedent('''
+        import pytest
+
+        @pytest.mark.parametrize('scale', [1, 3, 2])
+        def test_kernel(measured, scale):
+            measured('fp16 output', 0.125 * scale, 1.0)
+            measured('CPU scale', 0.5 / scale)
+    '''))
+    xml = tmp_path / 'out.xml'
+    result = subprocess.run([sys.executable, '-m', 'pytest', '-q', '-c', os.path.join(REPO_ROOT, 'pytest.ini'),
+                             '--rootdir', str(tmp_path), '-p', 'tests.conftest', '-p', 'no:cacheprovider',
+                             f'--junitxml={xml}', str(tmp_path / 'test_recording.py')],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=limits.seconds(120), check=False)
+    assert result.returncode == 0 and 'warning' not in result.stdout.lower(), result.stdout + result.stderr
+    rows = acceptance_report.parse_measured(xml.read_text())
+    assert rows == {('test_recording::test_kernel', 'fp16 output'): (0.375, 1.0, '3'),
+                    ('test_recording::test_kernel', 'CPU scale'): (0.5, None, '1')}
+    lines = acceptance_report.measured_lines(rows)
+    assert '| test_recording::test_kernel | fp16 output | 0.375 | 1 | 37.5% | 3 |' in lines
+    assert '| test_recording::test_kernel | CPU scale | 0.5 | - | - | 1 |' in lines
+    text = acceptance_report.report('NVIDIA H200', '2026-12-02', 'bash bench/gpu_acceptance.sh', '68 passed in 50s',
+                                    4500.0, OPS, [], measured=rows)
+    assert '### Measured differences in the GPU tests (TF32 off)\n\n| test | quantity |' in text
+    assert '**not recorded**' in '\n'.join(acceptance_report.measured_lines(None))

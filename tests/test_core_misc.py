@@ -117,3 +117,15 @@ def test_torch_load_reason_names_the_global_a_weights_only_load_refused(tmp_path
     with pytest.raises(Exception) as info:
         torch.load(tmp_path / 'text.pt', weights_only=True)
     assert misc.torch_load_reason(info.value) == 'damaged, or not a file of tensors and plain values'
+
+
+def test_set_tf32_sets_both_switches_and_returns_the_previous_pair():
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    try:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
+        assert misc.set_tf32(False) == (True, False)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
+        assert misc.set_tf32(1) == (False, False)
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+    finally:
+        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous

@@ -5,11 +5,14 @@ import os
 import pickle
 
 import pytest
+import torch
 from click.testing import CliRunner
 
 import calc_metrics
 import dnnlib
 from metrics import detectors
+from metrics import metric_main
+from torch_utils import misc
 from tests import metrics_helpers as helpers
 
 
@@ -135,3 +138,26 @@ def test_real_tiny_snapshot_in_run_dir_gives_fid(tmp_path, env):
     assert result.exit_code == 0, result.output
     assert json_lines(result)[0]['results']['fid1k_full'] > 0
     assert os.path.isfile(folder / 'metric-fid1k_full.jsonl')
+
+
+@pytest.fixture
+def tf32_allowed():
+    """Both TF32 switches on (cuDNN's default), restored afterwards (monkeypatch cannot restore torch's cuBLAS one)."""
+    previous = misc.set_tf32(True)
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+
+
+def test_metrics_are_computed_without_tf32(tmp_path, env, monkeypatch, tf32_allowed):
+    """cuDNN's default would convolve in TF32 on a GPU; the scores are computed in float32, as training does."""
+    seen = []
+    calc_metric = metric_main.calc_metric
+
+    def recording_calc_metric(*args, **kwargs):
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        return calc_metric(*args, **kwargs)
+    monkeypatch.setattr(metric_main, 'calc_metric', recording_calc_metric)
+    snapshot = write_run_dir(tmp_path / 'run', env.data)
+    result = run(['--network', snapshot, '--metrics', 'kid1k', '--detector-dir', env.detector_dir, '--device', 'cpu'])
+    assert result.exit_code == 0, result.output
+    assert seen == [(False, False)]

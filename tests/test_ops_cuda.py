@@ -12,6 +12,8 @@ pytestmark = pytest.mark.gpu
 
 LAYOUTS = [torch.contiguous_format, torch.channels_last]
 TOLERANCE = {torch.float32: dict(rtol=1e-4, atol=1e-4), torch.float16: dict(rtol=1e-2, atol=1e-2)}
+ORDERS_OF_BIAS_ACT = ('output', 'grad x', 'grad b', 'second-order grad x', 'second-order grad b')
+ORDERS_OF_UPFIRDN2D = ('output', 'grad x', 'second-order grad x')
 
 #----------------------------------------------------------------------------
 
@@ -19,6 +21,14 @@ def _input(shape, dtype, layout, seed=0, scale=1.0):
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(shape, generator=generator) * scale
     return x.to(device='cuda', dtype=dtype).contiguous(memory_format=layout).requires_grad_(True)
+
+
+def _assert_close(actual, expected, measured, quantity, rtol, atol):
+    """assert_close, recording the largest share of its allowance |e - a| <= atol + rtol * |e| that was used."""
+    actual, expected = actual.float().cpu(), expected.float().cpu()
+    share = ((actual - expected).abs() / (atol + rtol * expected.abs())).max().item() if expected.numel() else 0.0
+    measured(f'{quantity}: share of atol + rtol * |reference|', share, 1.0)
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol)
 
 
 def _first_and_second_order(func, inputs):
@@ -54,15 +64,15 @@ def test_bias_act_cuda_keeps_only_its_output_for_lrelu_backward():
 @pytest.mark.parametrize('layout', LAYOUTS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 @pytest.mark.parametrize('act, clamp', BIAS_ACT_CASES)
-def test_bias_act_cuda_matches_reference(act, clamp, dtype, layout):
+def test_bias_act_cuda_matches_reference(act, clamp, dtype, layout, measured):
     x = _input([3, 8, 5, 7], dtype, layout, scale=2)
     b = _input([8], dtype, torch.contiguous_format, seed=1)
     ours = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='cuda'), [x, b])
     ref = _first_and_second_order(lambda x, b: bias_act.bias_act(x, b, act=act, clamp=clamp, impl='ref'), [x, b])
     assert ours[0].dtype == dtype and ours[0].is_contiguous(memory_format=layout)
-    assert len(ours) == len(ref)
-    for a, e in zip(ours, ref):
-        torch.testing.assert_close(a.float(), e.float(), **TOLERANCE[dtype])
+    assert len(ours) == len(ref) == len(ORDERS_OF_BIAS_ACT)
+    for a, e, quantity in zip(ours, ref, ORDERS_OF_BIAS_ACT):
+        _assert_close(a, e, measured, f'{str(dtype)[6:]} {quantity}', **TOLERANCE[dtype])
 
 
 def test_bias_act_cuda_bias_along_last_dim():
@@ -75,26 +85,27 @@ def test_bias_act_cuda_bias_along_last_dim():
 @pytest.mark.parametrize('layout', LAYOUTS)
 @pytest.mark.parametrize('dtype', [torch.float32, torch.float16])
 @pytest.mark.parametrize('taps, separable, up, down, padding, flip_filter, gain', UPFIRDN2D_CASES)
-def test_upfirdn2d_cuda_matches_reference(taps, separable, up, down, padding, flip_filter, gain, dtype, layout):
+def test_upfirdn2d_cuda_matches_reference(taps, separable, up, down, padding, flip_filter, gain, dtype, layout, measured):
     x = _input([2, 5, 9, 11], dtype, layout)
     f = upfirdn2d.setup_filter(taps, device='cuda', separable=separable)
     kwargs = dict(up=up, down=down, padding=padding, flip_filter=flip_filter, gain=gain)
     ours = _first_and_second_order(lambda x: upfirdn2d.upfirdn2d(x, f, impl='cuda', **kwargs), [x])
     ref = _first_and_second_order(lambda x: upfirdn2d.upfirdn2d(x, f, impl='ref', **kwargs), [x])
     assert ours[0].dtype == dtype and ours[0].is_contiguous(memory_format=layout)
-    for a, e in zip(ours, ref):
-        torch.testing.assert_close(a.float(), e.float(), **TOLERANCE[dtype])
+    assert len(ours) == len(ref) == len(ORDERS_OF_UPFIRDN2D)
+    for a, e, quantity in zip(ours, ref, ORDERS_OF_UPFIRDN2D):
+        _assert_close(a, e, measured, f'{str(dtype)[6:]} {quantity}', **TOLERANCE[dtype])
 
 
 @pytest.mark.parametrize('up, down', [(2, 1), (1, 2), (1, 1)])
-def test_conv2d_resample_on_cuda_matches_cpu(up, down):
+def test_conv2d_resample_on_cuda_matches_cpu(up, down, measured):
     x = torch.randn(2, 4, 8, 8, dtype=torch.float64)
     w = torch.randn(6, 4, 3, 3, dtype=torch.float64)
     f = upfirdn2d.setup_filter([1, 3, 3, 1])
     kwargs = dict(up=up, down=down, padding=1, flip_weight=(up == 1))
     expected = conv2d_resample.conv2d_resample(x, w, f, **kwargs)
     y = conv2d_resample.conv2d_resample(x.cuda().float(), w.cuda().float(), f.cuda(), **kwargs)
-    torch.testing.assert_close(y.double().cpu(), expected, rtol=1e-4, atol=1e-4)
+    _assert_close(y, expected, measured, 'float32 on CUDA vs float64 on the CPU', rtol=1e-4, atol=1e-4)
 
 
 def test_grid_sample_second_order_gradients_on_cuda_match_cpu():

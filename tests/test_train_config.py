@@ -10,6 +10,7 @@ from click.testing import CliRunner
 
 import train
 from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
+from torch_utils import misc
 from training.cli import config as training_config
 from training.cli import options as option_table
 from training.cli import run_dir as train_run_dir
@@ -347,3 +348,16 @@ def test_a_flag_and_the_preset_value_it_overrides_share_one_rule_and_message(tmp
     with pytest.raises(ConfigError) as from_preset:
         resolve(tmp_path, data16, cfg=str(path))
     assert str(from_flag.value).split(': ', 1) == [f'--{flag}={value}', str(from_preset.value).split(': ', 2)[2]]
+
+
+@pytest.mark.parametrize('allow', [False, True])
+def test_allow_tf32_sets_both_switches_for_the_run(tmp_path, data16, allow):
+    from training import training_loop  # pylint: disable=import-outside-toplevel
+    previous = misc.set_tf32(not allow)
+    try:
+        run = training_loop.build_run(dict(resolve(tmp_path, data16, allow_tf32=allow), run_dir=None))
+        run.preemption.uninstall()
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (allow, allow)
+    finally:
+        misc.set_tf32(previous[0])
+        torch.backends.cuda.matmul.allow_tf32 = previous[1]

@@ -183,6 +183,17 @@ def check_ddp_consistency(module, ignore_regex=None):
             raise AssertionError(f'{fullname} differs between rank 0 and rank {torch.distributed.get_rank()}')
 
 #----------------------------------------------------------------------------
+# TF32: cuDNN convolves in it by default on Ampere and newer GPUs (a 10-bit mantissa, ~1e-3 relative).
+
+def set_tf32(allowed):
+    """Allow or forbid TF32 in cuDNN convolutions and cuBLAS matmuls; returns the previous (cudnn, matmul) pair.
+
+    Training (`--allow-tf32`, default off), calc_metrics.py, the benchmarks and the GPU tests set it explicitly,
+    so what they compute or time does not depend on PyTorch's per-library defaults.
+    """
+    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(allowed)
+    return previous
 
 #----------------------------------------------------------------------------
 # torch.load errors in one line.

@@ -351,8 +351,7 @@ def build_run(config, rank=0, device=torch.device('cpu')):
     run.preemption = run_preemption.Preemption(c.num_processes, timeout=c.get('dist_timeout'))
     torch.manual_seed(c.random_seed * c.num_processes + rank)
     torch.backends.cudnn.benchmark = c.cudnn_benchmark
-    torch.backends.cuda.matmul.allow_tf32 = c.allow_tf32
-    torch.backends.cudnn.allow_tf32 = c.allow_tf32
+    misc.set_tf32(c.allow_tf32)
     if c.num_processes > 1:
         training_stats.init_multiprocessing(rank=rank, sync_device=device if device.type == 'cuda' else torch.device('cpu'))
 
