@@ -146,7 +146,9 @@ def evaluate(rank, args):
         device = torch.device(args.device)
     # Plain float32 in every process, as in training and in stylegan2-ada-pytorch's calc_metrics: cuDNN would
     # otherwise convolve in TF32 on Ampere and newer GPUs (10-bit mantissa), and the scores would move with it.
+    # Batches keep one shape, so cuDNN may time its algorithms once and keep the fastest (as theirs does too).
     misc.set_tf32(False)
+    torch.backends.cudnn.benchmark = True
     for metric in args.metrics:
         progress = None
         if rank == 0:

@@ -112,7 +112,7 @@ def main(cfg, res, g_arch, device, batch, cbase, cmax, steps, warmup, aug, reg_t
                            fp32=(device == 'cpu') if fp32 is None else fp32, reg_type=regs[0], detector_dir=detector_dir)
             sec_per_kimg, peak, params, config = measure(options, steps, warmup, device)
             print(json.dumps(dict(cfg=cfg, res=res, g_arch=arch, reg_type=regs[0], device=device, batch=config.batch_size,
-                                  num_fp16_res=config.G_kwargs.synthesis_kwargs.num_fp16_res,
+                                  num_fp16_res=config.G_kwargs.synthesis_kwargs.num_fp16_res, tf32=config.allow_tf32,
                                   batch_gpu=config.batch_gpu, G_params=params, sec_per_kimg=round(sec_per_kimg, 2),
                                   peak_mem_gib=round(peak, 3), steps=steps, ops=op_paths.op_paths(device),
                                   gpu=torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or platform.machine(),

@@ -141,23 +141,28 @@ def test_real_tiny_snapshot_in_run_dir_gives_fid(tmp_path, env):
 
 
 @pytest.fixture
-def tf32_allowed():
-    """Both TF32 switches on (cuDNN's default), restored afterwards (monkeypatch cannot restore torch's cuBLAS one)."""
+def torch_defaults():
+    """PyTorch's cuDNN defaults (TF32 on, benchmark off) and TF32 matmuls, restored afterwards (monkeypatch cannot
+    restore torch's cuBLAS switch)."""
+    previous_benchmark = torch.backends.cudnn.benchmark
     previous = misc.set_tf32(True)
+    torch.backends.cudnn.benchmark = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+    torch.backends.cudnn.benchmark = previous_benchmark
 
 
-def test_metrics_are_computed_without_tf32(tmp_path, env, monkeypatch, tf32_allowed):
+def test_metrics_are_computed_without_tf32_and_with_cudnn_benchmark(tmp_path, env, monkeypatch, torch_defaults):
     """cuDNN's default would convolve in TF32 on a GPU; the scores are computed in float32, as training does."""
     seen = []
     calc_metric = metric_main.calc_metric
 
     def recording_calc_metric(*args, **kwargs):
-        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32))
+        seen.append((torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32,
+                     torch.backends.cudnn.benchmark))
         return calc_metric(*args, **kwargs)
     monkeypatch.setattr(metric_main, 'calc_metric', recording_calc_metric)
     snapshot = write_run_dir(tmp_path / 'run', env.data)
     result = run(['--network', snapshot, '--metrics', 'kid1k', '--detector-dir', env.detector_dir, '--device', 'cpu'])
     assert result.exit_code == 0, result.output
-    assert seen == [(False, False)]
+    assert seen == [(False, False, True)]
