@@ -11,13 +11,17 @@ import json
 import os
 import sys
 
+import click
+
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from tests.reference import record_augment  # noqa: E402
 from training.augment import AugmentPipe  # noqa: E402
 
 
+@click.command()
 def main():
+    """Print the markdown table of the largest difference per augmentation case."""
     with open(record_augment.OUT, encoding='utf-8') as f:
         recorded = json.load(f)
     differences = record_augment.differences(record_augment.augment_outputs(AugmentPipe), recorded['outputs'])

@@ -37,15 +37,18 @@ def _gpu_tests_demand_the_kernels(request, monkeypatch):
 @pytest.fixture(autouse=True)
 def _gpu_tests_compare_float32(request):
     # cuDNN convolves in TF32 by default on Ampere and newer GPUs (10-bit mantissa, ~1e-3 relative): the GPU tests
-    # compare float32 results, as training and calc_metrics.py compute them with TF32 off, not TF32 noise.
+    # compare float32 results, as training and calc_metrics.py compute them with TF32 off, not TF32 noise. And
+    # cuDNN's own algorithm choice, not the timed one an in-process calc_metrics.py run switched on.
     if 'gpu' not in request.keywords:
         yield
         return
     import torch
     from torch_utils import misc
-    previous = misc.set_tf32(False)
+    previous, previous_benchmark = misc.set_tf32(False), torch.backends.cudnn.benchmark
+    torch.backends.cudnn.benchmark = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+    torch.backends.cudnn.benchmark = previous_benchmark
 
 
 @pytest.fixture(autouse=True)
