@@ -20,6 +20,7 @@ from torch_utils import training_stats
 from metrics import metric_main
 from torch_utils.ops import paths as op_paths
 from training import loss as training_loss
+from training import transition as training_transition
 from training.augment import ada as training_ada
 from training.dataset import DatasetError
 from training.run import gradients as run_gradients
@@ -122,6 +123,7 @@ class Run:
     grid_z:         torch.Tensor = None     # Fixed latents of the fakes grids.
     grid_c:         torch.Tensor = None     # Fixed labels of the fakes grids.
     names_used:     set = dataclasses.field(default_factory=set)  # Snapshot names written (see taken()).
+    transition_value: float = None          # Transitional conditioning: the value last written to the buffers.
 
     @classmethod
     def start(cls, config, rank, device):
@@ -144,6 +146,7 @@ class Run:
         """One batch over every phase that is due, then EMA, counters and the ADA update."""
         c, batch_idx = self.config, self.progress.batch_idx
         scheduled = self.apply_schedules()
+        self.apply_transition()
         real_img, real_c = self.next_batch()
         real_img = (real_img.to(self.device).to(torch.float32) / 127.5 - 1).split(c.batch_gpu)
         real_c = real_c.to(self.device).split(c.batch_gpu)
@@ -195,6 +198,21 @@ class Run:
         for name, value in values.items():
             training_stats.report0(f'Schedule/{name}', value)
         return values
+
+    def apply_transition(self):
+        """Transitional conditioning: set G's and D's transition buffers to the schedule's value at this step's image
+        count (training/transition.py); G_ema takes G's with the other buffers in update_ema. Written only when the
+        value changes (between --t-start-kimg and --t-end-kimg, or after a resume), never read back."""
+        span = self.config.get('cond_transition')
+        if span is None:
+            return
+        value = training_transition.transition_at(self.progress.cur_nimg, *span)
+        if value != self.transition_value:
+            with torch.no_grad():
+                for module in training_transition.transition_modules(self.nets.G, self.nets.D):
+                    module.transition.fill_(value)
+            self.transition_value = value
+        training_stats.report0('Progress/transition', value)
 
     def update_ema(self, ema_kimg=None):
         """G_ema <- lerp(G, G_ema, beta) with a half-life of ema_kimg (ramped up by ema_rampup); `ema_kimg` given:

@@ -362,6 +362,30 @@ def resolve_optimisation(c, opts, spec):
                           f'--loss=rpgan')
 
 
+def resolve_transition(c, opts, spec):
+    """Transitional conditioning (training/transition.py): G's mapping and D take the transition buffer, three loss
+    terms weigh D's conditional logit, and the loop sets the buffers from c.cond_transition = [start, end] kimg."""
+    start, end = opts.t_start_kimg, opts.t_end_kimg
+    c.cond_transition = None
+    if start is None and end is None:
+        return
+    if start is None or end is None:
+        given, missing = ('--t-start-kimg', '--t-end-kimg') if end is None else ('--t-end-kimg', '--t-start-kimg')
+        raise ConfigError(f'{given}={start if end is None else end:g}: transitional conditioning needs {missing} too')
+    if end < start:
+        raise ConfigError(f'--t-end-kimg={end:g}: must be >= --t-start-kimg={start:g}')
+    if not opts.cond:
+        raise ConfigError(f'--t-start-kimg={start:g}: transitional conditioning blends labels in; it needs --cond=1')
+    if spec.loss != 'ns':
+        raise ConfigError(f'--t-start-kimg={start:g}: transitional conditioning is defined for the non-saturating '
+                          f'loss; it cannot be used with --loss={spec.loss}')
+    c.cond_transition = [float(start), float(end)]
+    c.G_kwargs.mapping_kwargs.cond_transition = True
+    c.D_kwargs.cond_transition = True
+    c.loss_kwargs.extra_terms = list(c.loss_kwargs.get('extra_terms', [])) + [
+        dnnlib.EasyDict(class_name='training.transition.CondLogitLoss', side=side) for side in ('G', 'fake', 'real')]
+
+
 def _schedule_text(schedule):
     return f'{schedule["start"]:g} to {schedule["end"]:g} over {schedule["kimg"]:g} kimg'
 
@@ -408,7 +432,10 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
         desc.append(f'r{synthesis.squeeze_ratio:g}')
     if opts.g_arch == 'squeeze' and synthesis.squeeze_ablation != 'none':
         desc.append(synthesis.squeeze_ablation.replace('_', ''))
-    desc += ['cond'] * bool(opts.cond) + [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
+    desc += ['cond'] * bool(opts.cond)
+    if c.cond_transition is not None:
+        desc.append('trans{:g}-{:g}'.format(*c.cond_transition))
+    desc += [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
     desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
     desc += [f'cbase{spec.channel_base}'] * (opts.cbase is not None) + [f'cmax{spec.channel_max}'] * (opts.cmax is not None)
     desc += [f'gamma{spec.gamma:g}'] * (opts.gamma is not None) + [f'pl{spec.pl_weight:g}'] * (opts.pl_weight is not None)
@@ -469,6 +496,7 @@ def resolve_config(options, env=None, cuda_available=False, notes=None, cuda_dev
     resolve_optimisation(c, opts, spec)
     c.loss_kwargs.check_finite = bool(opts.stop_on_nonfinite)
     reg_config.resolve_regularizer(c, opts, facts.resolution, ConfigError)
+    resolve_transition(c, opts, spec)
     resolve_augmentation(c, opts)
     resume_desc = resolve_resume_source(c, opts)
     c.run_desc = run_description(opts, c, spec, facts.name, resume_desc)

@@ -220,6 +220,12 @@ OPTIONS = (
     _opt('loss', choice(LOSSES), 'Objective: ns (non-saturating logistic, R1) or rpgan (relativistic pairing, R1 + '
          'R2, R3GAN)', 'Objective', default_text="--cfg's, else ns", preset_optional=True, preset_default='ns',
          config_keys=('loss_kwargs',)),
+    _opt('t_start_kimg', number(minimum=0), 'Transitional conditioning (Shahbazi et al. 2022): train unconditionally up '
+         'to this kimg, then blend the labels in; needs --cond=1 and --t-end-kimg', 'Objective', default_text='none',
+         config_keys=('cond_transition', 'G_kwargs', 'D_kwargs', 'loss_kwargs')),
+    _opt('t_end_kimg', number(minimum=0), 'Transitional conditioning: fully conditional from this kimg on (>= '
+         '--t-start-kimg)', 'Objective', default_text='none',
+         config_keys=('cond_transition', 'G_kwargs', 'D_kwargs', 'loss_kwargs')),
     _opt('reg_every', whole(1), "Run D's gradient penalties (R1, and R2 under rpgan) every N steps with gain N "
          '(lazy, rescaled optimizer); 1: every step, in the main pass', 'Objective',
          default_text='d_reg_interval of --cfg', config_keys=('D_reg_interval', 'D_opt_kwargs')),

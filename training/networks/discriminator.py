@@ -142,6 +142,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
         activation          = 'lrelu',  # Activation name from bias_act.activation_funcs.
         conv_clamp          = None,     # Clamp conv outputs to +-conv_clamp, None = no clamping.
         shape               = None,     # Input (height, width) when not resolution x resolution.
+        uncond_logit        = False,    # Also an unconditional logit from its own layer: returns (uncond, cond).
     ):
         _check_architecture(architecture, 'DiscriminatorEpilogue')
         super().__init__()
@@ -160,6 +161,7 @@ class DiscriminatorEpilogue(torch.nn.Module):
         height, width = shape_of(self)
         self.fc = FullyConnectedLayer(in_channels * height * width, in_channels, activation=activation)
         self.out = FullyConnectedLayer(in_channels, 1 if cmap_dim == 0 else cmap_dim)
+        self.out_uncond = FullyConnectedLayer(in_channels, 1) if uncond_logit else None
 
     def forward(self, x, img, cmap, force_fp32=False):
         del force_fp32  # The epilogue always runs in fp32.
@@ -172,11 +174,15 @@ class DiscriminatorEpilogue(torch.nn.Module):
         if self.mbstd is not None:
             x = self.mbstd(x)
         x = self.conv(x)
-        x = self.out(self.fc(x.flatten(1)))
+        hidden = self.fc(x.flatten(1))
+        x = self.out(hidden)
         if self.cmap_dim > 0:
             # Projection discriminator (Miyato & Koyama 2018): score = <features, mapped label> / sqrt(dim).
             misc.assert_shape(cmap, [None, self.cmap_dim])
             x = (x * cmap).sum(dim=1, keepdim=True) * (1 / np.sqrt(self.cmap_dim))
+        out_uncond = getattr(self, 'out_uncond', None)  # Absent in heads pickled before transitional conditioning.
+        if out_uncond is not None:
+            return out_uncond(hidden), x
         return x
 
 #----------------------------------------------------------------------------
@@ -187,6 +193,7 @@ class Discriminator(torch.nn.Module):
     are img_resolution square unless init_res makes them non-square (img_shape)."""
 
     init_res = None  # The default for networks pickled before non-square ones existed.
+    cond_transition = False  # The default for networks pickled before transitional conditioning.
 
     def __init__(self,
         c_dim,                          # Label (C) dimensionality, 0 = unconditional.
@@ -204,7 +211,10 @@ class Discriminator(torch.nn.Module):
         mapping_kwargs      = {},       # Arguments for the label MappingNetwork.
         epilogue_kwargs     = {},       # Arguments for DiscriminatorEpilogue.
         init_res            = None,     # (h0, w0) of the 4x4 head; images are (h0, w0) * img_resolution / 4. None: (4, 4).
+        cond_transition     = False,    # Transitional conditioning: an unconditional logit too, and a `transition` buffer.
     ):
+        if cond_transition and c_dim == 0:
+            raise ValueError('Discriminator: cond_transition needs a label (c_dim > 0)')
         init_res = check_init_res(init_res)
         if not (isinstance(img_resolution, int) and img_resolution >= 4 and img_resolution & (img_resolution - 1) == 0):
             raise ValueError(f'img_resolution must be a power of two >= 4, got {img_resolution!r}')
@@ -215,6 +225,7 @@ class Discriminator(torch.nn.Module):
         self.img_resolution_log2 = int(np.log2(img_resolution))
         self.img_channels = img_channels
         self.init_res = init_res
+        self.cond_transition = bool(cond_transition)
         self.block_resolutions = [2 ** i for i in range(self.img_resolution_log2, 2, -1)]
         channels = channels_per_resolution(self.block_resolutions + [4], channel_base, channel_max)
         shape = lambda res: {} if init_res is None else dict(shape=block_shape(res, init_res))  # noqa: E731
@@ -236,7 +247,9 @@ class Discriminator(torch.nn.Module):
             self.mapping = MappingNetwork(z_dim=0, c_dim=c_dim, w_dim=cmap_dim, num_ws=None, w_avg_beta=None,
                                           **mapping_kwargs)
         self.b4 = DiscriminatorEpilogue(channels[4], cmap_dim=cmap_dim, resolution=4, **shape(4), **epilogue_kwargs,
-                                        **common)
+                                        uncond_logit=self.cond_transition, **common)
+        if self.cond_transition:
+            self.register_buffer('transition', torch.zeros([]))  # The weight of the conditional logit's loss.
         self.decoder = self.glead = None
         if decoder_res is not None:
             if not (isinstance(decoder_res, int) and 8 <= decoder_res <= img_resolution):
@@ -254,8 +267,9 @@ class Discriminator(torch.nn.Module):
         return block_shape(self.img_resolution, self.init_res)
 
     def forward(self, img, c, **block_kwargs):
-        """Logits [N, 1]; with a decoder, (logits, heads): heads['features'] is the decoder output and, with
-        GLeaD, heads['img'], heads['feature'] and heads['w'] are the predictions of GLeaDHeads."""
+        """Logits [N, 1]; with a decoder or cond_transition, (logits, heads): heads['features'] is the decoder output
+        and, with GLeaD, heads['img'], heads['feature'] and heads['w'] are the predictions of GLeaDHeads; with
+        cond_transition, the logits are the unconditional ones and heads['cond_logits'] the label's projection."""
         x = None
         features = {}
         for res in self.block_resolutions:
@@ -263,9 +277,12 @@ class Discriminator(torch.nn.Module):
             features[res // 2] = x
         cmap = self.mapping(None, c) if self.c_dim > 0 else None
         logits = self.b4(x, img, cmap)
+        heads = {}
+        if self.cond_transition:
+            logits, heads['cond_logits'] = logits
         if self.decoder is None:
-            return logits
-        heads = dict(features=self.decoder(features))
+            return (logits, heads) if heads else logits
+        heads.update(features=self.decoder(features))
         if self.glead is not None:
             heads.update(self.glead(heads['features']))
         return logits, heads

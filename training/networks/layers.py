@@ -230,7 +230,14 @@ class Conv2dLayer(torch.nn.Module):
 
 @persistence.persistent_class
 class MappingNetwork(torch.nn.Module):
-    """z (and an embedded label c) -> w, broadcast to num_ws copies, with a tracked mean w for truncation."""
+    """z (and an embedded label c) -> w, broadcast to num_ws copies, with a tracked mean w for truncation.
+
+    With cond_transition (transitional conditioning, Shahbazi et al. 2022, "Collapse by Conditioning"), the first
+    layer sees z alone and the embedded label joins its output through its own layer, scaled by the `transition`
+    buffer: 0 maps every label to the same w (an unconditional G), 1 is fully conditional; training moves it.
+    """
+
+    cond_transition = False  # The default for networks pickled before transitional conditioning.
 
     def __init__(self,
         z_dim,                      # Latent (Z) dimensionality, 0 = no latent.
@@ -243,7 +250,11 @@ class MappingNetwork(torch.nn.Module):
         activation      = 'lrelu',  # Activation of the hidden layers.
         lr_multiplier   = 0.01,     # Learning-rate multiplier of every layer.
         w_avg_beta      = 0.995,    # Decay of the tracked mean of w, None = do not track.
+        cond_transition = False,    # Label added after the first layer, scaled by the `transition` buffer.
     ):
+        if cond_transition and not (z_dim > 0 and c_dim > 0):
+            raise ValueError(f'MappingNetwork: cond_transition needs a latent and a label, got z_dim={z_dim}, '
+                             f'c_dim={c_dim}')
         super().__init__()
         self.z_dim = z_dim
         self.c_dim = c_dim
@@ -251,12 +262,20 @@ class MappingNetwork(torch.nn.Module):
         self.num_ws = num_ws
         self.num_layers = num_layers
         self.w_avg_beta = w_avg_beta
+        self.cond_transition = bool(cond_transition)
 
         embed_features = (w_dim if embed_features is None else embed_features) if c_dim > 0 else 0
         layer_features = w_dim if layer_features is None else layer_features
         widths = [z_dim + embed_features] + [layer_features] * (num_layers - 1) + [w_dim]
         if c_dim > 0:
             self.embed = FullyConnectedLayer(c_dim, embed_features)
+        if self.cond_transition:
+            # The reference sizes this layer z_dim, which works only where z_dim equals the layer width (512 both
+            # by default); it feeds the first layer's output, so it is sized that width here.
+            widths[0] = z_dim
+            self.embed_proj = FullyConnectedLayer(embed_features, widths[1], activation=activation,
+                                                  lr_multiplier=lr_multiplier)
+            self.register_buffer('transition', torch.zeros([]))
         for idx in range(num_layers):
             layer = FullyConnectedLayer(widths[idx], widths[idx + 1], activation=activation, lr_multiplier=lr_multiplier)
             setattr(self, f'fc{idx}', layer)
@@ -271,8 +290,13 @@ class MappingNetwork(torch.nn.Module):
         if self.c_dim > 0:
             misc.assert_shape(c, [None, self.c_dim])
             parts.append(normalize_2nd_moment(self.embed(c.to(torch.float32))))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        for idx in range(self.num_layers):
+        first = 0
+        if self.cond_transition:
+            x = self.fc0(parts[0]) + self.transition * self.embed_proj(parts[1])
+            first = 1
+        else:
+            x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
+        for idx in range(first, self.num_layers):
             x = getattr(self, f'fc{idx}')(x)
 
         if self.w_avg_beta is not None and self.training and not skip_w_avg_update:

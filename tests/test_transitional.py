@@ -1,0 +1,158 @@
+"""Transitional conditioning: networks and loss held to the transitional-cGAN code (numbers recorded by
+tests/reference/record_transitional.py), the schedule, the flags, and the buffers a training run moves."""
+
+import json
+
+import pytest
+import torch
+
+import dnnlib
+from tests.reference import record_transitional as recording
+from tests.train_helpers import tiny_options, write_image_folder
+from training import networks
+from training.cli.config import ConfigError, resolve_config
+from training.loss import StyleGAN2Loss
+from training.transition import CondLogitLoss, transition_at
+
+with open(recording.OUT, encoding='utf-8') as _f:
+    RECORDED = json.load(_f)
+
+
+def our_networks():
+    return recording.build(networks, recording.OUR_OPTIONS)
+
+#----------------------------------------------------------------------------
+# Held to the reference.
+
+@pytest.mark.parametrize('transition', sorted(RECORDED['outputs']))
+def test_images_and_both_logits_match_the_reference_at_each_transition(transition):
+    ours = recording.outputs(*our_networks())[transition]
+    expected = RECORDED['outputs'][transition]
+    for key in ('img', 'uncond', 'cond'):  # Measured <= 2.4e-7 (images up to 2.5), torch 2.13.0+cpu.
+        assert torch.allclose(torch.tensor(ours[key]), torch.tensor(expected[key]), atol=1e-6, rtol=0), key
+
+
+@pytest.fixture(scope='module')
+def our_gradients():
+    def make_loss(G, D):
+        loss = StyleGAN2Loss('cpu', G, D, **recording.base.LOSS_KWARGS,
+                             extra_terms=[CondLogitLoss(side) for side in ('G', 'fake', 'real')])
+        return lambda phase, real_img, real_c, gen_z, gen_c, gain: loss.accumulate_gradients(
+            phase, real_img, real_c, gen_z, gen_c, gain=gain, cur_nimg=0)
+    return {f'{value:g}': recording.phase_gradients(make_loss, networks, recording.OUR_OPTIONS, value)
+            for value in recording.LOSS_TRANSITIONS}
+
+
+@pytest.mark.parametrize('phase', recording.base.PHASES)
+@pytest.mark.parametrize('transition', sorted(RECORDED['gradients']))
+def test_loss_phase_gradients_match_the_reference(our_gradients, transition, phase):
+    """Every gradient, also the zero ones R1 gives the conditional path (the reference's sliced logits)."""
+    expected, ours = RECORDED['gradients'][transition][phase], our_gradients[transition][phase]
+    assert sorted(ours) == sorted(expected)
+    for name, (norm, projection) in expected.items():  # Measured: relative <= 4e-6 where the norm is above 1e-12.
+        assert ours[name][0] == pytest.approx(norm, rel=1e-5, abs=1e-12), (transition, phase, name)
+        assert ours[name][1] == pytest.approx(projection, abs=1e-5 * norm + 1e-12), (transition, phase, name)
+
+#----------------------------------------------------------------------------
+# What the transition does.
+
+def test_at_zero_the_label_changes_nothing_and_at_one_it_changes_images():
+    G, D = our_networks()
+    z = torch.randn([2, 8], generator=torch.Generator().manual_seed(0))
+    one, other = torch.eye(2)[[0, 0]], torch.eye(2)[[1, 1]]
+    with torch.no_grad():
+        recording.set_transition(G, D, 0.0)
+        assert torch.equal(G(z, one, noise_mode='const'), G(z, other, noise_mode='const'))
+        img = G(z, one, noise_mode='const')
+        assert torch.equal(D(img, one)[0], D(img, other)[0])  # The unconditional logit ignores labels.
+        recording.set_transition(G, D, 1.0)
+        assert not torch.allclose(G(z, one, noise_mode='const'), G(z, other, noise_mode='const'), atol=1e-3)
+        assert not torch.allclose(D(img, one)[1]['cond_logits'], D(img, other)[1]['cond_logits'], atol=1e-4)
+
+
+def test_the_conditional_loss_is_weighted_by_ds_transition():
+    G, D = our_networks()
+    logits = torch.tensor([[0.3], [-1.2]])
+    ctx = dict(heads=({'cond_logits': logits},), D=D, phase='Dmain')
+    losses = {}
+    for value in (0.0, 0.5, 1.0):
+        recording.set_transition(G, D, value)
+        losses[value] = CondLogitLoss('fake')(dnnlib.EasyDict(ctx))
+    assert torch.equal(losses[0.0], torch.zeros(2))
+    assert torch.allclose(losses[1.0], torch.nn.functional.softplus(logits).flatten())
+    assert torch.allclose(losses[0.5] * 2, losses[1.0])
+
+
+def test_schedule_is_linear_between_start_and_end_and_a_step_when_they_meet():
+    assert [transition_at(n, 2, 6) for n in (0, 1999, 2000, 3000, 5000, 6000, 9000)] == \
+        [0.0, 0.0, 0.0, 0.25, 0.75, 1.0, 1.0]
+    assert [transition_at(n, 4, 4) for n in (3999, 4000)] == [0.0, 1.0]
+
+
+def test_a_loss_without_the_conditional_head_says_what_it_needs():
+    with pytest.raises(ValueError, match='cond_transition'):
+        CondLogitLoss('G')(dnnlib.EasyDict(dict(heads=(), D=None, phase='Gmain')))
+    with pytest.raises(ValueError, match='side must be one of G, fake, real'):
+        CondLogitLoss('both')
+
+
+def test_networks_refuse_a_transition_without_labels():
+    with pytest.raises(ValueError, match='needs a latent and a label'):
+        networks.MappingNetwork(z_dim=8, c_dim=0, w_dim=8, num_ws=2, cond_transition=True)
+    with pytest.raises(ValueError, match='needs a label'):
+        networks.Discriminator(0, 16, 3, cond_transition=True)
+
+
+def test_a_discriminator_head_pickled_before_transitional_conditioning_still_runs():
+    D = networks.Discriminator(2, 8, 3, channel_base=64, channel_max=8, epilogue_kwargs=dict(mbstd_group_size=2))
+    img, c = torch.zeros([2, 3, 8, 8]), torch.eye(2)
+    expected = D(img, c)
+    del D.b4.__dict__['out_uncond']  # What unpickling an older head leaves.
+    assert torch.equal(D(img, c), expected)
+
+#----------------------------------------------------------------------------
+# Flags and training.
+
+@pytest.fixture(scope='module')
+def labelled16(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp('data') / 'lab16', num_images=8, resolution=16, labels=[0, 1])
+
+
+def test_flags_build_both_networks_the_three_terms_and_the_span(tmp_path, labelled16):
+    c = resolve_config(tiny_options(tmp_path / 'runs', labelled16, cond=True, t_start_kimg=1, t_end_kimg=3))
+    assert c.cond_transition == [1.0, 3.0]
+    assert c.G_kwargs.mapping_kwargs.cond_transition is True and c.D_kwargs.cond_transition is True
+    assert [(term.class_name, term.side) for term in c.loss_kwargs.extra_terms] == \
+        [('training.transition.CondLogitLoss', side) for side in ('G', 'fake', 'real')]
+    assert '-trans1-3-' in c.run_desc
+    plain = resolve_config(tiny_options(tmp_path / 'runs', labelled16, cond=True))
+    assert plain.cond_transition is None and 'cond_transition' not in plain.G_kwargs.mapping_kwargs
+    assert 'cond_transition' not in plain.D_kwargs and not plain.loss_kwargs.get('extra_terms')
+
+
+@pytest.mark.parametrize('options, message', [
+    (dict(cond=True, t_start_kimg=1), '--t-start-kimg=1: transitional conditioning needs --t-end-kimg too'),
+    (dict(cond=True, t_end_kimg=1), '--t-end-kimg=1: transitional conditioning needs --t-start-kimg too'),
+    (dict(cond=True, t_start_kimg=3, t_end_kimg=1), '--t-end-kimg=1: must be >= --t-start-kimg=3'),
+    (dict(t_start_kimg=1, t_end_kimg=2), 'it needs --cond=1'),
+    (dict(cond=True, t_start_kimg=1, t_end_kimg=2, loss='rpgan'), 'cannot be used with --loss=rpgan'),
+])
+def test_inconsistent_flags_are_one_line_naming_them(tmp_path, labelled16, options, message):
+    with pytest.raises(ConfigError) as error:
+        resolve_config(tiny_options(tmp_path / 'runs', labelled16, **options))
+    assert message in str(error.value) and '\n' not in str(error.value)
+
+
+def test_training_moves_both_buffers_along_the_schedule_and_g_ema_follows(tmp_path, labelled16):
+    from training import training_loop  # pylint: disable=import-outside-toplevel
+    config = resolve_config(tiny_options(tmp_path / 'runs', labelled16, cond=True, t_start_kimg=0.004,
+                                         t_end_kimg=0.012, batch=4))
+    run = training_loop.build_run(dict(config, run_dir=None))
+    run.preemption.uninstall()
+    seen = []
+    for _ in range(5):
+        run.train_step()
+        seen.append((float(run.nets.G.mapping.transition), float(run.nets.D.transition),
+                     float(run.nets.G_ema.mapping.transition)))
+    # Each step runs at the value of the images shown before it (0, 4, 8, 12, 16 images): 0, 0, 0.5, 1, 1.
+    assert seen == [(0, 0, 0), (0, 0, 0), (0.5, 0.5, 0.5), (1, 1, 1), (1, 1, 1)]
