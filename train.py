@@ -52,8 +52,11 @@ def _check_detectors(config, dry_run=False):
 
 def _check_output_room(config):
     """--outdir has room for one snapshot (estimated from the parameter count) before anything is trained."""
+    # One label dimension stands in for the dataset's: conditional networks need one to be built, and the width of
+    # the label embedding changes the estimate by a few thousand parameters.
     needed = run_snapshot.estimated_snapshot_bytes(config.G_kwargs, config.D_kwargs,
-                                                   config.training_set_kwargs.resolution)
+                                                   config.training_set_kwargs.resolution,
+                                                   c_dim=int(bool(config.training_set_kwargs.use_labels)))
     problem = run_snapshot.output_room_problem(config.outdir, needed)
     if problem is not None:
         raise click.ClickException(f'--outdir={config.outdir}: {problem}; free some space or choose another --outdir')

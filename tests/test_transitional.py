@@ -5,10 +5,13 @@ import json
 
 import pytest
 import torch
+from click.testing import CliRunner
 
 import dnnlib
+import train
 from tests.reference import record_transitional as recording
-from tests.train_helpers import tiny_options, write_image_folder
+from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
+from training import export
 from training import networks
 from training.cli.config import ConfigError, resolve_config
 from training.loss import StyleGAN2Loss
@@ -156,3 +159,29 @@ def test_training_moves_both_buffers_along_the_schedule_and_g_ema_follows(tmp_pa
                      float(run.nets.G_ema.mapping.transition)))
     # Each step runs at the value of the images shown before it (0, 4, 8, 12, 16 images): 0, 0, 0.5, 1, 1.
     assert seen == [(0, 0, 0), (0, 0, 0), (0.5, 0.5, 0.5), (1, 1, 1), (1, 1, 1)]
+
+
+def test_it_trains_beside_ggdr_whose_decoder_heads_share_ds_output(tmp_path, labelled16):
+    from training import training_loop  # pylint: disable=import-outside-toplevel
+    config = resolve_config(tiny_options(tmp_path / 'runs', labelled16, cond=True, t_start_kimg=0, t_end_kimg=0,
+                                         reg_type='ggdr', ggdr_res=8))
+    run = training_loop.build_run(dict(config, run_dir=None))
+    run.preemption.uninstall()
+    logits, heads = run.nets.D(torch.zeros([4, 3, 16, 16]), torch.eye(2)[[0, 1, 0, 1]])
+    assert logits.shape == (4, 1) and heads['cond_logits'].shape == (4, 1) and heads['features'].shape[-1] == 8
+    before = {name: param.clone() for name, param in run.nets.D.named_parameters()}
+    run.train_step()
+    moved = {name for name, param in run.nets.D.named_parameters() if not torch.equal(param, before[name])}
+    assert {'b4.out.weight', 'b4.out_uncond.weight', 'decoder.dec8.weight'} <= moved, ' '.join(sorted(moved))
+
+
+def test_train_py_runs_it_end_to_end_and_the_snapshot_holds_the_reached_transition(tmp_path, labelled16):
+    """train.py builds conditional networks everywhere it builds them (its disk-room estimate too)."""
+    result = CliRunner().invoke(train.main, [f'--outdir={tmp_path / "runs"}', f'--data={labelled16}', *TINY_ARGS,
+                                             '--cond=1', '--t-start-kimg=0', '--t-end-kimg=0.016'])
+    assert result.exit_code == 0 and result.exception is None, result.output
+    run_dir, = (tmp_path / 'runs').iterdir()
+    snapshots = sorted(run_dir.glob('network-snapshot-*.pkl'))
+    last = export.read_pickle(str(snapshots[-1]))
+    # 24 images shown; the last step ran at 20 images: the transition there was 1.
+    assert float(last['G'].mapping.transition) == float(last['D'].transition) == 1.0
