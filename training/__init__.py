@@ -1,6 +1,6 @@
 """What is trained and how: networks/, dataset/, augment/, the objectives (loss.py: StyleGAN2's; rpgan.py: RpGAN +
-R1 + R2; regularizers.py: GGDR, GLeaD), the training loop and its parts (run/, with the cosine schedules), and the
-command-line layer above the loop (cli/)."""
+R1 + R2; regularizers.py: GGDR, GLeaD; transition.py: transitional conditioning), the training loop and its parts
+(run/, with the cosine schedules), and the command-line layer above the loop (cli/)."""
 
 from torch_utils import persistence
 

@@ -366,9 +366,8 @@ def resolve_transition(c, opts, spec):
     """Transitional conditioning (training/transition.py): G's mapping and D take the transition buffer, three loss
     terms weigh D's conditional logit, and the loop sets the buffers from c.cond_transition = [start, end] kimg."""
     start, end = opts.t_start_kimg, opts.t_end_kimg
-    c.cond_transition = None
     if start is None and end is None:
-        return
+        return  # No key at all: the configs of runs written before transitional conditioning stay the same.
     if start is None or end is None:
         given, missing = ('--t-start-kimg', '--t-end-kimg') if end is None else ('--t-end-kimg', '--t-start-kimg')
         raise ConfigError(f'{given}={start if end is None else end:g}: transitional conditioning needs {missing} too')
@@ -433,7 +432,7 @@ def run_description(opts, c, spec, dataset_name, resume_desc):
     if opts.g_arch == 'squeeze' and synthesis.squeeze_ablation != 'none':
         desc.append(synthesis.squeeze_ablation.replace('_', ''))
     desc += ['cond'] * bool(opts.cond)
-    if c.cond_transition is not None:
+    if c.get('cond_transition') is not None:
         desc.append('trans{:g}-{:g}'.format(*c.cond_transition))
     desc += [f'subset{opts.subset}'] * bool(opts.subset) + ['mirror'] * bool(opts.mirror)
     desc += [f'd{spec.d_arch}'] * (opts.d_arch is not None) + [f'map{spec.map}'] * (opts.map is not None)
