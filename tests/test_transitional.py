@@ -10,9 +10,10 @@ from click.testing import CliRunner
 import dnnlib
 import train
 from tests.reference import record_transitional as recording
-from tests.train_helpers import TINY_ARGS, tiny_options, write_image_folder
+from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, tiny_config, tiny_options, write_image_folder
 from training import export
 from training import networks
+from training.cli import launch as train_launch
 from training.cli.config import ConfigError, resolve_config
 from training.loss import StyleGAN2Loss
 from training.transition import CondLogitLoss, transition_at
@@ -186,3 +187,16 @@ def test_train_py_runs_it_end_to_end_and_the_snapshot_holds_the_reached_transiti
     last = export.read_pickle(str(snapshots[-1]))
     # 24 images shown; the last step ran at 20 images: the transition there was 1.
     assert float(last['G'].mapping.transition) == float(last['D'].transition) == 1.0
+
+
+def test_resume_in_the_middle_of_the_transition_is_bit_exact(tmp_path, labelled16):
+    def config_for(outdir, **overrides):
+        return tiny_config(outdir, labelled16, cond=True, t_start_kimg=0.004, t_end_kimg=0.012, aug='ada',
+                           augpipe='bgc', tick=0.008, **overrides)
+    uninterrupted = train_launch.start(config_for(tmp_path / 'a', kimg=0.016), env={})
+    train_launch.start(config_for(tmp_path / 'b', kimg=0.008), env={})  # Stops at 8 images: transition 0.5.
+    resumed = train_launch.start(config_for(tmp_path / 'b', kimg=0.016, resume='latest'), env={})
+    expected, actual = final_snapshot_tensors(uninterrupted), final_snapshot_tensors(resumed)
+    assert float(expected['D.transition']) == 1.0 and 'G.mapping.embed_proj.weight' in expected
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), name
