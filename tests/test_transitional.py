@@ -1,6 +1,7 @@
 """Transitional conditioning: networks and loss held to the transitional-cGAN code (numbers recorded by
 tests/reference/record_transitional.py), the schedule, the flags, and the buffers a training run moves."""
 
+import io
 import json
 
 import pytest
@@ -9,9 +10,11 @@ from click.testing import CliRunner
 
 import dnnlib
 import train
+from tests import legacy_helpers
 from tests.reference import record_transitional as recording
 from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, tiny_config, tiny_options, write_image_folder
 from training import export
+from training import legacy
 from training import networks
 from training.cli import launch as train_launch
 from training.cli.config import ConfigError, resolve_config
@@ -200,3 +203,44 @@ def test_resume_in_the_middle_of_the_transition_is_bit_exact(tmp_path, labelled1
     assert float(expected['D.transition']) == 1.0 and 'G.mapping.embed_proj.weight' in expected
     for name in expected:
         assert torch.equal(expected[name], actual[name]), name
+
+#----------------------------------------------------------------------------
+# Pickles of the transitional-cGAN fork: stylegan2-ada-pytorch's layout with its own tensor names.
+
+FORK_MODULE_NAMES = {'MappingNetwork': {'embed_proj': 'proj_embedd'},
+                     'DiscriminatorEpilogue': {'out_uncond': 'out_uc', 'out': 'out_c'}}
+
+
+def _as_the_fork_pickles(class_name, state):
+    """Our pickled state as the fork writes it: its layer names, none of our constructor arguments."""
+    state = dict(state)
+    renames = dict(FORK_MODULE_NAMES.get(class_name, {}))
+    if class_name == 'DiscriminatorEpilogue' and state['_modules'].get('out_uncond') is None:
+        renames = {'out': 'out_uc'}  # Without labels the fork's only logit is `out_uc`.
+    state['_modules'] = {renames.get(name, name): module for name, module in state['_modules'].items()
+                         if module is not None}
+    kwargs = dict(state['_init_kwargs'])
+    kwargs.pop('cond_transition', None)
+    if 'mapping_kwargs' in kwargs:
+        kwargs['mapping_kwargs'] = {k: v for k, v in kwargs['mapping_kwargs'].items() if k != 'cond_transition'}
+    state['_init_kwargs'] = kwargs
+    return state
+
+
+def test_the_forks_pickles_load_onto_our_classes_and_compute_the_same():
+    G, D = our_networks()
+    recording.set_transition(G, D, 0.6)
+    plain_D = networks.Discriminator(**dict(recording.D_KWARGS, c_dim=0))
+    data = dict(G=G, D=D, G_ema=G, augment_pipe=None, training_set_kwargs=None)
+    loaded = legacy.load_network_pkl(io.BytesIO(legacy_helpers.official_pickle_bytes(data, tamper=_as_the_fork_pickles)))
+    assert loaded['G'].mapping.cond_transition and loaded['D'].cond_transition
+    assert float(loaded['G_ema'].mapping.transition) == float(loaded['D'].transition) == pytest.approx(0.6)
+    z, c = torch.randn([2, 8], generator=torch.Generator().manual_seed(0)), torch.eye(2)
+    with torch.no_grad():
+        img = G(z, c, noise_mode='const')
+        assert torch.equal(loaded['G_ema'](z, c, noise_mode='const'), img)
+        (logits, heads), (loaded_logits, loaded_heads) = D(img, c), loaded['D'](img, c)
+        assert torch.equal(loaded_logits, logits) and torch.equal(loaded_heads['cond_logits'], heads['cond_logits'])
+        unconditional = legacy.load_network_pkl(io.BytesIO(legacy_helpers.official_pickle_bytes(
+            dict(data, D=plain_D), tamper=_as_the_fork_pickles)))['D']
+        assert not unconditional.cond_transition and torch.equal(unconditional(img, None), plain_D(img, None))

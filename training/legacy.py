@@ -45,6 +45,12 @@ OFFICIAL_CLASSES = {
 # reuses its class names (stylegan3's alias-free generator does).
 FOREIGN_MARKERS = frozenset(['SynthesisInput'])
 
+# The transitional-cGAN fork (Shahbazi et al., mshahbazi72/transitional-cGAN) keeps stylegan2-ada-pytorch's classes
+# and constructor arguments and adds tensors: G's mapping `proj_embedd` and `transition` buffer; D's `out_uc` (its
+# unconditional logit, always) and, with labels, `out_c` and `transition`. Its networks rebuild on ours with
+# cond_transition (training/transition.py), the tensors renamed as ours name them.
+FORK_MARKERS = {'Generator': 'mapping.proj_embedd.weight', 'Discriminator': 'b4.out_uc.weight'}
+
 #----------------------------------------------------------------------------
 
 
@@ -121,13 +127,37 @@ def _load(f, allow_code_execution):
 def rebuild_on_our_class(pickled, what=None):
     """Construct our class for a PickledObject from its `_init_kwargs` and copy its tensors in by name."""
     cls = our_class(pickled.module_name, pickled.class_name)
+    state, tensors = from_transitional_fork(pickled.class_name, pickled.state, list(state_tensors(pickled.state)))
     try:
-        return persistence.rebuild_from_state(cls, pickled.state, tensors=state_tensors(pickled.state),
-                                              what=what or pickled.class_name)
+        return persistence.rebuild_from_state(cls, state, tensors=tensors, what=what or pickled.class_name)
     except LegacyPickleError:
         raise
     except persistence.PersistenceError as error:
         raise LegacyPickleError(str(error)) from error.__cause__
+
+
+def from_transitional_fork(class_name, state, tensors):
+    """(state, tensors) of a top-level network as ours builds and names it: a transitional-cGAN fork's Generator or
+    Discriminator (FORK_MARKERS) gets cond_transition and our tensor names; anything else is returned as given."""
+    names = {name for name, _ in tensors}
+    if FORK_MARKERS.get(class_name) not in names:
+        return state, tensors
+    kwargs = dict(state.get('_init_kwargs') or {})
+    if class_name == 'Generator':
+        kwargs['mapping_kwargs'] = dict(kwargs.get('mapping_kwargs') or {}, cond_transition=True)
+        renames = (('mapping.proj_embedd.', 'mapping.embed_proj.'),)
+    elif 'b4.out_c.weight' in names:  # A conditional D: both logits.
+        kwargs['cond_transition'] = True
+        renames = (('b4.out_uc.', 'b4.out_uncond.'), ('b4.out_c.', 'b4.out.'))
+    else:  # Without labels its unconditional logit is the only one: our `out`.
+        renames = (('b4.out_uc.', 'b4.out.'),)
+
+    def ours(name):
+        for theirs, our_name in renames:
+            if name.startswith(theirs):
+                return our_name + name[len(theirs):]
+        return name
+    return dict(state, _init_kwargs=kwargs), [(ours(name), tensor) for name, tensor in tensors]
 
 
 def our_class(module_name, class_name):
