@@ -190,6 +190,14 @@ def test_train_py_runs_it_end_to_end_and_the_snapshot_holds_the_reached_transiti
     last = export.read_pickle(str(snapshots[-1]))
     # 24 images shown; the last step ran at 20 images: the transition there was 1.
     assert float(last['G'].mapping.transition) == float(last['D'].transition) == 1.0
+    with open(run_dir / 'stats.jsonl', encoding='utf-8') as f:
+        ticks = [json.loads(line) for line in f]
+    # The first tick ends after one step, then every 8 images: the second tick's steps ran at 4 and 8 images shown
+    # (transition 0.25 and 0.5).
+    assert ticks[1]['Progress/transition']['mean'] == pytest.approx(0.375)
+    for name in ('Loss/G/cond', 'Loss/D/cond_fake', 'Loss/D/cond_real', 'Loss/scores/fake_cond',
+                 'Loss/scores/real_cond'):
+        assert ticks[-1][name]['num'] > 0, name
 
 
 def test_resume_in_the_middle_of_the_transition_is_bit_exact(tmp_path, labelled16):
