@@ -252,3 +252,36 @@ def test_the_forks_pickles_load_onto_our_classes_and_compute_the_same():
         unconditional = legacy.load_network_pkl(io.BytesIO(legacy_helpers.official_pickle_bytes(
             dict(data, D=plain_D), tamper=_as_the_fork_pickles)))['D']
         assert not unconditional.cond_transition and torch.equal(unconditional(img, None), plain_D(img, None))
+
+
+@pytest.mark.gpu
+def test_phases_on_cuda_give_the_cpus_gradients(measured):
+    """The transition buffers follow the networks to the device and weigh the conditional terms there too (noise
+    and style mixing off: their random draws differ between the devices)."""
+    def gradients(device):
+        G, D = our_networks()
+        recording.set_transition(G, D, 0.25)
+        with torch.no_grad():
+            for name, param in G.named_parameters():
+                if name.endswith('noise_strength'):
+                    param.zero_()
+        G, D = G.to(device).train(), D.to(device).train()
+        loss = StyleGAN2Loss(device, G, D, r1_gamma=1, style_mixing_prob=0, pl_weight=0,
+                             extra_terms=[CondLogitLoss(side) for side in ('G', 'fake', 'real')])
+        inputs = [t.to(device) for t in recording.phase_inputs()]
+        result = {}
+        for phase, module in (('Gmain', G), ('Dmain', D), ('Dreg', D)):
+            G.requires_grad_(False)
+            D.requires_grad_(False)
+            module.requires_grad_(True)
+            module.zero_grad(set_to_none=True)
+            loss.accumulate_gradients(phase, *inputs, gain=1, cur_nimg=0)
+            result[phase] = {name: float(p.grad.norm()) for name, p in module.named_parameters()
+                             if p.grad is not None and not name.endswith('noise_strength')}  # The noise drawn.
+        return result
+    on_cpu, on_cuda = gradients('cpu'), gradients('cuda')
+    for phase, norms in on_cpu.items():
+        assert sorted(on_cuda[phase]) == sorted(norms) and ('mapping.embed_proj.weight' if phase == 'Gmain' else
+                                                             'b4.out.weight') in norms, phase
+        worst = max(abs(on_cuda[phase][name] - norm) / max(norm, 1e-6) for name, norm in norms.items())
+        assert measured(f'{phase}: largest relative gradient-norm difference', worst, 1e-4) < 1e-4, phase
