@@ -52,6 +52,19 @@ def test_steps_between_ticks_read_only_the_augmentation_padding(tmp_path, data16
     assert float(run.nets.augment_pipe.p) != 0.5  # ADA did adjust p, on the device.
 
 
+def test_transitional_conditioning_steps_read_nothing_more(tmp_path_factory, tmp_path):
+    """The transition moves in the first of the counted steps (4 images a step, fully in at 16): its buffers are
+    written from the host, never read."""
+    labelled = write_image_folder(tmp_path_factory.mktemp('data') / 'lab16', num_images=8, resolution=16, labels=[0, 1])
+    config = tiny_config(tmp_path / 'runs', labelled, kimg=1, aug='ada', augpipe='bgc', cond=True, t_start_kimg=0,
+                         t_end_kimg=0.016)
+    config.update(run_dir=None, ada_interval=1, G_reg_interval=2, D_reg_interval=2, augment_p=0.5)
+    counter, resamples, run = _count_between_ticks(config)
+    assert counter.outside(PIPE_FILE) == {}
+    assert counter.inside(PIPE_FILE) == resamples
+    assert float(run.nets.D.transition) == 1.0
+
+
 def test_the_host_read_counter_sees_the_reads_it_must_forbid():
     x = torch.ones([2])
     with HostReads() as counter:
