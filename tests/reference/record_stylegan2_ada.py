@@ -107,17 +107,23 @@ def phase_gradients(make_loss, networks_module, spec):
 
     make_loss(G, D) -> accumulate(phase, real_img, real_c, gen_z, gen_c, gain): the codebase's loss call.
     """
+    return gradients_of_phases(make_loss, lambda: build(networks_module, spec), phase_inputs)
+
+
+def gradients_of_phases(make_loss, build_networks, inputs, rename=lambda name: name):
+    """phase_gradients for any networks: build_networks() -> fresh (G, D), inputs() -> the phase's tensors,
+    gradients summarised under rename(name)."""
     results = {}
     for phase in PHASES:
-        G, D = build(networks_module, spec)
+        G, D = build_networks()
         G.train().requires_grad_(False)
         D.train().requires_grad_(False)
         module = G if phase.startswith('G') else D
         module.requires_grad_(True)
         accumulate = make_loss(G, D)
         torch.manual_seed(5)
-        accumulate(phase, *phase_inputs(), gain=4 if phase.endswith('reg') else 1)
-        results[phase] = gradient_summary(module)
+        accumulate(phase, *inputs(), gain=4 if phase.endswith('reg') else 1)
+        results[phase] = gradient_summary(module, rename=rename)
     return results
 
 #----------------------------------------------------------------------------

@@ -104,19 +104,11 @@ def phase_inputs():
 
 def phase_gradients(make_loss, networks_module, options, transition):
     """{phase: gradient summary under our names}, each phase from fresh networks and loss and the same seed."""
-    results = {}
-    for phase in base.PHASES:
+    def build_at_transition():
         G, D = build(networks_module, options)
         set_transition(G, D, transition)
-        G.train().requires_grad_(False)
-        D.train().requires_grad_(False)
-        module = G if phase.startswith('G') else D
-        module.requires_grad_(True)
-        accumulate = make_loss(G, D)
-        torch.manual_seed(5)
-        accumulate(phase, *phase_inputs(), gain=4 if phase.endswith('reg') else 1)
-        results[phase] = base.gradient_summary(module, rename=our_name)
-    return results
+        return G, D
+    return base.gradients_of_phases(make_loss, build_at_transition, phase_inputs, rename=our_name)
 
 #----------------------------------------------------------------------------
 # Recording from the reference.
