@@ -20,6 +20,7 @@ import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from torch_utils.ops import paths as op_paths  # noqa: E402
 from training.loss import StyleGAN2Loss  # noqa: E402
 from training.networks import Discriminator, Generator  # noqa: E402
 from training.run.gradients import GradientReducer  # noqa: E402
@@ -91,8 +92,9 @@ def main(**opts):
         torch.multiprocessing.start_processes(_worker, args=(opts, os.path.join(tmp, 'init'), out_file),
                                               nprocs=opts['processes'], start_method='spawn')
         results = torch.load(out_file, weights_only=True)
+    ops = op_paths.op_paths(opts['device'])  # What the workers' steps ran (the same checks, in this process).
     for mode, values in results.items():
-        print(json.dumps(dict(mode=mode, **{k: round(v, 4) for k, v in values.items()}, **opts,
+        print(json.dumps(dict(mode=mode, **{k: round(v, 4) for k, v in values.items()}, **opts, ops=ops,
                               torch=torch.__version__, date=time.strftime('%Y-%m-%d'))))
 
 

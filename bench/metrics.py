@@ -22,6 +22,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from metrics import detectors  # noqa: E402
 from metrics import metric_utils  # noqa: E402
 from torch_utils import misc  # noqa: E402
+from torch_utils.ops import paths as op_paths  # noqa: E402
 
 
 def build_generator(res, device):
@@ -81,7 +82,7 @@ def main(res, num, batch, device, detector_dir):
     print(json.dumps(dict(
         benchmark='fid50k_full', res=res, images_timed=num, batch=batch, device=str(device),
         device_name=torch.cuda.get_device_name(device) if device.type == 'cuda' else platform.processor() or platform.machine(),
-        threads=torch.get_num_threads(), torch=torch.__version__, tf32=False,
+        threads=torch.get_num_threads(), torch=torch.__version__, tf32=False, ops=op_paths.op_paths(device),
         generator_ms_per_image=round(generator_ms, 3),
         detector_ms_per_image=None if detector_ms is None else round(detector_ms, 3),
         fid50k_full_minutes_estimate=None if estimate is None else round(estimate, 2),

@@ -72,6 +72,7 @@ def measure(arch, resolution, batch, repeats, device):
     from training.networks import Discriminator, Generator  # pylint: disable=import-outside-toplevel
     from training.cli.summary import preset_networks_kwargs  # pylint: disable=import-outside-toplevel
     from torch_utils import misc  # pylint: disable=import-outside-toplevel
+    from torch_utils.ops import paths as op_paths  # pylint: disable=import-outside-toplevel
 
     misc.set_tf32(False)  # As training runs by default (--allow-tf32=0).
     g_arch, ratio = ARCHS[arch]
@@ -91,7 +92,7 @@ def measure(arch, resolution, batch, repeats, device):
         'D_fwd': lambda: D(img, c, force_fp32=force_fp32),
         'D_fwd_bwd': lambda: D(img.requires_grad_(True), c, force_fp32=force_fp32).sum().backward(),
     }
-    result = dict(arch=arch, resolution=resolution, batch=batch, device=device, tf32=False,
+    result = dict(arch=arch, resolution=resolution, batch=batch, device=device, tf32=False, ops=op_paths.op_paths(device),
                   G_params=sum(p.numel() for p in G.parameters()), D_params=sum(p.numel() for p in D.parameters()))
     with torch.no_grad():
         result['G_GMACs'] = conv_gmacs_per_image(G, lambda: G(z, c, force_fp32=force_fp32).shape[0])
@@ -162,6 +163,8 @@ def main(resolutions, archs, batch, repeats, device, threads, json_out):
         for arch in archs:
             results.append(_run_child(arch, resolution, batch, repeats, device, threads))
             click.echo(f'{arch} {resolution}: G fwd+bwd {results[-1]["G_fwd_bwd_s"]:.3f} s', err=True)
+    ops = '; '.join(f'{name}: {path}' for name, path in results[0]['ops'].items()) if results else 'none run'
+    click.echo(f'Ops on {device}: {ops}; TF32 off')
     click.echo(format_rows(results))
     if json_out:
         import dnnlib  # pylint: disable=import-outside-toplevel
