@@ -11,6 +11,7 @@ from click.testing import CliRunner
 import dnnlib
 import train
 from tests import legacy_helpers
+from tests import objective_helpers
 from tests.reference import record_transitional as recording
 from tests.train_helpers import TINY_ARGS, final_snapshot_tensors, tiny_config, tiny_options, write_image_folder
 from training import export
@@ -88,6 +89,19 @@ def test_the_conditional_loss_is_weighted_by_ds_transition():
     assert torch.equal(losses[0.0], torch.zeros(2))
     assert torch.allclose(losses[1.0], torch.nn.functional.softplus(logits).flatten())
     assert torch.allclose(losses[0.5] * 2, losses[1.0])
+
+
+def test_the_r1_pass_alone_adds_no_zeros_to_the_conditional_statistics():
+    G, D = our_networks()
+    recording.set_transition(G, D, 0.5)
+    loss = StyleGAN2Loss('cpu', G, D, **recording.base.LOSS_KWARGS,
+                         extra_terms=[CondLogitLoss(side) for side in ('G', 'fake', 'real')])
+    counts = {}
+    for phase in ('Dreg', 'Dmain'):
+        collector = objective_helpers.collect(lambda phase=phase: loss.accumulate_gradients(
+            phase, *recording.phase_inputs(), gain=1, cur_nimg=0), regex='Loss/(D/cond_real|scores/real_cond)')
+        counts[phase] = (collector.num('Loss/D/cond_real'), collector.num('Loss/scores/real_cond'))
+    assert counts == {'Dreg': (0, 0), 'Dmain': (4, 4)}
 
 
 def test_schedule_is_linear_between_start_and_end_and_a_step_when_they_meet():

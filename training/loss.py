@@ -53,6 +53,12 @@ class LossTerm:
     def __call__(self, ctx):
         raise NotImplementedError(f'{type(self).__name__} must implement __call__(ctx)')
 
+    def reported(self, ctx):
+        """Whether this call's loss joins the Loss/<name> statistic (a term that only keeps a path in the graph
+        with zero weight says no, so the statistic stays the mean of what it adds)."""
+        del ctx
+        return True
+
 class NonFiniteWatch:
     """Notes, on the device, the first of a series of loss checks that saw NaN or inf, so that a training step
     never waits for a read to the host; raise_if_any() reads the verdict once (at a tick) and names that check."""
@@ -354,7 +360,8 @@ class StyleGAN2Loss:
         for term in self.extra_terms:
             if pass_name in term.passes:
                 stat = f'Loss/{term.name}'
-                losses[stat] = training_stats.report(stat, term(ctx))
+                loss = term(ctx)
+                losses[stat] = training_stats.report(stat, loss) if term.reported(ctx) else loss
         return losses
 
     def _backward(self, step, pass_name, terms):

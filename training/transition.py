@@ -50,6 +50,9 @@ class CondLogitLoss(LossTerm):
         self.passes, self.sign, self.name, images = self.SIDES[side]
         self.scores_stat = f'Loss/scores/{images}_cond'  # Beside Loss/scores/{images}, the unconditional ones.
 
+    def reported(self, ctx):
+        return ctx.phase != 'Dreg'  # Its zero-weighted join of the R1 pass is no conditional loss.
+
     def __call__(self, ctx):
         heads = ctx.heads[0] if ctx.heads and isinstance(ctx.heads[0], dict) else {}
         if 'cond_logits' not in heads:
