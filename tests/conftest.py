@@ -47,7 +47,7 @@ def _gpu_tests_compare_float32(request):
     previous, previous_benchmark = misc.set_tf32(False), torch.backends.cudnn.benchmark
     torch.backends.cudnn.benchmark = False
     yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+    misc.set_tf32(previous)
     torch.backends.cudnn.benchmark = previous_benchmark
 
 

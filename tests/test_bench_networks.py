@@ -7,6 +7,8 @@ import os
 import pytest
 import torch
 
+from torch_utils import misc
+
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _spec = importlib.util.spec_from_file_location('bench_networks', os.path.join(REPO_ROOT, 'bench', 'networks.py'))
 bench_networks = importlib.util.module_from_spec(_spec)
@@ -15,11 +17,12 @@ _spec.loader.exec_module(bench_networks)
 
 @pytest.mark.slow
 def test_one_config_measures_the_cifar_preset_squeeze_generator_with_tf32_off():
-    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    previous = misc.set_tf32(True)
     try:
         result = bench_networks.measure('squeeze8', 32, batch=1, repeats=1, device='cpu')
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+        misc.set_tf32(previous)
     assert (result['arch'], result['resolution'], result['tf32']) == ('squeeze8', 32, False)
     assert sorted(result['ops']) == ['bias_act', 'upfirdn2d']  # What it measured: here the references.
     assert all(path.startswith('reference') for path in result['ops'].values())

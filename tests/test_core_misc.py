@@ -120,12 +120,13 @@ def test_torch_load_reason_names_the_global_a_weights_only_load_refused(tmp_path
 
 
 def test_set_tf32_sets_both_switches_and_returns_the_previous_pair():
-    previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    previous = misc.set_tf32((True, False))
     try:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = True, False
         assert misc.set_tf32(False) == (True, False)
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (False, False)
         assert misc.set_tf32(1) == (False, False)
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, True)
+        assert misc.set_tf32((True, False)) == (True, True)  # A returned pair puts both back.
+        assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (True, False)
     finally:
-        torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+        misc.set_tf32(previous)

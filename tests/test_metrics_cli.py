@@ -148,7 +148,7 @@ def torch_defaults():
     previous = misc.set_tf32(True)
     torch.backends.cudnn.benchmark = False
     yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = previous
+    misc.set_tf32(previous)
     torch.backends.cudnn.benchmark = previous_benchmark
 
 

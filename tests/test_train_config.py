@@ -359,5 +359,4 @@ def test_allow_tf32_sets_both_switches_for_the_run(tmp_path, data16, allow):
         run.preemption.uninstall()
         assert (torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32) == (allow, allow)
     finally:
-        misc.set_tf32(previous[0])
-        torch.backends.cuda.matmul.allow_tf32 = previous[1]
+        misc.set_tf32(previous)

@@ -188,11 +188,13 @@ def check_ddp_consistency(module, ignore_regex=None):
 def set_tf32(allowed):
     """Allow or forbid TF32 in cuDNN convolutions and cuBLAS matmuls; returns the previous (cudnn, matmul) pair.
 
-    Training (`--allow-tf32`, default off), calc_metrics.py, the benchmarks and the GPU tests set it explicitly,
-    so what they compute or time does not depend on PyTorch's per-library defaults.
+    `allowed`: one value for both, or such a pair (what an earlier call returned, to put it back). Training
+    (`--allow-tf32`, default off), calc_metrics.py, the benchmarks and the GPU tests set it explicitly, so what they
+    compute or time does not depend on PyTorch's per-library defaults.
     """
+    cudnn, matmul = allowed if isinstance(allowed, tuple) else (allowed, allowed)
     previous = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = bool(allowed)
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = bool(cudnn), bool(matmul)
     return previous
 
 #----------------------------------------------------------------------------
