@@ -110,17 +110,18 @@ def parse_measured(junit_xml):
     """{(test, quantity): (value, bound, case)} from the properties the GPU tests record (`measured` fixture) in
     pytest's JUnit XML: per test function and quantity, the case that used the largest share of its bound (the
     largest value where it has none)."""
+    def weight(value, bound, _case=None):
+        return value / bound if bound else value
+
     rows = {}
     for testcase in ElementTree.fromstring(junit_xml).iter('testcase'):
         test, _, case = testcase.get('name', '').partition('[')
         for prop in testcase.iter('property'):
             recorded = json.loads(prop.get('value'))
-            value, bound = recorded['value'], recorded['bound']
+            row = (recorded['value'], recorded['bound'], case.rstrip(']'))
             key = f'{testcase.get("classname", "").rpartition(".")[2]}::{test}', prop.get('name')
-            weight = value / bound if bound else value
-            kept = rows.get(key)
-            if kept is None or weight > (kept[0] / kept[1] if kept[1] else kept[0]):
-                rows[key] = (value, bound, case.rstrip(']'))
+            if key not in rows or weight(*row) > weight(*rows[key]):
+                rows[key] = row
     return rows
 
 
