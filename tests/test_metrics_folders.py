@@ -16,16 +16,24 @@ from tests.reference.record_dinov2 import seeded_state
 from tests.test_metrics_cli import error_line, json_lines, run, write_snapshot
 
 
-@pytest.fixture
-def env(tmp_path, monkeypatch):
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'dnnlib-cache'))
-    detector_dir = helpers.write_detector_dir(tmp_path / 'detectors')
+@pytest.fixture(scope='module')
+def shared_files(tmp_path_factory):
+    """Detectors (the ViT-S standing in for DINOv2 is 85 MB) and two image sets, written once for the module:
+    no test writes into them, and a copy per test wrote 1.7 GB per run of the suite."""
+    folder = tmp_path_factory.mktemp('metrics-folders')
+    detector_dir = helpers.write_detector_dir(folder / 'detectors')
     from metrics import dinov2  # pylint: disable=import-outside-toplevel
     shapes = {key: list(value.shape) for key, value in dinov2.VisionTransformer('vits14').state_dict().items()}
     torch.save(seeded_state(shapes), os.path.join(detector_dir, 'dinov2_vitl14_pretrain.pth'))  # ViT-S stands in.
-    return dict(real=helpers.write_image_folder(tmp_path / 'real', num_images=20, seed=1).path,
-                gen=helpers.write_image_folder(tmp_path / 'gen', num_images=12, seed=2).path,
+    return dict(real=helpers.write_image_folder(folder / 'real', num_images=20, seed=1).path,
+                gen=helpers.write_image_folder(folder / 'gen', num_images=12, seed=2).path,
                 detector_dir=detector_dir)
+
+
+@pytest.fixture
+def env(shared_files, tmp_path, monkeypatch):
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'dnnlib-cache'))
+    return dict(shared_files)
 
 
 def _metrics(env, *args):
