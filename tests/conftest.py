@@ -1,4 +1,5 @@
-"""Shared pytest configuration: repo root on sys.path, small thread counts, the `gpu` marker."""
+"""Shared pytest configuration: repo root on sys.path, small thread counts, the `gpu` marker, an empty dnnlib cache
+per test, and a check for room on the temporary disk before anything runs."""
 
 import json
 import os
@@ -98,6 +99,13 @@ def measured(record_property):
         record_property(quantity, json.dumps(dict(value=float(value), bound=None if bound is None else float(bound))))
         return float(value)
     return record
+
+
+@pytest.fixture(autouse=True)
+def _own_dnnlib_cache(tmp_path_factory, monkeypatch):
+    """Every test starts with an empty dnnlib cache of its own: none writes into the user's ~/.cache/dnnlib (a
+    training test with metrics left a statistics file there on every run), and none sees what another left."""
+    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path_factory.mktemp('dnnlib-cache')))
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""The suite stops in one line, before any test, when its temporary folder's disk is nearly full (tests/conftest.py)."""
+"""The suite's own hygiene (tests/conftest.py): it stops in one line, before any test, when its temporary folder's
+disk is nearly full, and no test writes into the user's dnnlib cache."""
 
 import collections
 import os
@@ -6,6 +7,7 @@ import shutil
 import subprocess
 import sys
 
+import dnnlib
 from tests import conftest
 
 _Usage = collections.namedtuple('_Usage', 'total used free')
@@ -34,3 +36,9 @@ def test_pytest_exits_before_running_a_test_when_the_room_is_short(tmp_path):
     assert result.returncode == 1, result.stdout + result.stderr
     assert 'the tests need about' in result.stdout and f'temporary files in {tmp_path}, which has' in result.stdout
     assert not os.path.exists(str(probe) + '.ran')
+
+
+def test_each_test_has_a_dnnlib_cache_of_its_own_inside_the_suites_temporary_folder(tmp_path_factory):
+    folder = dnnlib.util.make_cache_dir_path('gan-metrics')
+    base = str(tmp_path_factory.getbasetemp())
+    assert os.path.commonpath([folder, base]) == base and not os.listdir(os.path.dirname(folder))
