@@ -26,9 +26,15 @@ def _train_command(outdir, data, *extra):
     return [sys.executable, 'train.py', f'--outdir={outdir}', f'--data={data}', *RUN_ARGS, *extra]
 
 
-def _start(outdir, data, *extra):
+def _start(outdir, data, *extra, temp_dir=None):
+    env = dict(os.environ, OMP_NUM_THREADS='1', **({} if temp_dir is None else dict(TMPDIR=str(temp_dir))))
     return subprocess.Popen(_train_command(outdir, data, *extra), cwd=REPO_ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ, OMP_NUM_THREADS='1'))
+                            stderr=subprocess.STDOUT, text=True, env=env)
+
+
+def _scratch_left(temp_dir):
+    """What a run left in its TMPDIR, less PyTorch's own compile cache (torchinductor_USER), which it keeps."""
+    return [name for name in os.listdir(temp_dir) if not name.startswith('torchinductor_')]
 
 
 def _wait_for_first_tick(proc):
@@ -120,20 +126,22 @@ def test_dataloader_workers_end_with_the_main_process(tmp_path, data16, second):
 
 
 def test_spawned_ranks_receive_the_signal_agree_and_exit_with_the_parent(tmp_path, data16):
-    proc = _start(tmp_path / 'runs', data16, '--gpus=2')
+    (tmp_path / 'tmp').mkdir()
+    proc = _start(tmp_path / 'runs', data16, '--gpus=2', temp_dir=tmp_path / 'tmp')
     _wait_for_first_tick(proc)
     ranks = _children(proc.pid)
     proc.send_signal(signal.SIGTERM)  # Only the parent gets it, as with `sbatch --signal=B:...`.
     out, _ = proc.communicate(timeout=limits.seconds(120))
     assert proc.returncode == 0, out[-3000:]
     assert 'Preempted (SIGTERM) at kimg' in out
-    assert _alive(ranks) == []
+    assert _alive(ranks) == [] and _scratch_left(tmp_path / 'tmp') == []  # The ranks' rendezvous folder is gone.
     run_dir = tmp_path / 'runs' / os.listdir(tmp_path / 'runs')[0]
     assert any(f.endswith('.resume.pt') for f in os.listdir(run_dir))
 
 
 def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(tmp_path, data16):
-    proc = _start(tmp_path / 'runs', data16, '--gpus=2', '--kimg=10')
+    (tmp_path / 'tmp').mkdir()
+    proc = _start(tmp_path / 'runs', data16, '--gpus=2', '--kimg=10', temp_dir=tmp_path / 'tmp')
     _wait_for_first_tick(proc)
     ranks = _children(proc.pid)
     proc.send_signal(signal.SIGUSR1)
@@ -141,7 +149,7 @@ def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(
     out, _ = proc.communicate(timeout=limits.seconds(60))
     assert proc.returncode == 128 + signal.SIGTERM, out[-3000:]
     assert 'Traceback' not in out
-    assert _alive(ranks) == []
+    assert _alive(ranks) == [] and _scratch_left(tmp_path / 'tmp') == []  # At once, yet without leaving scratch behind.
 
 
 def test_the_signal_handler_writes_nothing_and_the_next_step_boundary_says_it(monkeypatch, capsys):

@@ -216,7 +216,7 @@ def _spawn(config):
                      for rank in range(config.num_processes)]
         for process in processes:
             process.start()
-        previous = run_preemption.forward_to(processes)
+        previous = run_preemption.forward_to(processes, scratch=temp_dir)
         try:
             failed = _watch(processes, lambda rank: processes[rank].exitcode not in (0, preempt_code) or
                             os.path.exists(_error_file(temp_dir, rank)))

@@ -13,6 +13,7 @@ import datetime
 import multiprocessing
 import os
 import signal
+import shutil
 import threading
 
 import torch
@@ -90,10 +91,13 @@ class Preemption:
         return flag
 
 
-def exit_now(signum):
-    """End the child processes (DataLoader workers, spawned ranks), then this one, without cleanup."""
+def exit_now(signum, scratch=None):
+    """End the child processes (DataLoader workers, spawned ranks), remove the folder `scratch` if given, then end
+    this process without any other cleanup."""
     for child in multiprocessing.active_children():
         child.terminate()
+    if scratch is not None:
+        shutil.rmtree(scratch, ignore_errors=True)
     os._exit(128 + signum)  # pylint: disable=protected-access
 
 
@@ -107,9 +111,9 @@ def ignore_in_worker(_worker_id=None):
         signal.signal(signum, signal.SIG_IGN)
 
 
-def forward_to(processes):
+def forward_to(processes, scratch=None):
     """Handlers for a parent of spawned ranks: each signal is passed on to every child, which decides; at a
-    second signal the parent, too, exits at once (with the children).
+    second signal the parent, too, exits at once (with the children), removing its folder `scratch`.
 
     Returns the previous handlers, for restore_handlers().
     """
@@ -120,7 +124,7 @@ def forward_to(processes):
             if process.is_alive():
                 os.kill(process.pid, signum)
         if received:
-            exit_now(signum)
+            exit_now(signum, scratch)
         received.append(signum)
     if not _in_main_thread():
         return {}
