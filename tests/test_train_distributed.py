@@ -27,7 +27,8 @@ def test_two_process_gloo_run_under_torchrun(tmp_path):
         config = tiny_config({str(tmp_path / 'runs')!r}, {data!r}, env=os.environ, kimg=0.008, tick=0.004)
         train_launch.start(config)
     '''))
-    env = dict(os.environ, OMP_NUM_THREADS='1')
+    (tmp_path / 'tmp').mkdir()  # torchrun's agent leaves a torchelastic_* folder in TMPDIR.
+    env = dict(os.environ, OMP_NUM_THREADS='1', TMPDIR=str(tmp_path / 'tmp'))
     result = subprocess.run([sys.executable, '-m', 'torch.distributed.run', '--standalone', '--nproc-per-node=2',
                              str(script)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=limits.seconds(300))
     assert result.returncode == 0, result.stderr[-3000:]
