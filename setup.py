@@ -29,10 +29,11 @@ setuptools.setup(
     install_requires=RUNTIME_REQUIREMENTS,
     extras_require={
         # sklearn: the demo dataset is tested too; lmdb: reading LSUN (three of the paper's datasets) is tested too.
-        'test': ['pytest>=7.0', 'scikit-learn>=1.0', 'lmdb>=1.0'],
+        # pytest 7.3 reads pytest.ini's tmp_path_retention_* settings.
+        'test': ['pytest>=7.3', 'scikit-learn>=1.0', 'lmdb>=1.0'],
         'demo': ['scikit-learn>=1.0'],  # Ships the 1,797 handwritten digits the demo trains on, offline.
         'lsun': ['lmdb>=1.0'],  # dataset_tool.py --source=<LSUN lmdb folder>.
-        'video': ['imageio>=2.9', 'imageio-ffmpeg>=0.4'],
-        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],  # python -m training.export --dest=G.onnx, and its parity test.  # gen_video.py --output=*.mp4 (GIF and WebP need nothing).
+        'video': ['imageio>=2.9', 'imageio-ffmpeg>=0.4'],  # gen_video.py --output=*.mp4 (GIF and WebP need nothing).
+        'onnx': ['onnx>=1.14', 'onnxruntime>=1.16'],  # python -m training.export --dest=G.onnx, and its parity test.
     },
 )
