@@ -17,9 +17,10 @@ from tests.test_metrics_cli import error_line, json_lines, run, write_snapshot
 
 
 @pytest.fixture(scope='module')
-def shared_files(tmp_path_factory):
+def env(tmp_path_factory):
     """Detectors (the ViT-S standing in for DINOv2 is 85 MB) and two image sets, written once for the module:
-    no test writes into them, and a copy per test wrote 1.7 GB per run of the suite."""
+    no test writes into them, and a copy per test wrote 1.7 GB per run of the suite. Each test still gets an
+    empty dnnlib cache of its own (tests/conftest.py)."""
     folder = tmp_path_factory.mktemp('metrics-folders')
     detector_dir = helpers.write_detector_dir(folder / 'detectors')
     from metrics import dinov2  # pylint: disable=import-outside-toplevel
@@ -28,12 +29,6 @@ def shared_files(tmp_path_factory):
     return dict(real=helpers.write_image_folder(folder / 'real', num_images=20, seed=1).path,
                 gen=helpers.write_image_folder(folder / 'gen', num_images=12, seed=2).path,
                 detector_dir=detector_dir)
-
-
-@pytest.fixture
-def env(shared_files, tmp_path, monkeypatch):
-    monkeypatch.setenv('DNNLIB_CACHE_DIR', str(tmp_path / 'dnnlib-cache'))
-    return dict(shared_files)
 
 
 def _metrics(env, *args):

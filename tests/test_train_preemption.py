@@ -27,7 +27,11 @@ def _train_command(outdir, data, *extra):
 
 
 def _start(outdir, data, *extra, temp_dir=None):
-    env = dict(os.environ, OMP_NUM_THREADS='1', **({} if temp_dir is None else dict(TMPDIR=str(temp_dir))))
+    """Start train.py; with `temp_dir`, it is made and is the run's TMPDIR."""
+    env = dict(os.environ, OMP_NUM_THREADS='1')
+    if temp_dir is not None:
+        os.makedirs(temp_dir)
+        env['TMPDIR'] = str(temp_dir)
     return subprocess.Popen(_train_command(outdir, data, *extra), cwd=REPO_ROOT, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, env=env)
 
@@ -126,7 +130,6 @@ def test_dataloader_workers_end_with_the_main_process(tmp_path, data16, second):
 
 
 def test_spawned_ranks_receive_the_signal_agree_and_exit_with_the_parent(tmp_path, data16):
-    (tmp_path / 'tmp').mkdir()
     proc = _start(tmp_path / 'runs', data16, '--gpus=2', temp_dir=tmp_path / 'tmp')
     _wait_for_first_tick(proc)
     ranks = _children(proc.pid)
@@ -140,7 +143,6 @@ def test_spawned_ranks_receive_the_signal_agree_and_exit_with_the_parent(tmp_pat
 
 
 def test_a_second_signal_to_the_parent_of_spawned_ranks_ends_everything_at_once(tmp_path, data16):
-    (tmp_path / 'tmp').mkdir()
     proc = _start(tmp_path / 'runs', data16, '--gpus=2', '--kimg=10', temp_dir=tmp_path / 'tmp')
     _wait_for_first_tick(proc)
     ranks = _children(proc.pid)
