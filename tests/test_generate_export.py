@@ -6,9 +6,11 @@ import zipfile
 import pytest
 import torch
 
+import dnnlib
 import generate
 from tests import generate_helpers as helpers
 from training import export
+from training.run import resume
 
 
 @pytest.fixture(scope='module')
@@ -153,6 +155,32 @@ def test_unknown_format_version_is_rejected(tmp_path):
     torch.save({'format': export.FORMAT_NAME, 'format_version': 99, 'networks': {}}, path)
     with pytest.raises(export.NetworkFileError, match='version 99 is not supported'):
         export.load_network(path)
+
+
+def test_a_folder_given_as_network_names_its_newest_snapshot(tmp_path):
+    # In name order 000000.pkl < 000000_500img.pkl < 000001.pkl: the last is the newest, as the runs name them.
+    for name in ('network-snapshot-000001.pkl', 'network-snapshot-000000_500img.pkl', 'network-snapshot-000000.pkl',
+                 'network-snapshot-000001.resume.pt', 'fakes000001.png'):
+        (tmp_path / name).write_bytes(b'')
+    with pytest.raises(export.NetworkFileError) as info:
+        export.load_network(tmp_path)
+    assert str(info.value) == (f'{tmp_path}: a folder, not a network file; pass one of its snapshots, e.g. the newest: '
+                               f'{tmp_path / "network-snapshot-000001.pkl"}')
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(export.NetworkFileError, match='empty: a folder, not a network file, and it holds no network-snapshot'):
+        export.load_network(tmp_path / 'empty')
+
+
+def test_a_resume_state_given_as_network_names_the_snapshot_it_belongs_to(exported, tmp_path):
+    _networks, pkl, _dest = exported
+    state = resume.resume_state(dict(cur_nimg=40000), {}, None, [dict(rng=None, loss=None, averages=None)],
+                                dnnlib.EasyDict(), snapshot_pkl=pkl)
+    path = tmp_path / 'network-snapshot-000040.resume.pt'
+    resume.save_resume_state(path, state)
+    with pytest.raises(export.NetworkFileError) as info:
+        export.load_network(path)
+    assert str(info.value) == (f'{path}: a resume state (optimizers and progress of a run), not a network file; '
+                               f'the networks are in the snapshot written with it: network-snapshot-000040.pkl')
 
 
 def test_garbage_file_error_is_one_line(tmp_path):

@@ -136,6 +136,22 @@ def test_bad_options_give_one_line_errors_naming_the_flag(tmp_path, data16, over
     assert message in str(info.value) and '\n' not in str(info.value)
 
 
+def test_resume_of_a_run_folder_or_a_resume_state_names_the_snapshot_to_pass(tmp_path, data16):
+    run = tmp_path / 'runs' / '00000-old'
+    run.mkdir(parents=True)
+    for name in ('network-snapshot-000000.pkl', 'network-snapshot-000000_012img.pkl', 'network-snapshot-000000_012img.resume.pt'):
+        (run / name).write_bytes(b'')
+    with pytest.raises(ConfigError) as info:
+        resolve(tmp_path, data16, resume=str(run))
+    assert str(info.value).startswith(f'--resume={run}: a folder, not a network file; ')
+    assert f'the newest: {run / "network-snapshot-000000_012img.pkl"} (or --resume=latest' in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        resolve(tmp_path, data16, resume=str(run / 'network-snapshot-000000_012img.resume.pt'))
+    assert str(info.value) == (f'--resume={run / "network-snapshot-000000_012img.resume.pt"}: a resume state; pass the '
+                               f'snapshot it belongs to, {run / "network-snapshot-000000_012img.pkl"}, and the state '
+                               f'beside it is read too')
+
+
 def test_missing_or_unreadable_dataset_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match='--data=.*not found'):
         resolve(tmp_path, tmp_path / 'nothing.zip')

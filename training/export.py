@@ -135,6 +135,8 @@ def save_weights_only(networks, path, source=None):
 def _local_filename(path_or_url):
     """Local file for a path or URL (URLs are downloaded once into the dnnlib cache)."""
     if not dnnlib.util.is_url(path_or_url, allow_file_urls=True):
+        if os.path.isdir(path_or_url):
+            raise NetworkFileError(folder_problem(path_or_url))
         if not os.path.isfile(path_or_url):
             raise NetworkFileError(f'{path_or_url}: no such network file')
         return path_or_url
@@ -142,6 +144,19 @@ def _local_filename(path_or_url):
         return dnnlib.util.open_url(path_or_url, return_filename=True)
     except OSError as error:
         raise NetworkFileError(f'{path_or_url}: cannot fetch network file ({error})') from error
+
+
+def folder_problem(folder):
+    """The error for a folder given as a network: names its newest snapshot pickle, if it has one."""
+    # Snapshot names sort in training order (network-snapshot-NNNNNN.pkl, then NNNNNN_RRRimg.pkl; README).
+    try:
+        names = os.listdir(folder)
+    except OSError as error:
+        return f'{folder}: a folder, not a network file (and unreadable: {error.strerror}); pass a .pkl or weights-only .pt file'
+    snapshots = sorted(name for name in names if name.startswith('network-snapshot-') and name.endswith('.pkl'))
+    if not snapshots:
+        return f'{folder}: a folder, not a network file, and it holds no network-snapshot-*.pkl; pass a .pkl or weights-only .pt file'
+    return f'{folder}: a folder, not a network file; pass one of its snapshots, e.g. the newest: {os.path.join(folder, snapshots[-1])}'
 
 
 def _first_line(error):
@@ -171,6 +186,10 @@ def read_weights_only(filename):
     except Exception as error:  # torch raises several types for foreign or damaged archives.
         raise NetworkFileError(f'{filename}: not a readable weights-only network file '
                                f'({misc.torch_load_reason(error)})') from error
+    if isinstance(content, dict) and {'optimizers', 'progress'} <= set(content):  # training/run/resume.py's state.
+        snapshot = (content.get('snapshot') or {}).get('name', 'network-snapshot-*.pkl')
+        raise NetworkFileError(f'{filename}: a resume state (optimizers and progress of a run), not a network file; '
+                               f'the networks are in the snapshot written with it: {snapshot}')
     if not isinstance(content, dict) or content.get('format') != FORMAT_NAME:
         raise NetworkFileError(f'{filename}: a torch file, but not a {FORMAT_NAME} network file '
                                f'(write one with: python -m training.export --network=PKL --dest=MODEL.pt)')

@@ -10,6 +10,7 @@ import os
 import sys
 
 import dnnlib
+from training import export
 from training.cli import options as option_table
 from training.cli import run_dir as run_dirs
 from training.run import snapshot as run_snapshot
@@ -70,6 +71,11 @@ def resolve_resume(resume, outdir):
         return TRANSFER_URL + TRANSFER_SOURCES[resume], None, resume
     if dnnlib.util.is_url(resume):
         return resume, None, 'custom'
+    if os.path.isdir(resume):
+        raise ResumeError(f'--resume={export.folder_problem(resume)} (or --resume=latest with --outdir above it)')
+    if resume.endswith(RESUME_SUFFIX):
+        raise ResumeError(f'--resume={resume}: a resume state; pass the snapshot it belongs to, '
+                          f'{resume[:-len(RESUME_SUFFIX)]}.pkl, and the state beside it is read too')
     if not os.path.isfile(resume):
         raise ResumeError(f'--resume={resume}: file not found; accepted: a snapshot or model file, a URL, "latest", '
                           f'"noresume" or one of {", ".join(TRANSFER_SOURCES)}')
