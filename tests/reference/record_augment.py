@@ -10,6 +10,12 @@ the percentile, so the cases with noise run with every Gaussian draw replaced by
 what is held is then its sigma at the percentile, its gate and where it is added. Writes
 stylegan2_ada_augment_recorded.json beside this file (every STRIDE-th output value).
 
+`debug_percentile` bypasses the expressions that draw each parameter in training. Those are recorded too: every
+case runs again without it, with every uniform draw (torch.rand, rand_like) returning one value and every
+Gaussian draw (randn, randn_like) another, for each pair of CONSTANT_DRAWS. Each parameter is then a fixed
+function of the pair whatever the order of the draws, and at p = 1 every gate (a uniform draw < p * strength) is
+open: a parameter drawn by a wrong expression (a rotation 5% too wide, a scale's spread off) changes these numbers.
+
 It also records the ADA controller: the reference adjusts p inline in its training loop (training_loop.py, the
 `if (ada_stats is not None) and (batch_idx % ada_interval == 0)` statement), so that one statement is taken from
 the file's syntax tree and run, step by step, with the signs of ADA_SIGNS standing in for sign(D(real)). scripts/augment_parity.py and tests/test_reference_parity.py compute the same with our pipe, from
@@ -45,6 +51,9 @@ CASES = {**{name: {name: 1} for name in SINGLE},
 # step, the signs of D(real) one process reports. ADA_SIGNS walks r_t above and below the target, onto it exactly
 # (sign 0: p stays) and pushes p against 0 (clamped there); it never pushes p past 1, where the two codes differ
 # (README, "Where we differ").
+# (every uniform draw, every Gaussian draw) for the training path: below 0.5 and above it (no flip, then a flip;
+# quarter turns 1 and 3; shifts and angles of both signs), a Gaussian draw of each sign.
+CONSTANT_DRAWS = ((0.3, -0.6), (0.8, 0.9))
 ADA = dict(p=0.01, target=0.6, interval=4, ada_kimg=100, batch_size=64)
 ADA_STEPS = 240
 
@@ -61,6 +70,11 @@ def input_images():
     return images.clamp(-1, 1).contiguous()
 
 
+def _shape(size):
+    """The shape of a torch.rand/randn call's positional arguments: (2, 3) or ([2, 3])."""
+    return tuple(size[0]) if len(size) == 1 and isinstance(size[0], (list, tuple, torch.Size)) else tuple(size)
+
+
 def fixed_field(shape, dtype=None, device=None):
     """A deterministic stand-in for a Gaussian draw of `shape`: values in [-1, 1], different at every element."""
     count = int(np.prod(shape))
@@ -75,8 +89,7 @@ def fixed_gaussian_draws():
     randn, randn_like = torch.randn, torch.randn_like
 
     def fixed_randn(*size, dtype=None, device=None, **_):
-        shape = size[0] if len(size) == 1 and isinstance(size[0], (list, tuple, torch.Size)) else size
-        return fixed_field(shape, dtype, device)
+        return fixed_field(_shape(size), dtype, device)
 
     torch.randn = fixed_randn
     torch.randn_like = lambda tensor, **_: fixed_field(tensor.shape, tensor.dtype, tensor.device)
@@ -86,18 +99,56 @@ def fixed_gaussian_draws():
         torch.randn, torch.randn_like = randn, randn_like
 
 
+@contextlib.contextmanager
+def constant_draws(uniform, gaussian):
+    """Within: every torch.rand and rand_like returns `uniform`, every torch.randn and randn_like `gaussian`."""
+    saved = torch.rand, torch.rand_like, torch.randn, torch.randn_like
+
+    def filler(value):
+        return (lambda *size, dtype=None, device=None, **_: torch.full(_shape(size), value, dtype=dtype or torch.float32, device=device),
+                lambda tensor, **_: torch.full_like(tensor, value))
+    (torch.rand, torch.rand_like), (torch.randn, torch.randn_like) = filler(uniform), filler(gaussian)
+    try:
+        yield
+    finally:
+        torch.rand, torch.rand_like, torch.randn, torch.randn_like = saved
+
+
+def _pipe_at_full_p(pipe_class, kwargs):
+    pipe = pipe_class(**kwargs)
+    pipe.p.copy_(torch.ones([]))
+    return pipe
+
+
+def _strided(images):
+    return [round(float(v), 7) for v in images.flatten()[::STRIDE]]
+
+
+def random_path_outputs(pipe_class):
+    """{case: {"uniform,gaussian": every STRIDE-th output value}} of `pipe_class` at p = 1, drawing its parameters as
+    in training (no debug_percentile) with every draw constant (constant_draws)."""
+    results = {}
+    for case, kwargs in CASES.items():
+        pipe = _pipe_at_full_p(pipe_class, kwargs)
+        results[case] = {}
+        for uniform, gaussian in CONSTANT_DRAWS:
+            images = input_images()  # Outside: its seeded noise is a torch.rand draw too.
+            with torch.no_grad(), constant_draws(uniform, gaussian):
+                results[case][f'{uniform},{gaussian}'] = _strided(pipe(images))
+    return results
+
+
 def augment_outputs(pipe_class):
     """{case: {percentile: every STRIDE-th output value}} of `pipe_class` (ours or the reference's) at p = 1."""
     results = {}
     for case, kwargs in CASES.items():
-        pipe = pipe_class(**kwargs)
-        pipe.p.copy_(torch.ones([]))
+        pipe = _pipe_at_full_p(pipe_class, kwargs)
         results[case] = {}
         for percentile in PERCENTILES:
             torch.manual_seed(0)
             with torch.no_grad(), (fixed_gaussian_draws() if kwargs.get('noise') else contextlib.nullcontext()):
                 out = pipe(input_images(), debug_percentile=percentile)
-            results[case][str(percentile)] = [round(float(v), 7) for v in out.flatten()[::STRIDE]]
+            results[case][str(percentile)] = _strided(out)
     return results
 
 
@@ -167,6 +218,8 @@ def record(reference_dir):
     from training import augment as reference_augment  # pylint: disable=import-outside-toplevel
     return dict(source='NVlabs/stylegan2-ada-pytorch training/augment.py', torch=torch.__version__,
                 stride=STRIDE, percentiles=list(PERCENTILES), outputs=augment_outputs(reference_augment.AugmentPipe),
+                constant_draws=[list(pair) for pair in CONSTANT_DRAWS],
+                random_path_outputs=random_path_outputs(reference_augment.AugmentPipe),
                 ada_source='NVlabs/stylegan2-ada-pytorch training/training_loop.py (its ADA statement)', ada=ADA,
                 ada_p=reference_ada_p(reference_dir))
 
