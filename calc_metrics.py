@@ -2,7 +2,6 @@
 
 import json
 import os
-import tempfile
 
 import click
 import numpy as np
@@ -17,6 +16,7 @@ from metrics import reference_stats
 from metrics.detectors import DETECTOR_DIR_ENV, DetectorUnavailableError
 from torch_utils import misc
 from training import export
+from training.cli import launch
 
 DATASET_CLASS = 'training.dataset.ImageFolderDataset'
 
@@ -134,14 +134,16 @@ def repeated(results):
     return combined
 
 
-def evaluate(rank, args):
-    """Compute and report every metric on one rank; rank 0 prints and writes the results."""
+def evaluate(rank, args, init_method=None):
+    """Compute and report every metric on one rank; rank 0 prints and writes the results. With args.num_gpus > 1,
+    the rank first joins the others at `init_method`: NCCL with one GPU each, or gloo for --device=cpu."""
     if args.num_gpus > 1:
-        backend = 'gloo' if os.name == 'nt' else 'nccl'
-        torch.distributed.init_process_group(backend=backend, init_method=f'file://{args.init_file}',
+        on_cuda = args.device == 'cuda'
+        if on_cuda:
+            torch.cuda.set_device(rank)
+        torch.distributed.init_process_group(backend='nccl' if on_cuda else 'gloo', init_method=init_method,
                                              rank=rank, world_size=args.num_gpus)
-        device = torch.device('cuda', rank)
-        torch.cuda.set_device(device)
+        device = torch.device('cuda', rank) if on_cuda else torch.device('cpu')
     else:
         device = torch.device(args.device)
     # Plain float32 in every process, as in training and in stylegan2-ada-pytorch's calc_metrics: cuDNN would
@@ -163,13 +165,45 @@ def evaluate(rank, args):
             metric_main.report_metric(result, run_dir=args.run_dir, snapshot_pkl=args.network_path)
 
 
+# What a metrics rank may stop on that its one line explains (as calc_metrics.py reports them with --gpus=1).
+RANK_USER_ERRORS = (DetectorUnavailableError, dnnlib.util.WriteError, ValueError)
+
+
+def metrics_rank(rank, args, temp_dir):
+    """Entry point of one spawned metrics process (launch.spawn_ranks)."""
+    launch.run_guarded(rank, temp_dir, lambda: evaluate(rank, args, launch.init_method(temp_dir)), RANK_USER_ERRORS,
+                       interrupted='interrupted')
+
+
+def _print_traceback(text):
+    click.echo(text, err=True)
+    return ' (traceback above)'
+
+
+def evaluate_on_ranks(args):
+    """evaluate() in args.num_gpus spawned processes; a rank's failure ends them all, in one line (ClickException)."""
+    try:
+        launch.spawn_ranks(metrics_rank, args, args.num_gpus, on_failure=lambda processes, failed, temp_dir:
+                           launch.rank_failure(processes, failed, temp_dir, 'metrics process', _print_traceback))
+    except launch.UserErrorInRank as error:
+        raise click.ClickException(str(error).splitlines()[0]) from None
+    except launch.RankFailure as error:
+        raise click.ClickException(str(error)) from None
+
+
 def resolve_device(device, gpus):
     if gpus < 1:
         raise click.BadParameter(f'{gpus}; accepted: 1 or more', param_hint='--gpus')
     if gpus > 1:
+        if device == 'cpu':
+            return 'cpu'  # N CPU processes (gloo), as train.py --gpus=N --device=cpu.
+        if device not in (None, 'cuda'):
+            raise click.BadParameter(f'{device!r} with --gpus={gpus}; accepted: cuda (one GPU per process) or cpu',
+                                     param_hint='--device')
         available = torch.cuda.device_count()
         if available < gpus:
-            raise click.BadParameter(f'{gpus} GPUs requested but {available} CUDA devices are visible', param_hint='--gpus')
+            raise click.BadParameter(f'{gpus} GPUs requested but {available} CUDA devices are visible; add '
+                                     f'--device=cpu for {gpus} CPU processes', param_hint='--gpus')
         return 'cuda'
     if device is None:
         return 'cuda' if torch.cuda.is_available() else 'cpu'
@@ -252,8 +286,8 @@ def write_reference(data, ref_out, device, detector_dir, quiet):
 @click.option('--ref-out',      help='Save the statistics of --data for FID and FD-DINOv2 to this .npz and exit', metavar='FILE')
 @click.option('--repeats',      help='Compute each metric N times with different seeds; report the mean, std and min', type=click.IntRange(min=1), default=1, show_default=True)
 @click.option('--mirror',       help='Mirror the dataset horizontally [default: as in training]', type=bool, metavar='BOOL')
-@click.option('--gpus',         help='Number of GPUs to split the work over', type=int, default=1, show_default=True, metavar='INT')
-@click.option('--device',       help='Device with --gpus=1 [default: cuda when available, else cpu]', metavar='DEVICE')
+@click.option('--gpus',         help='Number of processes to split the work over: one GPU each, or CPU processes with --device=cpu', type=int, default=1, show_default=True, metavar='INT')
+@click.option('--device',       help='Device: cpu, cuda or cuda:N (with --gpus=N: cuda or cpu) [default: cuda when available, else cpu]', metavar='DEVICE')
 @click.option('--detector-dir', help=f'Folder holding the detector files (no download) [default: ${DETECTOR_DIR_ENV}]', metavar='DIR')
 @click.option('--verbose',      help='Also report detector downloads', is_flag=True)
 @click.option('--quiet',        help='No progress lines on stderr', is_flag=True)
@@ -312,13 +346,10 @@ def main(network_path, gen_path, metrics, data, ref_path, ref_out, repeats, mirr
                            detector_dir=detector_dir, verbose=verbose, quiet=quiet, run_dir=run_dir, network_path=network_path,
                            gen_dataset_kwargs=gen_dataset_kwargs, reference=reference, reference_path=ref_path,
                            repeats=repeats)
+    if gpus > 1:
+        return evaluate_on_ranks(args)
     try:
-        if gpus == 1:
-            evaluate(0, args)
-        else:
-            with tempfile.TemporaryDirectory() as temp_dir:
-                args.init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
-                torch.multiprocessing.spawn(fn=evaluate, args=(args,), nprocs=gpus)
+        evaluate(0, args)
     except DetectorUnavailableError as error:
         raise click.ClickException(str(error)) from error
     except dnnlib.util.WriteError as error:  # metric-<name>.jsonl on a full disk or read-only; earlier lines intact.

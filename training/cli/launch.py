@@ -1,4 +1,6 @@
-"""Start training processes: one process, N local processes (spawned) or under torchrun (env://), and end them cleanly."""
+"""Start training processes: one process, N local processes (spawned) or under torchrun (env://), and end them cleanly.
+
+The spawned-ranks machinery (spawn_ranks, run_guarded, rank_failure) also runs calc_metrics.py --gpus=N."""
 
 # Every way a multi-process run ends is handled here, so that none of them hangs or prints a traceback:
 # - done or preempted: each rank destroys its process group and exits normally;
@@ -122,20 +124,35 @@ def _exit_at_once(code):
     os._exit(code)  # pylint: disable=protected-access
 
 
-def _rank_main(rank, config, temp_dir):
-    """Entry point of one spawned rank: train, then leave the group; on any exception, report it and exit at once."""
-    init_file = os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+def init_method(temp_dir):
+    """The rendezvous of spawned ranks: a file in their parent's temporary folder."""
+    return 'file://' + os.path.abspath(os.path.join(temp_dir, '.torch_distributed_init'))
+
+
+def run_guarded(rank, temp_dir, work, user_errors, interrupted):
+    """Body of a spawned rank: work() -> exit code; then leave the process group and exit at once. On an exception,
+    leave its one-line message (a crash's with the traceback) for the parent and exit with RANK_ERROR_EXIT_CODE;
+    `user_errors` are the exception types whose message alone tells the user what to do. `interrupted` is the
+    message for Ctrl-C (KeyboardInterrupt)."""
     try:
-        _init_process_group(config, rank, rank, f'file://{init_file}')
-        code = _run(config, rank=rank, local_rank=rank)
-    except KeyboardInterrupt:  # Ctrl-C before the preemption handlers were installed.
-        _write_rank_error(temp_dir, rank, 'interrupted before training started', user_error=True)
+        code = work()
+    except KeyboardInterrupt:
+        _write_rank_error(temp_dir, rank, interrupted, user_error=True)
         _exit_at_once(RANK_ERROR_EXIT_CODE)
     except BaseException as exc:  # pylint: disable=broad-except
-        _write_rank_error(temp_dir, rank, exc, user_error=isinstance(exc, USER_ERRORS))
+        _write_rank_error(temp_dir, rank, exc, user_error=isinstance(exc, user_errors))
         _exit_at_once(RANK_ERROR_EXIT_CODE)
     _destroy_process_group()
-    _exit_at_once(code)
+    _exit_at_once(code or 0)
+
+
+def _rank_main(rank, config, temp_dir):
+    """Entry point of one spawned training rank: train, then leave the group; on any exception, report it and exit at once."""
+    def train():
+        _init_process_group(config, rank, rank, init_method(temp_dir))
+        return _run(config, rank=rank, local_rank=rank)
+    # Ctrl-C lands here only before the preemption handlers were installed.
+    run_guarded(rank, temp_dir, train, USER_ERRORS, interrupted='interrupted before training started')
 
 
 def _how_it_ended(exitcode):
@@ -167,8 +184,11 @@ def _watch(processes, ended_badly):
     return failed
 
 
-def _failure(processes, failed, temp_dir, config):
-    """The exception that tells the user how the run ended when rank `failed` ended unexpectedly."""
+def rank_failure(processes, failed, temp_dir, what, keep_traceback, kill_hint=''):
+    """The exception that tells the user how spawned ranks ended when rank `failed` ended unexpectedly: the first
+    rank's user error as it is (UserErrorInRank), else a RankFailure line naming `what` ('training process'), the
+    rank and how it ended. keep_traceback(text) stores a crash's traceback and returns where (' (traceback in
+    PATH)'); kill_hint ends the line of a rank that was killed."""
     errors = {rank: _read_rank_error(temp_dir, rank) for rank in range(len(processes))}
     if processes[failed].exitcode < 0 or errors[failed] is None:  # Killed (or exited) without an error of its own.
         first = failed
@@ -178,11 +198,10 @@ def _failure(processes, failed, temp_dir, config):
     if error is not None and error['user_error']:
         return UserErrorInRank(error['message'])
     if error is not None:
-        where = _append_to_log(config, f'Traceback of rank {first}:\n{error["traceback"]}')
-        return RankFailure(f'training process rank {first} stopped on {error["message"]}; the other ranks were '
-                           f'stopped{where}')
-    return RankFailure(f'training process rank {first} {_how_it_ended(processes[first].exitcode)}; the other ranks '
-                       f'were stopped{_resume_hint(config)}')
+        where = keep_traceback(f'Traceback of rank {first}:\n{error["traceback"]}')
+        return RankFailure(f'{what} rank {first} stopped on {error["message"]}; the other ranks were stopped{where}')
+    return RankFailure(f'{what} rank {first} {_how_it_ended(processes[first].exitcode)}; the other ranks were '
+                       f'stopped{kill_hint}')
 
 
 def _append_to_log(config, text):
@@ -207,25 +226,37 @@ def _resume_hint(config):
     return ''
 
 
-def _spawn(config):
-    """One process per rank; signals to this parent are passed on to them, and their preemption exit code is ours."""
+def spawn_ranks(target, args, num_processes, on_failure, ok_codes=(0,)):
+    """Run target(rank, args, temp_dir) in `num_processes` spawned processes (target: a module-level function that
+    ends in run_guarded) and wait for them; returns their exit codes. Signals to this parent are passed on to them
+    (preemption.forward_to). At the first rank that exits with a code not in ok_codes or leaves an error, the others
+    are killed and on_failure(processes, failed, temp_dir) is raised (rank_failure's exception)."""
     context = torch.multiprocessing.get_context('spawn')
-    preempt_code = config.get('preempt_exit_code', 0)
     with tempfile.TemporaryDirectory() as temp_dir:
-        processes = [context.Process(target=_rank_main, args=(rank, config, temp_dir), name=f'rank{rank}')
-                     for rank in range(config.num_processes)]
+        processes = [context.Process(target=target, args=(rank, args, temp_dir), name=f'rank{rank}')
+                     for rank in range(num_processes)]
         for process in processes:
             process.start()
         previous = run_preemption.forward_to(processes, scratch=temp_dir)
         try:
-            failed = _watch(processes, lambda rank: processes[rank].exitcode not in (0, preempt_code) or
+            failed = _watch(processes, lambda rank: processes[rank].exitcode not in ok_codes or
                             os.path.exists(_error_file(temp_dir, rank)))
         finally:
             run_preemption.restore_handlers(previous)
         if failed is not None:
-            raise _failure(processes, failed, temp_dir, config)
-        if preempt_code and any(process.exitcode == preempt_code for process in processes):
-            raise SystemExit(preempt_code)
+            raise on_failure(processes, failed, temp_dir)
+        return [process.exitcode for process in processes]
+
+
+def _spawn(config):
+    """One training process per rank; their preemption exit code is ours."""
+    preempt_code = config.get('preempt_exit_code', 0)
+    codes = spawn_ranks(_rank_main, config, config.num_processes, ok_codes=(0, preempt_code),
+                        on_failure=lambda processes, failed, temp_dir: rank_failure(
+                            processes, failed, temp_dir, 'training process',
+                            keep_traceback=lambda text: _append_to_log(config, text), kill_hint=_resume_hint(config)))
+    if preempt_code and preempt_code in codes:
+        raise SystemExit(preempt_code)
 
 
 def launch(config, env=None):
