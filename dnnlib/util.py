@@ -2,6 +2,7 @@
 
 import contextlib
 import errno
+import fcntl
 import hashlib
 import importlib
 import io
@@ -138,6 +139,44 @@ def atomic_write(path, mode='wb'):
         if error is None or error is exc:
             raise
         raise error from None
+
+
+def append_atomically(path, data):
+    """Append the bytes `data` to the file at `path` (created if missing) by rewriting it through atomic_write: a
+    crash or a full disk leaves the earlier content as it was, never a torn line. Writers in other processes (a
+    training run and calc_metrics.py adding to one metric-<name>.jsonl) take turns through an flock on the file
+    itself, so neither's addition is lost; a writer that finds the file renamed over while it waited retries on
+    the new one.
+    """
+    path = os.fspath(path)
+    while True:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CREAT, 0o666)
+        except OSError as exc:
+            raise write_error(exc, path) or exc from None
+        try:
+            with contextlib.suppress(OSError):  # A file system without flock: one writer at a time is the user's care.
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            if _names_this_file(path, fd):
+                with os.fdopen(os.dup(fd), 'rb') as f:
+                    previous = f.read()
+                if previous and not previous.endswith(b'\n'):
+                    previous += b'\n'
+                with atomic_write(path, 'wb') as f:
+                    f.write(previous + data)
+                return
+        finally:
+            os.close(fd)  # Releases the lock.
+
+
+def _names_this_file(path, fd):
+    """Whether `path` still names the file open as `fd` (not renamed over since it was opened)."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(fd)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _size_or_none(path):

@@ -193,7 +193,8 @@ def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
 
     The file is rewritten through a temp file and renamed, so a crash or a full disk never leaves a torn line:
     a full disk or a read-only run directory raises dnnlib.util.WriteError (one line naming the file) after
-    the result is printed, and the earlier lines stay as they were.
+    the result is printed, and the earlier lines stay as they were. A training run and calc_metrics.py adding
+    to the same file at once take turns (dnnlib.util.append_atomically): no result is lost.
     """
     metric = result_dict['metric']
     if run_dir is not None and snapshot_pkl is not None:
@@ -201,13 +202,5 @@ def report_metric(result_dict, run_dir=None, snapshot_pkl=None):
     line = json.dumps(dict(result_dict, snapshot_pkl=snapshot_pkl, timestamp=time.time()))
     print(line, flush=True)
     if run_dir is not None and os.path.isdir(run_dir):
-        path = os.path.join(run_dir, f'metric-{metric}.jsonl')
-        previous = b''
-        if os.path.isfile(path):
-            with open(path, 'rb') as f:
-                previous = f.read()
-            if previous and not previous.endswith(b'\n'):
-                previous += b'\n'
-        with dnnlib.util.atomic_write(path, 'wb') as f:
-            f.write(previous + (line + '\n').encode('utf-8'))
+        dnnlib.util.append_atomically(os.path.join(run_dir, f'metric-{metric}.jsonl'), (line + '\n').encode('utf-8'))
     return line

@@ -2,6 +2,8 @@
 
 import errno
 import io
+import json
+import multiprocessing
 import os
 import socket
 import sys
@@ -13,6 +15,7 @@ import pytest
 
 import dnnlib
 from dnnlib import util
+from tests import limits
 
 URL = 'https://example.invalid/networks/tiny-net.pkl'
 
@@ -148,6 +151,41 @@ def test_atomic_write_passes_other_errors_through(tmp_path):
             raise OSError(errno.EIO, 'Input/output error')
     assert not isinstance(info.value, util.WriteError)
     assert os.listdir(tmp_path) == []
+
+
+def _append_lines(path, writer, count, start):
+    start.wait()
+    for index in range(count):
+        util.append_atomically(path, f'{{"writer": {writer}, "index": {index}}}\n'.encode())
+
+
+def test_appends_from_concurrent_processes_are_never_lost(tmp_path):
+    # A training run and calc_metrics.py add to one metric-<name>.jsonl: rewriting it without taking turns loses
+    # lines (without the flock, about half of these 4 x 25 go missing here).
+    path = str(tmp_path / 'metric-fid.jsonl')
+    context = multiprocessing.get_context('spawn')
+    start = context.Event()
+    writers = [context.Process(target=_append_lines, args=(path, writer, 25, start)) for writer in range(4)]
+    for process in writers:
+        process.start()
+    start.set()
+    for process in writers:
+        process.join(limits.seconds(120))
+    assert [process.exitcode for process in writers] == [0, 0, 0, 0]
+    with open(path) as f:
+        lines = [json.loads(line) for line in f]
+    assert sorted((line['writer'], line['index']) for line in lines) == [(w, i) for w in range(4) for i in range(25)]
+    for writer in range(4):  # Each writer's lines in its own order.
+        assert [line['index'] for line in lines if line['writer'] == writer] == list(range(25))
+    assert sorted(os.listdir(tmp_path)) == ['metric-fid.jsonl']
+
+
+def test_append_keeps_earlier_lines_and_ends_an_unterminated_one(tmp_path):
+    path = tmp_path / 'log.jsonl'
+    util.append_atomically(path, b'{"a": 1}\n')
+    path.write_bytes(path.read_bytes() + b'{"torn"')  # Written by something else, without its newline.
+    util.append_atomically(path, b'{"b": 2}\n')
+    assert path.read_bytes() == b'{"a": 1}\n{"torn"\n{"b": 2}\n'
 
 
 def test_output_dir_problem_names_a_file_in_the_way(tmp_path):
