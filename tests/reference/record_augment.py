@@ -47,13 +47,13 @@ CASES = {**{name: {name: 1} for name in SINGLE},
                       lumaflip=1, hue=1, saturation=1, imgfilter=1),
          'bgcfnc': dict(xflip=1, rotate90=1, xint=1, scale=1, rotate=1, aniso=1, xfrac=1, brightness=1, contrast=1,
                         lumaflip=1, hue=1, saturation=1, imgfilter=1, noise=1, cutout=1)}
+# (every uniform draw, every Gaussian draw) for the training path: below 0.5 and above it (no flip, then a flip;
+# quarter turns 1 and 3; shifts and angles of both signs), a Gaussian draw of each sign.
+CONSTANT_DRAWS = ((0.3, -0.6), (0.8, 0.9))
 # The ADA controller: its settings (train.py's defaults but a faster ada_kimg, so p visibly moves) and, per training
 # step, the signs of D(real) one process reports. ADA_SIGNS walks r_t above and below the target, onto it exactly
 # (sign 0: p stays) and pushes p against 0 (clamped there); it never pushes p past 1, where the two codes differ
 # (README, "Where we differ").
-# (every uniform draw, every Gaussian draw) for the training path: below 0.5 and above it (no flip, then a flip;
-# quarter turns 1 and 3; shifts and angles of both signs), a Gaussian draw of each sign.
-CONSTANT_DRAWS = ((0.3, -0.6), (0.8, 0.9))
 ADA = dict(p=0.01, target=0.6, interval=4, ada_kimg=100, batch_size=64)
 ADA_STEPS = 240
 
